@@ -1,1 +1,62 @@
-fn main() {}
+//! `fobsim`: hardware MFA token emulator and conformance harness.
+//!
+//! The binary is thin: clap parsing and wiring. Each subcommand lives in its
+//! own module under `cmd/`; the work happens in the library crates.
+//!
+//! Exit codes: 0 = success (every expectation held), 1 = a run found
+//! failures, 2 = bad input (usage, malformed files, invalid values).
+
+mod cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "fobsim",
+    version,
+    about = "Hardware MFA token emulator and conformance harness"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Generate a one-time code, like oathtool.
+    Code(cmd::code::Args),
+    /// List the fob model presets.
+    Models(cmd::models::Args),
+    /// Run conformance scenarios against an engine (the main job).
+    Run(cmd::run::Args),
+    /// Draw a drift acceptance map for an engine.
+    Sweep(cmd::sweep::Args),
+    /// Start fobs behind transports (serial ptys, ...).
+    Emulate(cmd::emulate::Args),
+    /// Talk to an emulated fob as a client would.
+    Device(cmd::device::Args),
+    /// Move the clock of a running emulator.
+    Clock(cmd::clock::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Code(a) => cmd::code::run(a),
+        Command::Models(a) => cmd::models::run(a),
+        Command::Run(a) => cmd::run::run(a),
+        Command::Sweep(a) => cmd::sweep::run(a),
+        Command::Emulate(a) => cmd::emulate::run(a),
+        Command::Device(a) => cmd::device::run(a),
+        Command::Clock(a) => cmd::clock::run(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("fobsim: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -20,12 +20,14 @@
 
 mod key;
 mod secret;
+pub mod time;
 
 use std::fmt;
 use std::str::FromStr;
 
 pub use key::Key;
 pub use secret::Secret;
+pub use time::{SimClock, Timestamp};
 
 /// Smallest number of digits a code may have (RFC 4226 §5.3).
 pub const MIN_DIGITS: u8 = 6;

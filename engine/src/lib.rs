@@ -1,0 +1,1 @@
+//! fobsim's reference MFA verification engine: IAM-style rules, storage, AWS API

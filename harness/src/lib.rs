@@ -1,0 +1,1 @@
+//! fobsim's conformance harness: scenario language, runner, engine adapters, reports

@@ -1,0 +1,9 @@
+//! One module per subcommand.
+
+pub mod clock;
+pub mod code;
+pub mod device;
+pub mod emulate;
+pub mod models;
+pub mod run;
+pub mod sweep;
