@@ -169,7 +169,7 @@ pub struct FobInfo {
 
 /// What a vendor's seed file holds for one token. The only way the secret
 /// leaves a fob.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SeedRecord {
     /// Serial number.
     pub serial: Serial,

@@ -20,6 +20,7 @@
 mod fob;
 mod model;
 mod rtc;
+pub mod seedfile;
 mod serial;
 
 pub use fob::{
