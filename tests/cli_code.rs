@@ -1,0 +1,74 @@
+//! `fobsim code` and `fobsim models` from the outside: exact output, exit
+//! codes, and clear errors for bad input.
+
+use assert_cmd::Command;
+
+fn fobsim() -> Command {
+    Command::cargo_bin("fobsim").expect("the fobsim binary is built")
+}
+
+#[test]
+fn rfc6238_row_59_sha1() {
+    fobsim()
+        .args(["code", "--key-hex", "3132333435363738393031323334353637383930", "--digits", "8", "--at", "59"])
+        .assert()
+        .success()
+        .stdout("94287082\n");
+}
+
+#[test]
+fn base32_sha512_and_year_2603() {
+    // RFC 6238: SHA512 with its 64-byte seed at 20000000000 → 47863826.
+    let seed = "1234567890123456789012345678901234567890123456789012345678901234";
+    let b32 = data_encoding::BASE32_NOPAD.encode(seed.as_bytes());
+    fobsim()
+        .args(["code", "--key-base32", &b32, "--algorithm", "sha512", "--digits", "8", "--at", "20000000000"])
+        .assert()
+        .success()
+        .stdout("47863826\n");
+}
+
+#[test]
+fn hotp_counter() {
+    fobsim()
+        .args(["code", "--key-hex", "3132333435363738393031323334353637383930", "--counter", "9"])
+        .assert()
+        .success()
+        .stdout("520489\n");
+}
+
+#[test]
+fn bad_input_exits_2_with_a_message() {
+    let key = "3132333435363738393031323334353637383930";
+    let cases: &[(&[&str], &str)] = &[
+        (&["code", "--key-hex", "xyz"], "hex"),
+        (&["code", "--key-base32", "1!!"], "base32"),
+        (&["code", "--key-hex", key, "--step", "0"], "step"),
+        (&["code", "--key-hex", key, "--digits", "11"], "digits"),
+        (&["code", "--key-hex", key, "--algorithm", "md5"], "algorithm"),
+        (&["code", "--key-hex", key, "--at", "yesterday"], "time"),
+        (&["code", "--key-hex", key, "--at", "99999999999999999999"], "--at"),
+        (&["code", "--key-hex", key, "--at", "5", "--t0", "10"], "epoch"),
+        (&["code"], "key"),
+    ];
+    for (args, needle) in cases {
+        let out = fobsim().args(*args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr).to_lowercase();
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn models_lists_every_preset() {
+    let out = fobsim().args(["models"]).output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for m in fobsim_firmware::PRESETS {
+        assert!(text.contains(m.name), "{text}");
+    }
+    let json = fobsim().args(["models", "--json"]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), fobsim_firmware::PRESETS.len());
+}

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Run every fobsim test. Installs the Debian packages the tests drive
+# (real third-party serial clients) when run as root; otherwise says what to
+# install and stops. A test whose tool is missing fails loudly; none skips.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(socat picocom)
+need=()
+for p in "${packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || command -v "$p" >/dev/null 2>&1 || need+=("$p")
+done
+if ((${#need[@]})); then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "tests/run.sh: installing ${need[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  else
+    echo "tests/run.sh: the tests need: ${need[*]} (sudo apt-get install ${need[*]})" >&2
+    exit 1
+  fi
+fi
+
+cargo test --workspace --locked "$@"
