@@ -3,10 +3,10 @@
 //! core = 1 / time. `fobsim bench` prints the same comparison as numbers.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use fobsim_otp::{Algorithm, Totp};
+use fobsim_otp::{Algorithm, Backend, Key, Totp};
 use std::hint::black_box;
 
-fn key(alg: Algorithm) -> Vec<u8> {
+fn secret(alg: Algorithm) -> Vec<u8> {
     let n = match alg {
         Algorithm::Sha1 => 20,
         Algorithm::Sha256 => 32,
@@ -19,12 +19,38 @@ fn generation(c: &mut Criterion) {
     for alg in Algorithm::ALL {
         let mut g = c.benchmark_group(format!("totp_generate/{alg}"));
         g.throughput(Throughput::Elements(1));
-        let ours = Totp::new(alg, &key(alg), 6, 30, 0).unwrap();
+        let ours = Totp::new(alg, &secret(alg), 6, 30, 0).unwrap();
         let mut t = 1_700_000_000u64;
         g.bench_function("fobsim", |b| {
             b.iter(|| {
                 t += 30;
                 black_box(ours.code_for_step(black_box(t / 30)))
+            })
+        });
+        let key = Key::new(alg, &secret(alg)).unwrap();
+        let portable = key.with_backend(Backend::Portable).unwrap();
+        g.bench_function(format!("fobsim-{:?}", key.backend()), |b| {
+            b.iter(|| {
+                t += 30;
+                black_box(key.truncated(black_box(t / 30)) % 1_000_000)
+            })
+        });
+        let mut buf = [fobsim_otp::Code::default(); 64];
+        g.bench_function("fobsim-batch64", |b| {
+            b.iter_custom(|iters| {
+                let start = std::time::Instant::now();
+                for _ in 0..iters.div_ceil(64) {
+                    t += 64 * 30;
+                    ours.codes_for_steps(black_box(t / 30), &mut buf);
+                    black_box(&buf);
+                }
+                start.elapsed()
+            })
+        });
+        g.bench_function("fobsim-Portable", |b| {
+            b.iter(|| {
+                t += 30;
+                black_box(portable.truncated(black_box(t / 30)) % 1_000_000)
             })
         });
         let their_alg = match alg {
@@ -34,7 +60,7 @@ fn generation(c: &mut Criterion) {
         };
         let theirs = totp_rs::Builder::new()
             .with_algorithm(their_alg)
-            .with_secret(key(alg))
+            .with_secret(secret(alg))
             .build_noncompliant();
         g.bench_function("totp-rs", |b| {
             b.iter(|| {

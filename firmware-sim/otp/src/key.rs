@@ -54,6 +54,30 @@ enum States {
 #[derive(Clone)]
 pub struct Key {
     states: States,
+    backend: Backend,
+}
+
+/// How a [`Key`] computes its HMACs. Chosen once, when the key is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The `sha1`/`sha2` crates' block functions (any CPU).
+    Portable,
+    /// The x86 SHA extensions, whole HMAC in registers (SHA1 and SHA256 on
+    /// CPUs that have them).
+    ShaNi,
+}
+
+impl Backend {
+    /// The fastest backend this CPU supports for `algorithm`.
+    #[must_use]
+    pub fn best(algorithm: Algorithm) -> Backend {
+        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+        if matches!(algorithm, Algorithm::Sha1 | Algorithm::Sha256) && crate::shani::detected() {
+            return Backend::ShaNi;
+        }
+        let _ = algorithm;
+        Backend::Portable
+    }
 }
 
 impl std::fmt::Debug for Key {
@@ -81,6 +105,23 @@ impl Drop for Key {
             }
         }
     }
+}
+
+/// Write 32-bit words big-endian into `out`; returns the byte count.
+#[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+fn words_be(words: &[u32], out: &mut [u8; 32]) -> usize {
+    for (chunk, w) in out.chunks_exact_mut(4).zip(words) {
+        chunk.copy_from_slice(&w.to_be_bytes());
+    }
+    words.len() * 4
+}
+
+/// RFC 4226 §5.3: the 31-bit value at the offset named by the low nibble of
+/// the last byte.
+#[inline]
+fn dynamic_truncation(mac: &[u8]) -> u32 {
+    let off = usize::from(mac[mac.len() - 1] & 0x0f);
+    u32::from_be_bytes([mac[off] & 0x7f, mac[off + 1], mac[off + 2], mac[off + 3]])
 }
 
 /// `K'` padded to the block size, then XORed with `pad`.
@@ -150,7 +191,27 @@ impl Key {
                 States::Sha512 { inner, outer }
             }
         };
-        Ok(Key { states })
+        Ok(Key {
+            states,
+            backend: Backend::best(algorithm),
+        })
+    }
+
+    /// The same key computed with `backend`, if this CPU supports it for
+    /// the key's algorithm (else `None`). For tests and benchmarks.
+    #[must_use]
+    pub fn with_backend(&self, backend: Backend) -> Option<Key> {
+        let ok = backend == Backend::Portable || Backend::best(self.algorithm()) == backend;
+        ok.then(|| Key {
+            states: self.states.clone(),
+            backend,
+        })
+    }
+
+    /// The backend this key uses.
+    #[must_use]
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// The hash algorithm this key was prepared for.
@@ -230,13 +291,156 @@ impl Key {
         }
     }
 
+    /// Truncated values of the consecutive counters `first, first+1, …`,
+    /// one per slot of `out` (counters wrap at `u64::MAX`). With SHA-NI,
+    /// four independent HMACs are computed at once; allocation-free.
+    pub fn truncated_batch(&self, first: u64, out: &mut [u32]) {
+        let mut counter = first;
+        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+        if self.backend == Backend::ShaNi {
+            let mut chunks = out.chunks_exact_mut(4);
+            for chunk in &mut chunks {
+                let cs = [0u64, 1, 2, 3].map(|i| counter.wrapping_add(i));
+                let mut mac = [0u8; 32];
+                match &self.states {
+                    States::Sha1 { inner, outer } => {
+                        // SAFETY: Backend::ShaNi is only set after feature detection.
+                        #[allow(unsafe_code)]
+                        let hs = unsafe { crate::shani::hmac_sha1_x4(inner, outer, cs) };
+                        for (slot, h) in chunk.iter_mut().zip(&hs) {
+                            let n = words_be(h, &mut mac);
+                            *slot = dynamic_truncation(&mac[..n]);
+                        }
+                    }
+                    States::Sha256 { inner, outer } => {
+                        // SAFETY: as above.
+                        #[allow(unsafe_code)]
+                        let hs = unsafe { crate::shani::hmac_sha256_x4(inner, outer, cs) };
+                        for (slot, h) in chunk.iter_mut().zip(&hs) {
+                            let n = words_be(h, &mut mac);
+                            *slot = dynamic_truncation(&mac[..n]);
+                        }
+                    }
+                    States::Sha512 { .. } => {
+                        for (slot, c) in chunk.iter_mut().zip(cs) {
+                            *slot = self.truncated(c);
+                        }
+                    }
+                }
+                counter = counter.wrapping_add(4);
+            }
+            for slot in chunks.into_remainder() {
+                *slot = self.truncated(counter);
+                counter = counter.wrapping_add(1);
+            }
+            return;
+        }
+        for slot in out {
+            *slot = self.truncated(counter);
+            counter = counter.wrapping_add(1);
+        }
+    }
+
     /// RFC 4226 dynamic truncation of HMAC(counter): a 31-bit value.
     #[inline]
     #[must_use]
     pub fn truncated(&self, counter: u64) -> u32 {
+        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+        if self.backend == Backend::ShaNi {
+            let mut mac = [0u8; 32];
+            let n = match &self.states {
+                States::Sha1 { inner, outer } => {
+                    // SAFETY: Backend::ShaNi is only set after feature detection
+                    // found sha, sse2, ssse3 and sse4.1 on this CPU.
+                    #[allow(unsafe_code)]
+                    let h = unsafe { crate::shani::hmac_sha1(inner, outer, counter) };
+                    words_be(&h, &mut mac)
+                }
+                States::Sha256 { inner, outer } => {
+                    // SAFETY: as above.
+                    #[allow(unsafe_code)]
+                    let h = unsafe { crate::shani::hmac_sha256(inner, outer, counter) };
+                    words_be(&h, &mut mac)
+                }
+                States::Sha512 { .. } => 0,
+            };
+            if n > 0 {
+                return dynamic_truncation(&mac[..n]);
+            }
+        }
         let mut mac = [0u8; 64];
         let n = self.mac(counter, &mut mac);
-        let off = usize::from(mac[n - 1] & 0x0f);
-        u32::from_be_bytes([mac[off] & 0x7f, mac[off + 1], mac[off + 2], mac[off + 3]])
+        dynamic_truncation(&mac[..n])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every backend this CPU has gives the same truncated values as the
+    /// portable path, for random-ish keys and counters.
+    #[test]
+    fn backends_agree() {
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for alg in Algorithm::ALL {
+            for len in [1usize, 16, 20, 32, 63, 64, 65, 100, 128, 129] {
+                let secret: Vec<u8> = (0..len)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        x as u8
+                    })
+                    .collect();
+                let key = Key::new(alg, &secret).unwrap();
+                let portable = key.with_backend(Backend::Portable).unwrap();
+                for counter in [0u64, 1, 59 / 30, 0x23523EC, u64::MAX, x] {
+                    assert_eq!(
+                        key.truncated(counter),
+                        portable.truncated(counter),
+                        "{alg} len {len} counter {counter}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn batches_match_single_codes() {
+        for alg in Algorithm::ALL {
+            let key = Key::new(alg, b"12345678901234567890").unwrap();
+            for (first, len) in [
+                (0u64, 0usize),
+                (5, 1),
+                (7, 4),
+                (1000, 13),
+                (u64::MAX - 2, 6),
+            ] {
+                let mut out = vec![0u32; len];
+                key.truncated_batch(first, &mut out);
+                for (i, v) in out.iter().enumerate() {
+                    assert_eq!(
+                        *v,
+                        key.truncated(first.wrapping_add(i as u64)),
+                        "{alg} {first}+{i}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn sha_ni_is_used_where_the_cpu_has_it() {
+        let key = Key::new(Algorithm::Sha1, b"k").unwrap();
+        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+        if std::is_x86_feature_detected!("sha") && std::is_x86_feature_detected!("sse4.1") {
+            assert_eq!(key.backend(), Backend::ShaNi);
+        }
+        assert_eq!(
+            Key::new(Algorithm::Sha512, b"k").unwrap().backend(),
+            Backend::Portable
+        );
+        assert!(key.with_backend(Backend::Portable).is_some());
     }
 }

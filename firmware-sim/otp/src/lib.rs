@@ -15,17 +15,19 @@
 //! assert_eq!(totp.code_at(59).unwrap().to_string(), "94287082");
 //! ```
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 mod key;
 mod secret;
+#[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+mod shani;
 pub mod time;
 
 use std::fmt;
 use std::str::FromStr;
 
-pub use key::Key;
+pub use key::{Backend, Key};
 pub use secret::Secret;
 pub use time::{SimClock, Timestamp};
 
@@ -160,6 +162,16 @@ pub struct Code {
     digits: u8,
 }
 
+impl Default for Code {
+    /// `000000`: a placeholder for buffers filled by [`Totp::codes_for_steps`].
+    fn default() -> Self {
+        Code {
+            value: 0,
+            digits: MIN_DIGITS,
+        }
+    }
+}
+
 impl Code {
     /// Build a code from its numeric value.
     ///
@@ -274,6 +286,21 @@ impl Hotp {
         reduce(self.key.truncated(counter), self.digits)
     }
 
+    /// Codes of the consecutive counters `first, first+1, …` into `out`
+    /// (fast: see [`Key::truncated_batch`]); allocation-free.
+    pub fn codes(&self, first: u64, out: &mut [Code]) {
+        let mut buf = [0u32; 64];
+        let mut counter = first;
+        for chunk in out.chunks_mut(buf.len()) {
+            let vals = &mut buf[..chunk.len()];
+            self.key.truncated_batch(counter, vals);
+            for (slot, v) in chunk.iter_mut().zip(vals.iter()) {
+                *slot = reduce(*v, self.digits);
+            }
+            counter = counter.wrapping_add(chunk.len() as u64);
+        }
+    }
+
     /// The digit count.
     #[must_use]
     pub fn digits(&self) -> u8 {
@@ -284,6 +311,12 @@ impl Hotp {
     #[must_use]
     pub fn algorithm(&self) -> Algorithm {
         self.key.algorithm()
+    }
+
+    /// The prepared key.
+    #[must_use]
+    pub fn key(&self) -> &Key {
+        &self.key
     }
 }
 
@@ -359,6 +392,12 @@ impl Totp {
     #[must_use]
     pub fn code_for_step(&self, step: u64) -> Code {
         self.hotp.code(step)
+    }
+
+    /// Codes of the consecutive steps `first, first+1, …` into `out` —
+    /// what a verification window or a resync search needs; allocation-free.
+    pub fn codes_for_steps(&self, first: u64, out: &mut [Code]) {
+        self.hotp.codes(first, out);
     }
 
     /// The step length in seconds.
