@@ -29,6 +29,8 @@ enum Command {
     Code(cmd::code::Args),
     /// List the fob model presets.
     Models(cmd::models::Args),
+    /// Show what one simulated fob displays at a given time and drift.
+    Fob(cmd::fob::Args),
     /// Run conformance scenarios against an engine (the main job).
     Run(cmd::run::Args),
     /// Draw a drift acceptance map for an engine.
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Code(a) => cmd::code::run(a),
         Command::Models(a) => cmd::models::run(a),
+        Command::Fob(a) => cmd::fob::run(a),
         Command::Run(a) => cmd::run::run(a),
         Command::Sweep(a) => cmd::sweep::run(a),
         Command::Emulate(a) => cmd::emulate::run(a),

@@ -4,6 +4,7 @@ pub mod clock;
 pub mod code;
 pub mod device;
 pub mod emulate;
+pub mod fob;
 pub mod models;
 pub mod run;
 pub mod sweep;
