@@ -1,1 +1,52 @@
-//! fobsim's transports: fobs on ptys, uhid and USB/IP; the fleet and its clock
+//! fobsim's transports: fobs on ptys (and later uhid and USB/IP); the fleet
+//! and its controllable clock.
+//!
+//! - [`fleet`]: many fobs sharing one [`clock::Clock`], whatever transport
+//!   exposes them;
+//! - [`clock`]: system time, or a manual clock (sans-IO [`clock::ManualClock`]);
+//! - [`control`]: the control plane (JSON lines on a Unix socket) that
+//!   moves the manual clock and changes drift;
+//! - [`serial`]: one pseudo-terminal per fob, a line protocol
+//!   (`docs/serial-protocol.md`), and a client.
+//! - [`hid`]: the fob as a USB HID device, sans-IO (descriptors, the
+//!   binary framing of the same commands: `docs/hid-protocol.md`), and a
+//!   hidapi client;
+//! - [`uhid`]: fobs as Linux kernel HID devices through `/dev/uhid`;
+//! - [`usbip`]: a USB/IP server exporting fobs as USB devices, and a client.
+//!
+//! Every wire format is a sans-IO module (parse/emit over bytes); the IO
+//! shells are generic over `AsyncRead + AsyncWrite` or thin.
+
+#![warn(missing_docs)]
+
+pub mod clock;
+pub mod control;
+pub mod fleet;
+pub mod hid;
+pub mod serial;
+pub mod testing;
+pub mod uhid;
+pub mod usbip;
+
+pub use clock::{Clock, ManualClock};
+pub use fleet::{Fleet, FleetError, FleetSpec};
+pub use serial::SerialFleet;
+
+/// Raise the soft limit on open files to the hard limit (each fob on a pty
+/// takes up to two descriptors). Returns the new soft limit.
+///
+/// # Errors
+/// The `setrlimit` error.
+pub fn raise_fd_limit() -> std::io::Result<u64> {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let cur = getrlimit(Resource::Nofile);
+    if cur.current.is_some() && cur.current == cur.maximum {
+        return Ok(cur.current.unwrap_or(u64::MAX));
+    }
+    let new = Rlimit {
+        current: cur.maximum,
+        maximum: cur.maximum,
+    };
+    setrlimit(Resource::Nofile, new)?;
+    Ok(new.current.unwrap_or(u64::MAX))
+}

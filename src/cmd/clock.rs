@@ -1,12 +1,122 @@
-//! `fobsim clock` (not built yet: see the open issues).
+//! `fobsim clock`: move the true time of a running emulator started with
+//! `--clock manual --control SOCKET`, or change a fob's drift.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
+
+use fobsim_emulator::control::Request;
+use fobsim_emulator::control::client::ControlClient;
 
 /// Arguments of `fobsim clock`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    #[command(subcommand)]
+    action: Action,
+    /// The emulator's control socket.
+    #[arg(long, global = true, value_name = "SOCKET")]
+    control: Option<PathBuf>,
+    /// Print the emulator's JSON response.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Action {
+    /// Print the true time.
+    Get,
+    /// Jump to a time: RFC 3339 UTC or @UNIX_SECONDS.
+    Set {
+        /// The new time.
+        time: String,
+    },
+    /// Move the time by a signed duration (30s, -4m, 1y).
+    Advance {
+        /// How far.
+        #[arg(allow_hyphen_values = true)]
+        by: String,
+    },
+    /// Stop the clock.
+    Freeze,
+    /// Let the clock run at real-time rate.
+    Resume,
+    /// Read or change one fob's drift (omitted values are kept).
+    Drift {
+        /// The fob's serial.
+        serial: String,
+        /// Device minus true time from now on (e.g. +47s, -2m).
+        #[arg(long, allow_hyphen_values = true)]
+        offset: Option<String>,
+        /// Crystal skew in ppm.
+        #[arg(long, allow_hyphen_values = true)]
+        ppm: Option<f64>,
+        /// Jitter bound (e.g. 500ms).
+        #[arg(long)]
+        jitter: Option<String>,
+    },
+    /// List the fobs with their device clocks.
+    Fobs,
+}
 
 /// Run `fobsim clock`.
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("fobsim clock is not implemented yet")
+///
+/// # Errors
+/// No emulator at the socket, or a refused request (system clock, unknown
+/// serial, unreadable time).
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let Some(socket) = &args.control else {
+        anyhow::bail!("--control SOCKET is required");
+    };
+    let req = match args.action {
+        Action::Get => Request::Get,
+        Action::Set { time } => Request::Set { time },
+        Action::Advance { by } => Request::Advance { by },
+        Action::Freeze => Request::Freeze,
+        Action::Resume => Request::Resume,
+        Action::Drift {
+            serial,
+            offset,
+            ppm,
+            jitter,
+        } => Request::Drift {
+            serial,
+            offset,
+            ppm,
+            jitter,
+        },
+        Action::Fobs => Request::Fobs,
+    };
+    let mut client = ControlClient::connect(socket, Duration::from_secs(5))?;
+    let resp = client.request(&req)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&resp)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let fob_line = |f: &fobsim_emulator::control::FobState| {
+        format!(
+            "{}\t{}\tdevice {}\toffset {}\tppm {}\tjitter {}ms\tbattery {}",
+            f.serial,
+            f.model,
+            f.device.as_deref().unwrap_or("-"),
+            fobsim_otp::time::format_duration_ms(f.offset_ms),
+            f.ppm,
+            f.jitter_ms,
+            f.battery
+        )
+    };
+    if let Some(f) = &resp.fob {
+        println!("{}", fob_line(f));
+    } else if let Some(fobs) = &resp.fobs {
+        for f in fobs {
+            println!("{}", fob_line(f));
+        }
+    } else if let Some(c) = &resp.clock {
+        println!(
+            "{} ({}, {})",
+            c.now,
+            c.source,
+            if c.frozen { "frozen" } else { "running" }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,12 +1,322 @@
-//! `fobsim emulate` (not built yet: see the open issues).
+//! `fobsim emulate`: a fleet of fobs sharing one clock, exposed on serial
+//! ptys, as uhid devices (`/dev/hidrawN`) or by a USB/IP server, with an
+//! optional control socket. Runs until SIGINT/SIGTERM, then removes its
+//! symlinks, devices and socket.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use fobsim_emulator::control::server::ControlSocket;
+use fobsim_emulator::serial::PROTOCOL_VERSION;
+use fobsim_emulator::{Clock, Fleet, FleetSpec, SerialFleet};
+use fobsim_otp::Timestamp;
+
+/// Where true time comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClockKind {
+    /// The system clock.
+    System,
+    /// A clock that moves only through the control socket (`fobsim clock`).
+    Manual,
+}
+
+/// How the fobs are exposed to the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Transport {
+    /// One pseudo-terminal per fob (any serial client).
+    Serial,
+    /// One Linux uhid device per fob: the kernel makes /dev/hidrawN (needs /dev/uhid).
+    Uhid,
+    /// A USB/IP server: `usbip list -r HOST`, `usbip attach -r HOST -b 1-N`.
+    Usbip,
+}
 
 /// Arguments of `fobsim emulate`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// How the fobs appear to the host.
+    #[arg(long, value_enum, default_value_t = Transport::Serial)]
+    transport: Transport,
+    /// Address of the USB/IP server (with --transport usbip).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:3240")]
+    listen: std::net::SocketAddr,
+    /// Also expose a boot keyboard that types the code + Enter on each press
+    /// (HID transports).
+    #[arg(long)]
+    keyboard: bool,
+    /// Number of fobs (with --model).
+    #[arg(long, default_value_t = 1, conflicts_with = "fleet")]
+    count: usize,
+    /// Model preset of the fobs (see `fobsim models`).
+    #[arg(long, default_value = "gaht", conflicts_with = "fleet")]
+    model: String,
+    /// A fleet file (TOML: serials, models, drift) instead of --count/--model.
+    #[arg(long, value_name = "FILE")]
+    fleet: Option<PathBuf>,
+    /// Seed of the fobs' secrets (same seed + serial = same secret). A fleet
+    /// file's `seed` wins.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Make a stable symlink DIR/<serial> to each fob's pty (created if missing).
+    #[arg(long, value_name = "DIR")]
+    link_dir: Option<PathBuf>,
+    /// Where true time comes from.
+    #[arg(long, value_enum, default_value_t = ClockKind::System)]
+    clock: ClockKind,
+    /// Start time of the manual clock: RFC 3339 UTC or @UNIX_SECONDS
+    /// (default: the system time at start).
+    #[arg(long, value_name = "TIME", requires = "control")]
+    start: Option<String>,
+    /// Serve the control plane (JSON lines) on this Unix socket.
+    #[arg(long, value_name = "SOCKET")]
+    control: Option<PathBuf>,
+    /// Enable the test-mode commands (CLOCK, DRIFT, BATTERY, RTC RESET).
+    #[arg(long)]
+    test_mode: bool,
+    /// Write the fleet's seeds to FILE: PSKC (.xml, .pskc) or CSV (.csv).
+    #[arg(long, value_name = "FILE")]
+    export_seeds: Option<PathBuf>,
+    /// Print the serial → path table as one JSON line.
+    #[arg(long)]
+    json: bool,
+}
 
 /// Run `fobsim emulate`.
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("fobsim emulate is not implemented yet")
+///
+/// # Errors
+/// Bad arguments or fleet file, ptys or sockets that cannot be made.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let spec = match &args.fleet {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            FleetSpec::from_toml(&text).with_context(|| path.display().to_string())?
+        }
+        None => FleetSpec::uniform(&args.model, args.count, args.seed)?,
+    };
+    let clock = match args.clock {
+        ClockKind::System => {
+            anyhow::ensure!(args.start.is_none(), "--start needs --clock manual");
+            Clock::System
+        }
+        ClockKind::Manual => {
+            anyhow::ensure!(
+                args.control.is_some(),
+                "--clock manual needs --control SOCKET (time moves only through it)"
+            );
+            let start = match &args.start {
+                Some(s) => s.parse::<Timestamp>()?,
+                None => fobsim_emulator::clock::system_now(),
+            };
+            Clock::manual(start)
+        }
+    };
+    let fleet = Arc::new(Fleet::new(&spec, clock, args.test_mode)?);
+    if let Some(path) = &args.export_seeds {
+        export_seeds(&fleet, path)?;
+    }
+    // Each fob holds up to two descriptors.
+    let _ = fobsim_emulator::raise_fd_limit();
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(serve(fleet, &args))
+}
+
+/// Write the fleet's seed file (mode 0600: it holds the secrets). The
+/// format follows the extension: `.xml`/`.pskc` → PSKC (RFC 6030), `.csv` → CSV.
+fn export_seeds(fleet: &Fleet, path: &std::path::Path) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+
+    use fobsim_firmware::seedfile::{SeedFormat, write};
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    let format = match ext.as_deref() {
+        Some("xml" | "pskc") => SeedFormat::Pskc,
+        Some("csv") => SeedFormat::Csv,
+        _ => anyhow::bail!(
+            "--export-seeds {}: name the file .xml or .pskc (PSKC) or .csv (CSV)",
+            path.display()
+        ),
+    };
+    let text = write(&fleet.seed_records(), format);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+async fn serve(fleet: Arc<Fleet>, args: &Args) -> anyhow::Result<ExitCode> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+
+    if args.transport != Transport::Serial {
+        anyhow::ensure!(
+            args.link_dir.is_none(),
+            "--link-dir is for --transport serial (HID fobs are found by serial number)"
+        );
+    } else {
+        anyhow::ensure!(!args.keyboard, "--keyboard needs --transport uhid or usbip");
+    }
+    let opts = fobsim_emulator::hid::HidOptions {
+        keyboard: args.keyboard,
+    };
+    let mut usbip_listener = None;
+    let exposed = match args.transport {
+        Transport::Serial => Exposed::Serial(
+            SerialFleet::start(Arc::clone(&fleet), args.link_dir.as_deref())
+                .context("opening the ptys")?,
+        ),
+        Transport::Uhid => Exposed::Uhid(
+            fobsim_emulator::uhid::UhidFleet::start(Arc::clone(&fleet), opts)
+                .context("creating uhid devices")?,
+        ),
+        Transport::Usbip => {
+            let listener = tokio::net::TcpListener::bind(args.listen)
+                .await
+                .with_context(|| format!("binding the USB/IP server to {}", args.listen))?;
+            let addr = listener.local_addr()?;
+            let server = Arc::new(fobsim_emulator::usbip::UsbipServer::new(
+                Arc::clone(&fleet),
+                opts,
+            ));
+            usbip_listener = Some(listener);
+            Exposed::Usbip { server, addr }
+        }
+    };
+    let control = match &args.control {
+        Some(path) => Some(
+            ControlSocket::bind(path)
+                .with_context(|| format!("binding the control socket {}", path.display()))?,
+        ),
+        None => None,
+    };
+
+    let rows = exposed.rows(&fleet);
+    if args.json {
+        let line = serde_json::json!({
+            "transport": format!("{:?}", args.transport).to_lowercase(),
+            "fobs": rows,
+            "control": control.as_ref().map(|c| c.path()),
+            "clock": match fleet.clock() { Clock::System => "system", Clock::Manual { .. } => "manual" },
+            "now": fleet.now().to_string(),
+            "test_mode": fleet.test_mode(),
+            "protocol": PROTOCOL_VERSION,
+        });
+        println!("{line}");
+    } else {
+        for r in &rows {
+            let cols: Vec<&str> = [
+                r["serial"].as_str(),
+                r["path"].as_str(),
+                r["link"].as_str(),
+                r["busid"].as_str(),
+                r["at"].as_str(),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            println!("{}", cols.join("\t"));
+        }
+        if let Some(c) = &control {
+            eprintln!("fobsim: control socket {}", c.path().display());
+        }
+        eprintln!(
+            "fobsim: {} fob(s) on {:?}; Ctrl-C to stop",
+            rows.len(),
+            args.transport
+        );
+    }
+    use std::io::Write as _;
+    std::io::stdout().flush()?;
+
+    let control_task = async {
+        match &control {
+            Some(c) => c.run(Arc::clone(&fleet)).await,
+            None => std::future::pending().await,
+        }
+    };
+    let usbip_server = match &exposed {
+        Exposed::Usbip { server, .. } => Some(Arc::clone(server)),
+        _ => None,
+    };
+    let usbip_task = async move {
+        match (usbip_server, usbip_listener) {
+            (Some(server), Some(listener)) => server.run(listener).await,
+            _ => std::future::pending().await,
+        }
+    };
+    let result = tokio::select! {
+        _ = sigint.recv() => Ok(()),
+        _ = sigterm.recv() => Ok(()),
+        () = control_task => Ok(()),
+        r = usbip_task => r.context("USB/IP server"),
+    };
+    match exposed {
+        Exposed::Serial(serial) => serial.shutdown().await,
+        Exposed::Uhid(uhid) => uhid.shutdown().await,
+        Exposed::Usbip { .. } => {}
+    }
+    drop(control);
+    result?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The fleet as the chosen transport exposes it.
+enum Exposed {
+    Serial(SerialFleet),
+    Uhid(fobsim_emulator::uhid::UhidFleet),
+    Usbip {
+        server: Arc<fobsim_emulator::usbip::UsbipServer>,
+        addr: std::net::SocketAddr,
+    },
+}
+
+impl Exposed {
+    /// One row per fob: where a client finds it.
+    fn rows(&self, fleet: &Fleet) -> Vec<serde_json::Value> {
+        match self {
+            Exposed::Serial(s) => s
+                .ports()
+                .iter()
+                .map(|p| {
+                    serde_json::json!({
+                        "serial": p.serial.to_string(),
+                        "path": p.path.display().to_string(),
+                        "link": p.link.as_ref().map(|l| l.display().to_string()),
+                    })
+                })
+                .collect(),
+            Exposed::Uhid(u) => u
+                .ports()
+                .iter()
+                .map(|p| serde_json::json!({"serial": p.serial, "model": p.model, "keyboard": p.keyboard}))
+                .collect(),
+            Exposed::Usbip { server, addr, .. } => server
+                .devices()
+                .iter()
+                .zip(fleet.devices())
+                .map(|(d, f)| {
+                    serde_json::json!({
+                        "serial": f.serial().to_string(),
+                        "busid": d.busid,
+                        "at": addr.to_string(),
+                    })
+                })
+                .collect(),
+        }
+    }
 }

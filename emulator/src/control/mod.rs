@@ -1,0 +1,597 @@
+//! The control plane: JSON lines that move a fleet's true time and change a
+//! fob's drift, served on a Unix socket (`--control SOCKET`).
+//!
+//! Sans-IO core: [`parse_request`] / [`Response::emit`] over bytes, and
+//! [`apply`], which runs a request on a [`Fleet`]. [`server`] carries it
+//! over any `AsyncRead + AsyncWrite` (a Unix socket in the emulator),
+//! [`client`] is the blocking client behind `fobsim clock`.
+//!
+//! One request per line, one response line per request:
+//!
+//! ```text
+//! {"op":"get"}
+//! {"op":"set","time":"2026-01-01T00:00:00Z"}      (or "@1767225600")
+//! {"op":"advance","by":"30s"}                     (negative: "-4m")
+//! {"op":"freeze"}        {"op":"resume"}
+//! {"op":"drift","serial":"GAHT00000001","offset":"+47s","ppm":20,"jitter":"0s"}
+//! {"op":"fobs"}
+//! ```
+//!
+//! Answers: `{"ok":true,"clock":{...}}` (plus `"fob"` for `drift`, `"fobs"`
+//! for `fobs`), or `{"ok":false,"error":{"code":"...","message":"..."}}`.
+//! Secrets never appear.
+
+pub mod client;
+pub mod server;
+
+use fobsim_firmware::{Battery, Drift, Fob};
+use fobsim_otp::Timestamp;
+use fobsim_otp::time::parse_duration_ms;
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Clock;
+use crate::fleet::Fleet;
+
+/// Version of the control protocol (reported in every clock state).
+pub const CONTROL_VERSION: u32 = 1;
+
+/// Longest request line accepted, in bytes.
+pub const MAX_REQUEST: usize = 64 * 1024;
+
+/// A control request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Request {
+    /// Read the clock.
+    Get,
+    /// Jump to a time: RFC 3339 UTC or `@UNIX_SECONDS`.
+    Set {
+        /// The new true time.
+        time: String,
+    },
+    /// Move by a signed duration (`30s`, `-4m`, `1y`).
+    Advance {
+        /// How far.
+        by: String,
+    },
+    /// Stop the clock.
+    Freeze,
+    /// Let the clock run at real-time rate.
+    Resume,
+    /// Read or change one fob's drift (omitted fields are kept).
+    Drift {
+        /// The fob.
+        serial: String,
+        /// Device minus true time from now on (a duration).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        offset: Option<String>,
+        /// Skew in ppm.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ppm: Option<f64>,
+        /// Jitter bound (a duration).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        jitter: Option<String>,
+    },
+    /// List the fobs and their clocks.
+    Fobs,
+}
+
+/// The clock as reported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClockState {
+    /// True time, RFC 3339.
+    pub now: String,
+    /// True time, ms since the epoch.
+    pub now_ms: u64,
+    /// `system` or `manual`.
+    pub source: String,
+    /// Whether the clock stands still.
+    pub frozen: bool,
+    /// Control protocol version.
+    pub version: u32,
+}
+
+/// One fob as reported (never its secret).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FobState {
+    /// Serial number.
+    pub serial: String,
+    /// Model name.
+    pub model: String,
+    /// Device time, RFC 3339 (`null` with a dead battery or before 1970).
+    pub device: Option<String>,
+    /// Device minus true time, ms.
+    pub offset_ms: i64,
+    /// Skew, ppm.
+    pub ppm: f64,
+    /// Jitter bound, ms.
+    pub jitter_ms: u32,
+    /// `good` or `dead`.
+    pub battery: String,
+}
+
+/// Error codes of the control plane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ControlErrorCode {
+    /// Not JSON, not an object, an unknown op or field.
+    BadRequest,
+    /// A value (time, duration, ppm) is unreadable or out of range.
+    BadValue,
+    /// No fob has this serial.
+    NoSuchFob,
+    /// The emulator runs on the system clock, which cannot be moved.
+    SystemClock,
+    /// The request line is longer than [`MAX_REQUEST`].
+    TooLong,
+}
+
+/// A refused request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{code:?}: {message}")]
+pub struct ControlError {
+    /// Machine-readable code.
+    pub code: ControlErrorCode,
+    /// Human-readable text.
+    pub message: String,
+}
+
+impl ControlError {
+    fn new(code: ControlErrorCode, message: impl Into<String>) -> Self {
+        let message: String = message.into();
+        ControlError {
+            code,
+            message: message.chars().take(200).collect(),
+        }
+    }
+}
+
+/// A response line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    /// Whether the request was carried out.
+    pub ok: bool,
+    /// The clock after the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock: Option<ClockState>,
+    /// The fob a `drift` request was about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fob: Option<FobState>,
+    /// All fobs (`fobs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fobs: Option<Vec<FobState>>,
+    /// Why the request was refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ControlError>,
+}
+
+impl Response {
+    fn error(e: ControlError) -> Self {
+        Response {
+            ok: false,
+            clock: None,
+            fob: None,
+            fobs: None,
+            error: Some(e),
+        }
+    }
+
+    /// Append the response as one JSON line to `out`.
+    pub fn emit(&self, out: &mut Vec<u8>) {
+        // Serialising these plain structs cannot fail; keep the line
+        // protocol intact even so.
+        if serde_json::to_writer(&mut *out, self).is_err() {
+            out.extend_from_slice(br#"{"ok":false}"#);
+        }
+        out.push(b'\n');
+    }
+
+    /// Parse one response line.
+    ///
+    /// # Errors
+    /// The JSON error.
+    pub fn parse(line: &[u8]) -> Result<Response, serde_json::Error> {
+        serde_json::from_slice(line)
+    }
+}
+
+impl Request {
+    /// The request as one JSON line (with newline).
+    #[must_use]
+    pub fn to_line(&self) -> Vec<u8> {
+        let mut v = serde_json::to_vec(self).unwrap_or_default();
+        v.push(b'\n');
+        v
+    }
+}
+
+/// Parse one request line (without its newline; a trailing CR is ignored).
+///
+/// # Errors
+/// [`ControlErrorCode::BadRequest`] with serde's explanation.
+pub fn parse_request(line: &[u8]) -> Result<Request, ControlError> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let bad = |e: serde_json::Error| ControlError::new(ControlErrorCode::BadRequest, e.to_string());
+    let req: Request = serde_json::from_slice(line).map_err(bad)?;
+    // serde ignores extra fields of the ops that take none: refuse them too.
+    if matches!(
+        req,
+        Request::Get | Request::Freeze | Request::Resume | Request::Fobs
+    ) {
+        let obj: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(line).map_err(bad)?;
+        if let Some(extra) = obj.keys().find(|k| *k != "op") {
+            return Err(ControlError::new(
+                ControlErrorCode::BadRequest,
+                format!(
+                    "unknown field `{}`: this op takes none",
+                    extra.chars().take(64).collect::<String>()
+                ),
+            ));
+        }
+    }
+    Ok(req)
+}
+
+/// The error response for a request line longer than [`MAX_REQUEST`].
+#[must_use]
+pub fn too_long() -> Response {
+    Response::error(ControlError::new(
+        ControlErrorCode::TooLong,
+        format!("request longer than {MAX_REQUEST} bytes"),
+    ))
+}
+
+fn clock_state(clock: &Clock) -> ClockState {
+    let now = clock.now();
+    ClockState {
+        now: now.to_string(),
+        now_ms: now.as_millis(),
+        source: match clock {
+            Clock::System => "system",
+            Clock::Manual { .. } => "manual",
+        }
+        .to_string(),
+        frozen: clock.is_frozen(),
+        version: CONTROL_VERSION,
+    }
+}
+
+fn fob_state(fob: &Fob, model: &str, now: Timestamp) -> FobState {
+    let d = fob.drift(now);
+    FobState {
+        serial: fob.serial().to_string(),
+        model: model.to_string(),
+        device: fob
+            .device_ms(now)
+            .and_then(|ms| u64::try_from(ms).ok())
+            .map(|ms| Timestamp::from_millis(ms).to_string()),
+        offset_ms: d.offset_ms,
+        ppm: d.ppm,
+        jitter_ms: d.jitter_ms,
+        battery: match fob.battery() {
+            Battery::Good => "good",
+            Battery::Dead => "dead",
+        }
+        .to_string(),
+    }
+}
+
+fn bad_value(what: &str, value: &str) -> ControlError {
+    ControlError::new(
+        ControlErrorCode::BadValue,
+        format!(
+            "bad {what} {:?}",
+            value.chars().take(64).collect::<String>()
+        ),
+    )
+}
+
+fn manual<R>(
+    clock: &Clock,
+    f: impl FnOnce(&mut crate::clock::ManualClock, u64) -> R,
+) -> Result<R, ControlError> {
+    clock.with_manual(f).ok_or_else(|| {
+        ControlError::new(
+            ControlErrorCode::SystemClock,
+            "the emulator runs on the system clock: start it with --clock manual to move time",
+        )
+    })
+}
+
+/// Carry out `req` on `fleet` and say what happened.
+#[must_use]
+pub fn apply(fleet: &Fleet, req: &Request) -> Response {
+    match try_apply(fleet, req) {
+        Ok(r) => r,
+        Err(e) => Response::error(e),
+    }
+}
+
+fn try_apply(fleet: &Fleet, req: &Request) -> Result<Response, ControlError> {
+    let clock = fleet.clock();
+    let mut resp = Response {
+        ok: true,
+        clock: None,
+        fob: None,
+        fobs: None,
+        error: None,
+    };
+    match req {
+        Request::Get => {}
+        Request::Set { time } => {
+            let t: Timestamp = time.parse().map_err(|_| bad_value("time", time))?;
+            manual(clock, |c, mono| c.set(t, mono))?;
+        }
+        Request::Advance { by } => {
+            let ms = parse_duration_ms(by).map_err(|_| bad_value("duration", by))?;
+            manual(clock, |c, mono| c.advance(ms, mono))?;
+        }
+        Request::Freeze => manual(clock, |c, mono| c.freeze(mono))?,
+        Request::Resume => manual(clock, |c, mono| c.resume(mono))?,
+        Request::Drift {
+            serial,
+            offset,
+            ppm,
+            jitter,
+        } => {
+            let index = fleet.index_of(serial).ok_or_else(|| {
+                ControlError::new(
+                    ControlErrorCode::NoSuchFob,
+                    format!("no fob {:?}", serial.chars().take(64).collect::<String>()),
+                )
+            })?;
+            let offset_ms = offset
+                .as_deref()
+                .map(|o| parse_duration_ms(o).map_err(|_| bad_value("offset", o)))
+                .transpose()?;
+            let jitter_ms = jitter
+                .as_deref()
+                .map(|j| {
+                    parse_duration_ms(j)
+                        .ok()
+                        .and_then(|v| u32::try_from(v).ok())
+                        .ok_or_else(|| bad_value("jitter", j))
+                })
+                .transpose()?;
+            if ppm.is_some_and(|p| !p.is_finite()) {
+                return Err(bad_value("ppm", "non-finite"));
+            }
+            let model = fleet.devices()[index].model();
+            let state = fleet
+                .with_fob(index, |fob, now| {
+                    let result = match (offset_ms, *ppm, jitter_ms) {
+                        (None, None, None) => Ok(()),
+                        (None, Some(p), None) => fob.set_ppm(now, p),
+                        _ => {
+                            let cur = fob.drift(now);
+                            fob.set_drift(
+                                now,
+                                Drift {
+                                    offset_ms: offset_ms.unwrap_or(cur.offset_ms),
+                                    ppm: ppm.unwrap_or(cur.ppm),
+                                    jitter_ms: jitter_ms.unwrap_or(cur.jitter_ms),
+                                },
+                            )
+                        }
+                    };
+                    result.map(|()| fob_state(fob, model, now))
+                })
+                .ok_or_else(|| ControlError::new(ControlErrorCode::NoSuchFob, "no such fob"))?
+                .map_err(|e| ControlError::new(ControlErrorCode::BadValue, e.to_string()))?;
+            resp.fob = Some(state);
+        }
+        Request::Fobs => {
+            let fobs = (0..fleet.len())
+                .filter_map(|i| {
+                    let model = fleet.devices()[i].model();
+                    fleet.with_fob(i, |fob, now| fob_state(fob, model, now))
+                })
+                .collect();
+            resp.fobs = Some(fobs);
+        }
+    }
+    resp.clock = Some(clock_state(clock));
+    Ok(resp)
+}
+
+/// Handle a chunk of request bytes: every complete line gets a response
+/// line in `out`. Bounded: at most [`MAX_REQUEST`] bytes are held.
+#[derive(Debug, Default)]
+pub struct Session {
+    buf: Vec<u8>,
+    discarding: bool,
+}
+
+impl Session {
+    /// A fresh session.
+    #[must_use]
+    pub fn new() -> Self {
+        Session::default()
+    }
+
+    /// Feed bytes; responses for complete lines go to `out`.
+    pub fn feed(&mut self, fleet: &Fleet, input: &[u8], out: &mut Vec<u8>) {
+        for chunk in input.split_inclusive(|&b| b == b'\n') {
+            let complete = chunk.last() == Some(&b'\n');
+            let body = if complete {
+                &chunk[..chunk.len() - 1]
+            } else {
+                chunk
+            };
+            if !self.discarding {
+                if self.buf.len() + body.len() > MAX_REQUEST {
+                    self.buf.clear();
+                    self.discarding = true;
+                    too_long().emit(out);
+                } else {
+                    self.buf.extend_from_slice(body);
+                }
+            }
+            if complete {
+                if !self.discarding && !self.buf.iter().all(u8::is_ascii_whitespace) {
+                    match parse_request(&self.buf) {
+                        Ok(req) => apply(fleet, &req).emit(out),
+                        Err(e) => Response::error(e).emit(out),
+                    }
+                }
+                self.buf.clear();
+                self.discarding = false;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fleet::FleetSpec;
+
+    fn fleet(clock: Clock) -> Fleet {
+        Fleet::new(&FleetSpec::uniform("gaht", 2, 3).unwrap(), clock, false).unwrap()
+    }
+
+    fn transcript(fleet: &Fleet, lines: &[&str]) -> String {
+        let mut s = Session::new();
+        let mut text = String::new();
+        for l in lines {
+            let mut out = Vec::new();
+            s.feed(fleet, l.as_bytes(), &mut out);
+            text.push_str(&format!(
+                "> {}\n< {}",
+                l.escape_debug(),
+                String::from_utf8_lossy(&out)
+            ));
+            if out.is_empty() {
+                text.push('\n');
+            }
+        }
+        text
+    }
+
+    #[test]
+    fn snapshot_manual_clock() {
+        let f = fleet(Clock::manual(Timestamp::from_secs(1_111_111_109)));
+        insta::assert_snapshot!(transcript(
+            &f,
+            &[
+                "{\"op\":\"get\"}\n",
+                "{\"op\":\"advance\",\"by\":\"30s\"}\n",
+                "{\"op\":\"advance\",\"by\":\"-1h\"}\r\n",
+                "{\"op\":\"set\",\"time\":\"@1111111109\"}\n",
+                "{\"op\":\"set\",\"time\":\"2026-01-01T00:00:00Z\"}\n",
+                "{\"op\":\"drift\",\"serial\":\"GAHT00000002\",\"offset\":\"+47s\",\"ppm\":20}\n",
+                "{\"op\":\"drift\",\"serial\":\"GAHT00000002\",\"ppm\":-5}\n",
+                "{\"op\":\"fobs\"}\n",
+                "{\"op\":\"freeze\"}\n",
+                "\n",
+                "{\"op\":\"get\"",
+                "}\n",
+            ],
+        ));
+    }
+
+    #[test]
+    fn snapshot_errors() {
+        let f = fleet(Clock::manual(Timestamp::from_secs(0)));
+        insta::assert_snapshot!(transcript(
+            &f,
+            &[
+                "not json\n",
+                "[1,2]\n",
+                "{\"op\":\"launch\"}\n",
+                "{\"op\":\"get\",\"extra\":1}\n",
+                "{\"op\":\"set\",\"time\":\"yesterday\"}\n",
+                "{\"op\":\"advance\",\"by\":\"soon\"}\n",
+                "{\"op\":\"drift\",\"serial\":\"NOPE00000000\"}\n",
+                "{\"op\":\"drift\",\"serial\":\"GAHT00000001\",\"jitter\":\"-1s\"}\n",
+                "{\"op\":\"drift\",\"serial\":\"GAHT00000001\",\"ppm\":1e300}\n",
+                "\u{0}\u{1}\n",
+            ],
+        ));
+    }
+
+    #[test]
+    fn system_clock_cannot_be_moved_but_drift_can_change() {
+        let f = fleet(Clock::System);
+        for req in [
+            Request::Set { time: "@0".into() },
+            Request::Advance { by: "1s".into() },
+            Request::Freeze,
+            Request::Resume,
+        ] {
+            let r = apply(&f, &req);
+            assert_eq!(
+                r.error.map(|e| e.code),
+                Some(ControlErrorCode::SystemClock),
+                "{req:?}"
+            );
+        }
+        let r = apply(
+            &f,
+            &Request::Drift {
+                serial: "GAHT00000001".into(),
+                offset: Some("5s".into()),
+                ppm: None,
+                jitter: None,
+            },
+        );
+        assert!(r.ok);
+        assert_eq!(r.fob.map(|s| s.offset_ms), Some(5000));
+        assert_eq!(r.clock.map(|c| c.source), Some("system".into()));
+    }
+
+    #[test]
+    fn overlong_request_is_refused_once_and_the_next_line_works() {
+        let f = fleet(Clock::manual(Timestamp::from_secs(0)));
+        let mut s = Session::new();
+        let mut out = Vec::new();
+        let junk = vec![b' '; 4096];
+        for _ in 0..100 {
+            s.feed(&f, &junk, &mut out);
+            assert!(s.buf.len() <= MAX_REQUEST);
+        }
+        s.feed(&f, b"\n{\"op\":\"get\"}\n", &mut out);
+        let lines: Vec<_> = out
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(
+            Response::parse(lines[0]).unwrap().error.map(|e| e.code),
+            Some(ControlErrorCode::TooLong)
+        );
+        assert!(Response::parse(lines[1]).unwrap().ok);
+    }
+
+    #[test]
+    fn requests_round_trip() {
+        for r in [
+            Request::Get,
+            Request::Set { time: "@5".into() },
+            Request::Advance { by: "-4m".into() },
+            Request::Freeze,
+            Request::Resume,
+            Request::Fobs,
+            Request::Drift {
+                serial: "GAHT00000001".into(),
+                offset: None,
+                ppm: Some(1.5),
+                jitter: Some("1s".into()),
+            },
+        ] {
+            let line = r.to_line();
+            assert_eq!(parse_request(&line[..line.len() - 1]), Ok(r));
+        }
+        for extra in [
+            &br#"{"op":"set","time":"@1","x":1}"#[..],
+            br#"{"op":"drift","serial":"GAHT00000001","colour":"red"}"#,
+            br#"{"op":"fobs","all":true}"#,
+        ] {
+            assert_eq!(
+                parse_request(extra).map_err(|e| e.code),
+                Err(ControlErrorCode::BadRequest)
+            );
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! Helpers of the real-kernel tests (`tests/vm/run.sh` boots a stock
+//! Debian kernel under qemu and runs the binaries of this crate as root).
+//! Outside such a VM the binaries fail loudly: they need `/dev/uhid`,
+//! vhci-hcd and root.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use fobsim_emulator::{Clock, Fleet, FleetSpec};
+use fobsim_firmware::Kind;
+use fobsim_otp::{Timestamp, Totp};
+
+/// True time of the tests' frozen manual clock (2023-11-14T22:13:20Z).
+pub const T0_MS: u64 = 1_700_000_000_000;
+
+/// A fleet of two gaht fobs, the second 47 s fast and 20 ppm, on a frozen
+/// manual clock.
+///
+/// # Errors
+/// Fleet errors.
+pub fn fleet() -> anyhow::Result<Arc<Fleet>> {
+    let spec = FleetSpec::from_toml(
+        "seed = 6\n[[fob]]\nmodel = \"gaht\"\n[[fob]]\nmodel = \"gaht\"\noffset = \"+47s\"\nppm = 20.0\n",
+    )?;
+    Ok(Arc::new(Fleet::new(
+        &spec,
+        Clock::manual(Timestamp::from_millis(T0_MS)),
+        false,
+    )?))
+}
+
+/// The code fob `index` must show now, computed independently of the fob:
+/// TOTP (from its seed record) at its device time.
+///
+/// # Errors
+/// If the fob is not time-based or its clock is stopped.
+pub fn expected_code(fleet: &Fleet, index: usize) -> anyhow::Result<String> {
+    let records = fleet.seed_records();
+    let rec = records.get(index).context("no such fob")?;
+    let Kind::Totp { period } = rec.kind else {
+        bail!("fob {index} is not time-based");
+    };
+    let totp = Totp::new(
+        rec.algorithm,
+        rec.secret.expose(),
+        u32::from(rec.digits),
+        period,
+        0,
+    )?;
+    let device_ms = fleet
+        .with_fob(index, |f, now| f.device_ms(now))
+        .flatten()
+        .context("the fob's RTC is stopped")?;
+    let secs = u64::try_from(device_ms).context("device time before 1970")? / 1000;
+    Ok(totp.code_at(secs)?.to_string())
+}
+
+/// Poll `f` every 50 ms until it gives `Some`, at most `limit`.
+///
+/// # Errors
+/// `what` did not happen in time.
+pub fn wait_for<T>(
+    what: &str,
+    limit: Duration,
+    mut f: impl FnMut() -> Option<T>,
+) -> anyhow::Result<T> {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return Ok(v);
+        }
+        if start.elapsed() > limit {
+            bail!("timed out after {limit:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The sysfs directory of the USB device with this serial, if attached.
+#[must_use]
+pub fn usb_device_with_serial(serial: &str) -> Option<PathBuf> {
+    let dir = std::fs::read_dir("/sys/bus/usb/devices").ok()?;
+    dir.flatten().map(|e| e.path()).find(|p| {
+        read_trim(&p.join("serial")).as_deref() == Some(serial)
+            && read_trim(&p.join("idVendor")).as_deref() == Some("1209")
+    })
+}
+
+/// A sysfs attribute, trimmed.
+#[must_use]
+pub fn read_trim(p: &Path) -> Option<String> {
+    std::fs::read_to_string(p)
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+/// p50 and p99 of latencies, in microseconds.
+#[must_use]
+pub fn percentiles(mut v: Vec<Duration>) -> (u128, u128) {
+    v.sort();
+    if v.is_empty() {
+        return (0, 0);
+    }
+    let at = |q: usize| v[(v.len() * q / 100).min(v.len() - 1)].as_micros();
+    (at(50), at(99))
+}
+
+/// Print a check's outcome; fail the binary on error.
+pub fn check(name: &str, r: anyhow::Result<()>) -> bool {
+    match r {
+        Ok(()) => {
+            println!("VMTEST ok   {name}");
+            true
+        }
+        Err(e) => {
+            println!("VMTEST FAIL {name}: {e:#}");
+            false
+        }
+    }
+}
