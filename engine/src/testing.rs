@@ -1,0 +1,292 @@
+//! Shared test doubles and fixtures: a ready account, fobs whose seeds are
+//! registered, helpers that press buttons. For this crate's tests, the
+//! harness and benches; cheap password hashing, fixed RNG seed.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use fobsim_firmware::{Fob, FobSpec, preset};
+use fobsim_otp::Timestamp;
+
+use crate::engine::Engine;
+use crate::error::EngineError;
+use crate::error::StoreError;
+use crate::profile::Profile;
+use crate::store::{
+    AccountRow, AssignOutcome, DeviceRow, FailureOutcome, KeySource, Store, TokenRow, UserRow,
+    VerifyState,
+};
+use crate::types::Principal;
+
+/// 2026-01-01T00:00:00Z: a convenient start of simulated time.
+pub const T0: Timestamp = Timestamp::from_secs(1_767_225_600);
+/// The test account id.
+pub const ACCOUNT_ID: &str = "123456789012";
+/// The test account alias.
+pub const ALIAS: &str = "fobsim-test";
+/// The root user's email.
+pub const ROOT_EMAIL: &str = "root@example.com";
+/// The root user's phone.
+pub const ROOT_PHONE: &str = "+1 555 0100";
+/// The root user's password.
+pub const ROOT_PASSWORD: &str = "root-Password-1";
+/// The password of every test user.
+pub const USER_PASSWORD: &str = "user-Password-1";
+/// The test users [`create_account`] makes.
+pub const USERS: [&str; 2] = ["alice", "bob"];
+/// The seed from which test fob secrets are derived.
+pub const FOB_SEED: u64 = 42;
+/// A fixed database key for tests (never use it for real data).
+pub const TEST_KEY: [u8; 32] = [0x42; 32];
+
+/// Create the test account (root user) and the [`USERS`].
+///
+/// # Errors
+/// Whatever [`Engine::create_account`] or [`Engine::create_user`] return.
+pub fn create_account(engine: &Engine) -> Result<(), EngineError> {
+    engine.create_account(ACCOUNT_ID, ALIAS, ROOT_EMAIL, ROOT_PHONE, ROOT_PASSWORD)?;
+    for u in USERS {
+        engine.create_user(u, USER_PASSWORD)?;
+    }
+    Ok(())
+}
+
+/// The `index`-th `gaht` fob (6 digits, 30 s, SHA1), RTC set at `now`,
+/// no drift, secret derived from [`FOB_SEED`].
+///
+/// # Panics
+/// Never for the built-in preset (its parameters are valid).
+#[must_use]
+pub fn gaht_fob(index: u64, now: Timestamp) -> Fob {
+    #[allow(clippy::expect_used)]
+    let model = preset("gaht").expect("gaht preset exists");
+    #[allow(clippy::expect_used)]
+    let spec = FobSpec::seeded(
+        model,
+        model.serial(index).expect("preset serials are valid"),
+        FOB_SEED,
+        now,
+    )
+    .expect("preset parameters are valid");
+    #[allow(clippy::expect_used)]
+    Fob::new(spec).expect("no drift is valid")
+}
+
+/// Register the seed records of `fobs`.
+///
+/// # Errors
+/// Whatever [`Engine::import_seeds`] returns.
+pub fn import(engine: &Engine, fobs: &[Fob]) -> Result<usize, EngineError> {
+    let recs: Vec<_> = fobs.iter().map(Fob::seed_record).collect();
+    engine.import_seeds(&recs)
+}
+
+/// An in-memory engine ([`Profile::for_tests`]) with the test account,
+/// [`USERS`], and `n` registered `gaht` fobs (indices `0..n`).
+///
+/// # Panics
+/// Never: the fixture data is valid.
+#[must_use]
+pub fn in_memory_with_fobs(n: u64, now: Timestamp) -> (Engine, Vec<Fob>) {
+    let engine = Engine::in_memory(Profile::for_tests());
+    let fobs: Vec<Fob> = (0..n).map(|i| gaht_fob(i, now)).collect();
+    #[allow(clippy::expect_used)]
+    create_account(&engine).expect("fixture account is valid");
+    #[allow(clippy::expect_used)]
+    import(&engine, &fobs).expect("fixture fobs are valid");
+    (engine, fobs)
+}
+
+/// Like [`in_memory_with_fobs`] over a SQLite file at `path` (key
+/// [`TEST_KEY`]).
+///
+/// # Errors
+/// If the database cannot be opened or already holds an account/fobs.
+pub fn sqlite_with_fobs(
+    path: &Path,
+    n: u64,
+    now: Timestamp,
+    profile: Profile,
+) -> Result<(Engine, Vec<Fob>), EngineError> {
+    let engine = Engine::sqlite(path, &KeySource::Bytes(TEST_KEY), profile)?;
+    let fobs: Vec<Fob> = (0..n).map(|i| gaht_fob(i, now)).collect();
+    create_account(&engine)?;
+    import(&engine, &fobs)?;
+    Ok((engine, fobs))
+}
+
+/// Press the button at `now` and read the display (empty if blank, e.g. a
+/// dead battery).
+pub fn press(fob: &mut Fob, now: Timestamp) -> String {
+    fob.press(now)
+        .code()
+        .map(|c| c.to_string())
+        .unwrap_or_default()
+}
+
+/// What a user does at enable time: press, read code 1, wait until the
+/// device shows the next step (about 30 s), press, read code 2. Returns the
+/// two codes and the true time of the second press.
+pub fn two_codes_at(fob: &mut Fob, now: Timestamp) -> (String, String, Timestamp) {
+    let c1 = press(fob, now);
+    let period_ms = fob.model().period().unwrap_or(30).saturating_mul(1000);
+    let mut t2 = now.add_millis(i64::try_from(period_ms).unwrap_or(30_000));
+    // A skewed clock may have moved two steps in one period (step back) or
+    // none yet (wait a little longer): the user waits for the next code.
+    if let Some(s1) = fob.device_step(now) {
+        while fob.device_step(t2).is_some_and(|s| s > s1 + 1) && t2 > now {
+            t2 = t2.add_millis(-1000);
+        }
+        for _ in 0..600 {
+            if fob.device_step(t2).is_none_or(|s| s > s1) {
+                break;
+            }
+            t2 = t2.add_millis(1000);
+        }
+    }
+    let c2 = press(fob, t2);
+    (c1, c2, t2)
+}
+
+/// [`two_codes_at`] without the time.
+pub fn two_codes(fob: &mut Fob, now: Timestamp) -> (String, String) {
+    let (a, b, _) = two_codes_at(fob, now);
+    (a, b)
+}
+
+/// A [`Store`] double that wraps another store and, while
+/// [`FailingStore::fail_writes`] is on, fails every write with a
+/// [`StoreError::Corrupt`] ("injected failure") before touching the inner
+/// store. Reads always pass through. For testing how callers handle a
+/// store that goes away (`ServiceFailure`, 500) and that nothing is
+/// half-applied.
+pub struct FailingStore<S> {
+    inner: S,
+    failing: AtomicBool,
+}
+
+impl<S: Store> FailingStore<S> {
+    /// Wrap `inner`; writes succeed until [`FailingStore::fail_writes`].
+    pub fn new(inner: S) -> Self {
+        FailingStore {
+            inner,
+            failing: AtomicBool::new(false),
+        }
+    }
+
+    /// Turn write failures on or off.
+    pub fn fail_writes(&self, on: bool) {
+        self.failing.store(on, Ordering::SeqCst);
+    }
+
+    fn check(&self) -> Result<(), StoreError> {
+        if self.failing.load(Ordering::SeqCst) {
+            Err(StoreError::Corrupt("injected failure".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl<S: Store> Store for FailingStore<S> {
+    fn account(&self) -> Result<Option<AccountRow>, StoreError> {
+        self.inner.account()
+    }
+    fn insert_account(&self, row: &AccountRow) -> Result<bool, StoreError> {
+        self.check()?;
+        self.inner.insert_account(row)
+    }
+    fn user(&self, name: &str) -> Result<Option<UserRow>, StoreError> {
+        self.inner.user(name)
+    }
+    fn insert_user(&self, row: &UserRow) -> Result<bool, StoreError> {
+        self.check()?;
+        self.inner.insert_user(row)
+    }
+    fn insert_tokens(&self, rows: &[TokenRow]) -> Result<Option<String>, StoreError> {
+        self.check()?;
+        self.inner.insert_tokens(rows)
+    }
+    fn token(&self, serial: &str) -> Result<Option<TokenRow>, StoreError> {
+        self.inner.token(serial)
+    }
+    fn device(&self, serial: &str) -> Result<Option<DeviceRow>, StoreError> {
+        self.inner.device(serial)
+    }
+    fn verify_state(
+        &self,
+        serial: &str,
+        owner: &Principal,
+    ) -> Result<Option<VerifyState>, StoreError> {
+        self.inner.verify_state(serial, owner)
+    }
+    fn assign(
+        &self,
+        serial: &str,
+        owner: &Principal,
+        enable_date: Timestamp,
+        offset: i64,
+        first_step: u64,
+        last_step: u64,
+        max_devices: u32,
+    ) -> Result<AssignOutcome, StoreError> {
+        self.check()?;
+        self.inner.assign(
+            serial,
+            owner,
+            enable_date,
+            offset,
+            first_step,
+            last_step,
+            max_devices,
+        )
+    }
+    fn unassign(&self, serial: &str, owner: &Principal) -> Result<bool, StoreError> {
+        self.check()?;
+        self.inner.unassign(serial, owner)
+    }
+    fn commit_success(
+        &self,
+        serial: &str,
+        owner: &Principal,
+        step: u64,
+        offset: i64,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.check()?;
+        self.inner.commit_success(serial, owner, step, offset, now)
+    }
+    fn commit_resync(
+        &self,
+        serial: &str,
+        owner: &Principal,
+        first_step: u64,
+        last_step: u64,
+        offset: i64,
+    ) -> Result<bool, StoreError> {
+        self.check()?;
+        self.inner
+            .commit_resync(serial, owner, first_step, last_step, offset)
+    }
+    fn record_failure(
+        &self,
+        serial: &str,
+        owner: &Principal,
+        now: Timestamp,
+        threshold: u32,
+        lock_ms: u64,
+    ) -> Result<FailureOutcome, StoreError> {
+        self.check()?;
+        self.inner
+            .record_failure(serial, owner, now, threshold, lock_ms)
+    }
+    fn devices_of(&self, owner: &Principal) -> Result<Vec<DeviceRow>, StoreError> {
+        self.inner.devices_of(owner)
+    }
+    fn batch(&self, f: &mut dyn FnMut()) -> Result<(), StoreError> {
+        self.inner.batch(f)
+    }
+    fn forget(&self, serial: &str) {
+        self.inner.forget(serial);
+    }
+}

@@ -1,0 +1,136 @@
+//! The nouns of the engine: principals, channels, devices, users, the outbox.
+
+use std::fmt;
+
+use fobsim_otp::Timestamp;
+
+/// Who acts, or whose device it is: the account's root user or an IAM user.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Principal {
+    /// The AWS account root user.
+    Root,
+    /// An IAM user, by name.
+    User(String),
+}
+
+impl Principal {
+    /// An IAM user.
+    #[must_use]
+    pub fn user(name: &str) -> Principal {
+        Principal::User(name.to_string())
+    }
+
+    /// How the store keys this principal: `#root` for the root user (IAM
+    /// user names cannot contain `#`), the user name otherwise.
+    #[must_use]
+    pub fn storage_key(&self) -> &str {
+        match self {
+            Principal::Root => ROOT_KEY,
+            Principal::User(n) => n,
+        }
+    }
+
+    /// The inverse of [`Principal::storage_key`].
+    #[must_use]
+    pub fn from_storage_key(key: &str) -> Principal {
+        if key == ROOT_KEY {
+            Principal::Root
+        } else {
+            Principal::User(key.to_string())
+        }
+    }
+}
+
+pub(crate) const ROOT_KEY: &str = "#root";
+
+impl fmt::Display for Principal {
+    /// `root` or the user name.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Principal::Root => f.write_str("root"),
+            Principal::User(n) => f.write_str(n),
+        }
+    }
+}
+
+/// The path a request came through. The seed lets the root user enable
+/// hardware MFA from the console only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Channel {
+    /// The AWS Management Console.
+    Console,
+    /// The AWS CLI or the IAM API.
+    Api,
+}
+
+/// One assigned MFA device, as `ListMFADevices` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MfaDevice {
+    /// Whose device it is (`UserName`; the root user for the account's own).
+    pub user: Principal,
+    /// The serial number.
+    pub serial: String,
+    /// When it was enabled.
+    pub enable_date: Timestamp,
+}
+
+/// What `GetUser` reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserInfo {
+    /// The principal.
+    pub principal: Principal,
+    /// `UserName`: the IAM user name, or the account id for the root user.
+    pub user_name: String,
+    /// `UserId`: a stable id (`AIDA...` for users, the account id for root).
+    pub user_id: String,
+    /// `Arn`: `arn:aws:iam::ACCOUNT:user/NAME` or `arn:aws:iam::ACCOUNT:root`.
+    pub arn: String,
+    /// Serial numbers of the assigned MFA devices.
+    pub mfa_serials: Vec<String>,
+}
+
+/// Observable state of a registered hardware token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceState {
+    /// The serial number.
+    pub serial: String,
+    /// Who it is assigned to, if anyone.
+    pub assigned_to: Option<Principal>,
+    /// When it was enabled (while assigned).
+    pub enable_date: Option<Timestamp>,
+    /// Learned clock offset in steps: device step − true step.
+    pub offset_steps: i64,
+    /// The last accepted step (replay barrier); kept across deactivation.
+    pub last_step: Option<u64>,
+    /// Consecutive sign-in failures since the last success or lock.
+    pub consecutive_failures: u32,
+    /// Locked until this time (if it is in the future).
+    pub locked_until: Option<Timestamp>,
+    /// Step length in seconds.
+    pub period: u64,
+    /// Digits of the codes.
+    pub digits: u8,
+}
+
+/// Where a recovery verification code was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OutboxChannel {
+    /// The account email address.
+    Email,
+    /// The account phone number (SMS / voice).
+    Phone,
+}
+
+/// A message the engine "sent": the harness reads these instead of a
+/// mailbox or a phone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxMessage {
+    /// The address or number.
+    pub to: String,
+    /// Email or phone.
+    pub channel: OutboxChannel,
+    /// The verification code.
+    pub code: String,
+    /// When it was sent.
+    pub at: Timestamp,
+}

@@ -1,0 +1,94 @@
+//! Fixtures shared by the integration tests: the same test on both stores.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use fobsim_engine::{Engine, Profile, Timestamp, testing};
+use fobsim_firmware::Fob;
+use fobsim_otp::Totp;
+
+/// Which store a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Memory,
+    Sqlite,
+}
+
+pub struct Fx {
+    pub engine: Engine,
+    pub fobs: Vec<Fob>,
+    pub dir: Option<tempfile::TempDir>,
+}
+
+impl Fx {
+    pub fn serial(&self, i: usize) -> String {
+        self.fobs[i].serial().as_str().to_string()
+    }
+
+    /// The code fob `i` shows at device step `step` (computed from its seed
+    /// record, as the vendor's seed file would).
+    pub fn code(&self, i: usize, step: u64) -> String {
+        let r = self.fobs[i].seed_record();
+        let totp = Totp::new(r.algorithm, r.secret.expose(), u32::from(r.digits), 30, 0).unwrap();
+        totp.code_for_step(step).to_string()
+    }
+}
+
+pub fn fx_with(backend: Backend, n: u64, profile: Profile) -> Fx {
+    match backend {
+        Backend::Memory => {
+            let engine = Engine::in_memory(profile);
+            let fobs: Vec<Fob> = (0..n).map(|i| testing::gaht_fob(i, testing::T0)).collect();
+            testing::create_account(&engine).unwrap();
+            testing::import(&engine, &fobs).unwrap();
+            Fx {
+                engine,
+                fobs,
+                dir: None,
+            }
+        }
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().unwrap();
+            let (engine, fobs) =
+                testing::sqlite_with_fobs(&dir.path().join("engine.db"), n, testing::T0, profile)
+                    .unwrap();
+            Fx {
+                engine,
+                fobs,
+                dir: Some(dir),
+            }
+        }
+    }
+}
+
+pub fn fx(backend: Backend, n: u64) -> Fx {
+    fx_with(backend, n, Profile::for_tests())
+}
+
+/// The TOTP step (30 s) of true time `t`.
+pub fn step(t: Timestamp) -> u64 {
+    t.as_secs() / 30
+}
+
+/// Ten seconds into the step `T0` starts, plus `steps` steps.
+pub fn at(steps: i64) -> Timestamp {
+    testing::T0.add_millis(10_000 + steps * 30_000)
+}
+
+/// Run a test body on both stores.
+#[macro_export]
+macro_rules! both {
+    ($name:ident, |$b:ident| $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            fn run($b: Backend) $body
+            #[test]
+            fn memory() {
+                run(Backend::Memory)
+            }
+            #[test]
+            fn sqlite() {
+                run(Backend::Sqlite)
+            }
+        }
+    };
+}

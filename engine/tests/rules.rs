@@ -1,0 +1,1320 @@
+//! One test per rule of the DESIGN.md table and per seed sentence the engine
+//! owns, each on both stores.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{Backend, Fx, at, fx, fx_with, step};
+use fobsim_engine::{Channel, EngineError, ErrorKind, OutboxChannel, Principal, Profile, testing};
+
+fn alice() -> Principal {
+    Principal::user("alice")
+}
+fn bob() -> Principal {
+    Principal::user("bob")
+}
+
+/// Enable fob `i` for `who` with the codes of steps `s`, `s+1` at time `now`.
+fn enable_steps(
+    fx: &Fx,
+    who: &Principal,
+    i: usize,
+    s: u64,
+    now: fobsim_engine::Timestamp,
+) -> Result<(), EngineError> {
+    fx.engine.enable_mfa_device(
+        now,
+        Channel::Console,
+        who,
+        &fx.serial(i),
+        &fx.code(i, s),
+        &fx.code(i, s + 1),
+    )
+}
+
+/// Enable fob `i` for `who` on time: codes of the previous and current step.
+fn enable_now(fx: &Fx, who: &Principal, i: usize, now: fobsim_engine::Timestamp) {
+    let c = step(now);
+    enable_steps(fx, who, i, c - 1, now).unwrap();
+}
+
+fn sign(
+    fx: &Fx,
+    who: &Principal,
+    i: usize,
+    s: u64,
+    now: fobsim_engine::Timestamp,
+) -> Result<(), EngineError> {
+    fx.engine
+        .verify_session_mfa(now, who, &fx.serial(i), &fx.code(i, s))
+}
+
+fn kind(r: Result<(), EngineError>) -> Option<ErrorKind> {
+    r.err().map(|e| e.kind)
+}
+
+// ---- seed: "The user must type a valid code from the device when prompted
+// during the sign-in process." + auth window ±1 around current + offset.
+both!(auth_window_is_plus_minus_one_step, |b| {
+    let fx = fx(b, 1);
+    let now = at(0);
+    enable_now(&fx, &alice(), 0, now);
+    let t = at(10);
+    let c = step(t);
+    assert_eq!(
+        kind(sign(&fx, &alice(), 0, c + 2, t)),
+        Some(ErrorKind::AccessDenied)
+    );
+    assert_eq!(
+        kind(sign(&fx, &alice(), 0, c - 2, t)),
+        Some(ErrorKind::AccessDenied)
+    );
+    sign(&fx, &alice(), 0, c - 1, t).unwrap();
+    sign(&fx, &alice(), 0, c, t).unwrap();
+    sign(&fx, &alice(), 0, c + 1, t).unwrap();
+});
+
+// ---- enable needs two CONSECUTIVE codes within ±1000 steps.
+both!(enable_needs_two_consecutive_codes, |b| {
+    let fx = fx(b, 1);
+    let now = at(0);
+    let c = step(now);
+    let serial = fx.serial(0);
+    let e = |c1: String, c2: String| {
+        fx.engine
+            .enable_mfa_device(now, Channel::Console, &alice(), &serial, &c1, &c2)
+    };
+    let err = e(fx.code(0, c), fx.code(0, c + 2)).unwrap_err();
+    assert_eq!(err.aws_code(), "InvalidAuthenticationCode");
+    assert_eq!(err.http_status(), 403);
+    assert_eq!(
+        kind(e(fx.code(0, c + 1), fx.code(0, c))),
+        Some(ErrorKind::InvalidAuthenticationCode)
+    );
+    assert_eq!(
+        kind(e(fx.code(0, c), fx.code(0, c))),
+        Some(ErrorKind::InvalidAuthenticationCode)
+    );
+    assert!(
+        fx.engine
+            .device_state(&serial)
+            .unwrap()
+            .assigned_to
+            .is_none()
+    );
+    e(fx.code(0, c), fx.code(0, c + 1)).unwrap();
+    assert_eq!(
+        fx.engine.device_state(&serial).unwrap().assigned_to,
+        Some(alice())
+    );
+});
+
+both!(sync_window_is_plus_minus_1000_steps, |b| {
+    let fx = fx(b, 4);
+    let now = at(0);
+    let c = step(now);
+    // First code exactly 1000 steps behind or ahead: found.
+    enable_steps(&fx, &alice(), 0, c - 1000, now).unwrap();
+    assert_eq!(
+        fx.engine.device_state(&fx.serial(0)).unwrap().offset_steps,
+        -999
+    );
+    enable_steps(&fx, &bob(), 1, c + 1000, now).unwrap();
+    assert_eq!(
+        fx.engine.device_state(&fx.serial(1)).unwrap().offset_steps,
+        1001
+    );
+    // 1001 steps away: not found.
+    fx.engine
+        .deactivate_mfa_device(now, &alice(), &fx.serial(0))
+        .unwrap();
+    fx.engine
+        .deactivate_mfa_device(now, &bob(), &fx.serial(1))
+        .unwrap();
+    assert_eq!(
+        kind(enable_steps(&fx, &alice(), 2, c - 1001, now)),
+        Some(ErrorKind::InvalidAuthenticationCode)
+    );
+    assert_eq!(
+        kind(enable_steps(&fx, &alice(), 3, c + 1001, now)),
+        Some(ErrorKind::InvalidAuthenticationCode)
+    );
+});
+
+both!(sync_window_is_a_profile_setting, |b| {
+    let p = Profile {
+        sync_window_steps: 10,
+        ..Profile::for_tests()
+    };
+    let fx = fx_with(b, 1, p);
+    let now = at(0);
+    let c = step(now);
+    assert_eq!(
+        kind(enable_steps(&fx, &alice(), 0, c + 11, now)),
+        Some(ErrorKind::InvalidAuthenticationCode)
+    );
+    enable_steps(&fx, &alice(), 0, c + 10, now).unwrap();
+});
+
+// ---- learned offset = step of the 2nd code − current step; updated on
+// every successful sign-in (a drifting clock is followed).
+both!(learned_offset_follows_a_drifting_clock, |b| {
+    let fx = fx(b, 1);
+    let now = at(0);
+    let c = step(now);
+    enable_steps(&fx, &alice(), 0, c + 4, now).unwrap();
+    assert_eq!(
+        fx.engine.device_state(&fx.serial(0)).unwrap().offset_steps,
+        5
+    );
+    // The device runs 5 steps ahead; then drifts one more step per sign-in.
+    for k in 1..=20u64 {
+        let t = at(i64::try_from(k * 100).unwrap());
+        let dev = step(t) + 5 + k;
+        sign(&fx, &alice(), 0, dev, t).unwrap();
+        let st = fx.engine.device_state(&fx.serial(0)).unwrap();
+        assert_eq!(st.offset_steps, i64::try_from(5 + k).unwrap());
+        assert_eq!(st.last_step, Some(dev));
+    }
+    // Two steps beyond the learned offset is too far.
+    let t = at(5000);
+    assert_eq!(
+        kind(sign(&fx, &alice(), 0, step(t) + 25 + 2, t)),
+        Some(ErrorKind::AccessDenied)
+    );
+});
+
+// ---- seed "Important": codes generated, request submitted too late → the
+// device associates but is out of sync; resync fixes it.
+both!(
+    late_enable_associates_but_is_out_of_sync_until_resync,
+    |b| {
+        let mut fx = fx(b, 1);
+        let serial = fx.serial(0);
+        let t = at(0);
+        let (c1, c2, _) = testing::two_codes_at(&mut fx.fobs[0], t);
+        let late = t.add_millis(10 * 60_000); // ten minutes later
+        fx.engine
+            .enable_mfa_device(late, Channel::Console, &alice(), &serial, &c1, &c2)
+            .unwrap();
+        let st = fx.engine.device_state(&serial).unwrap();
+        assert_eq!(st.assigned_to, Some(alice()));
+        assert_eq!(st.offset_steps, -19);
+        // Sign-ins with what the device shows now fail...
+        for k in 0..3 {
+            let now = late.add_millis(k * 40_000);
+            let code = testing::press(&mut fx.fobs[0], now);
+            let err = fx
+                .engine
+                .verify_session_mfa(now, &alice(), &serial, &code)
+                .unwrap_err();
+            assert_eq!(err.kind, ErrorKind::AccessDenied);
+            assert_eq!(err.aws_code(), "AccessDenied");
+        }
+        let pw = testing::USER_PASSWORD;
+        let now = late.add_millis(200_000);
+        let code = testing::press(&mut fx.fobs[0], now);
+        assert!(
+            fx.engine
+                .console_sign_in(now, &alice(), pw, Some(&code))
+                .is_err()
+        );
+        // ...until resync.
+        let now = late.add_millis(300_000);
+        let (r1, r2, t2) = testing::two_codes_at(&mut fx.fobs[0], now);
+        fx.engine
+            .resync_mfa_device(t2, &alice(), &serial, &r1, &r2)
+            .unwrap();
+        assert_eq!(fx.engine.device_state(&serial).unwrap().offset_steps, 0);
+        let now = t2.add_millis(30_000);
+        let code = testing::press(&mut fx.fobs[0], now);
+        fx.engine
+            .console_sign_in(now, &alice(), pw, Some(&code))
+            .unwrap();
+    }
+);
+
+// ---- seed: submitted immediately → in sync at once.
+both!(prompt_enable_is_in_sync, |b| {
+    let mut fx = fx(b, 1);
+    let serial = fx.serial(0);
+    let (c1, c2, t2) = testing::two_codes_at(&mut fx.fobs[0], at(0));
+    let now = t2.add_millis(5_000);
+    fx.engine
+        .enable_mfa_device(now, Channel::Console, &alice(), &serial, &c1, &c2)
+        .unwrap();
+    let now = t2.add_millis(30_000);
+    let code = testing::press(&mut fx.fobs[0], now);
+    fx.engine
+        .console_sign_in(now, &alice(), testing::USER_PASSWORD, Some(&code))
+        .unwrap();
+});
+
+// ---- replay (RFC 6238 §5.2), also after resync; the step right after
+// resync's second code is accepted.
+both!(replay_is_rejected, |b| {
+    let fx = fx(b, 1);
+    let now = at(0);
+    enable_now(&fx, &alice(), 0, now);
+    let t = at(3);
+    let c = step(t);
+    sign(&fx, &alice(), 0, c, t).unwrap();
+    assert_eq!(
+        kind(sign(&fx, &alice(), 0, c, t)),
+        Some(ErrorKind::AccessDenied)
+    );
+    // An older step in the window, after a newer one was accepted.
+    assert_eq!(
+        kind(sign(&fx, &alice(), 0, c - 1, t)),
+        Some(ErrorKind::AccessDenied)
+    );
+    sign(&fx, &alice(), 0, c + 1, t).unwrap();
+    // The enable codes themselves cannot sign in.
+    let fx2 = common::fx(b, 1);
+    let t0 = at(0);
+    enable_now(&fx2, &alice(), 0, t0);
+    assert_eq!(
+        kind(sign(&fx2, &alice(), 0, step(t0), t0)),
+        Some(ErrorKind::AccessDenied)
+    );
+    sign(&fx2, &alice(), 0, step(t0) + 1, t0).unwrap();
+});
+
+both!(replay_after_resync_and_the_next_step_is_accepted, |b| {
+    let fx = fx(b, 1);
+    let serial = fx.serial(0);
+    let now = at(0);
+    enable_now(&fx, &alice(), 0, now);
+    let t = at(100);
+    let c = step(t);
+    // Device 7 steps ahead: out of the ±1 window; resync with its codes.
+    assert!(sign(&fx, &alice(), 0, c + 7, t).is_err());
+    fx.engine
+        .resync_mfa_device(t, &alice(), &serial, &fx.code(0, c + 6), &fx.code(0, c + 7))
+        .unwrap();
+    let st = fx.engine.device_state(&serial).unwrap();
+    assert_eq!((st.offset_steps, st.last_step), (7, Some(c + 7)));
+    // Resync codes cannot be replayed, neither at sign-in nor in a resync.
+    assert_eq!(
+        kind(sign(&fx, &alice(), 0, c + 7, t)),
+        Some(ErrorKind::AccessDenied)
+    );
+    assert_eq!(
+        kind(sign(&fx, &alice(), 0, c + 6, t)),
+        Some(ErrorKind::AccessDenied)
+    );
+    assert_eq!(
+        fx.engine
+            .resync_mfa_device(t, &alice(), &serial, &fx.code(0, c + 6), &fx.code(0, c + 7))
+            .unwrap_err()
+            .kind,
+        ErrorKind::InvalidAuthenticationCode
+    );
+    // The very next step IS accepted (privacyIDEA rejects it; we must not).
+    sign(&fx, &alice(), 0, c + 8, t).unwrap();
+});
+
+both!(replay_barrier_survives_deactivate_and_reenable, |b| {
+    let fx = fx(b, 1);
+    let now = at(0);
+    let c = step(now);
+    enable_now(&fx, &alice(), 0, now);
+    sign(&fx, &alice(), 0, c + 1, now).unwrap();
+    fx.engine
+        .deactivate_mfa_device(now, &alice(), &fx.serial(0))
+        .unwrap();
+    // Re-enabling with already used codes fails; fresh ones work.
+    assert_eq!(
+        kind(enable_steps(&fx, &bob(), 0, c, now)),
+        Some(ErrorKind::InvalidAuthenticationCode)
+    );
+    enable_steps(&fx, &bob(), 0, c + 2, now).unwrap();
+});
+
+// ---- lockout: N consecutive failures lock the device for a period.
+both!(lockout_after_n_failures_for_a_period, |b| {
+    let p = Profile {
+        lockout_threshold: 3,
+        lockout_period_ms: 300_000,
+        ..Profile::for_tests()
+    };
+    let fx = fx_with(b, 1, p);
+    let serial = fx.serial(0);
+    let now = at(0);
+    enable_now(&fx, &alice(), 0, now);
+    let t = at(10);
+    let c = step(t);
+    let wrong = fx.code(0, c + 50);
+    for n in 1..=2u32 {
+        assert!(
+            fx.engine
+                .verify_session_mfa(t, &alice(), &serial, &wrong)
+                .is_err()
+        );
+        assert_eq!(
+            fx.engine
+                .device_state(&serial)
+                .unwrap()
+                .consecutive_failures,
+            n
+        );
+    }
+    // A success resets the count.
+    sign(&fx, &alice(), 0, c, t).unwrap();
+    assert_eq!(
+        fx.engine
+            .device_state(&serial)
+            .unwrap()
+            .consecutive_failures,
+        0
+    );
+    for _ in 0..3 {
+        let e = fx
+            .engine
+            .verify_session_mfa(t, &alice(), &serial, &wrong)
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::AccessDenied);
+    }
+    let st = fx.engine.device_state(&serial).unwrap();
+    let until = t.add_millis(300_000);
+    assert_eq!(st.locked_until, Some(until));
+    // Locked: even the right code is refused, and not counted.
+    let t2 = t.add_millis(60_000);
+    let e = sign(&fx, &alice(), 0, step(t2), t2).unwrap_err();
+    assert_eq!(
+        (e.kind, e.aws_code(), e.http_status()),
+        (ErrorKind::DeviceLocked, "AccessDenied", 403)
+    );
+    assert_eq!(
+        fx.engine
+            .device_state(&serial)
+            .unwrap()
+            .consecutive_failures,
+        0
+    );
+    let e = fx
+        .engine
+        .console_sign_in(
+            t2,
+            &alice(),
+            testing::USER_PASSWORD,
+            Some(&fx.code(0, step(t2))),
+        )
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::DeviceLocked);
+    // After the period, the right code works.
+    sign(&fx, &alice(), 0, step(until), until).unwrap();
+});
+
+both!(lockout_counts_replays_and_resync_unlocks, |b| {
+    let p = Profile {
+        lockout_threshold: 2,
+        ..Profile::for_tests()
+    };
+    let fx = fx_with(b, 1, p);
+    let serial = fx.serial(0);
+    let now = at(0);
+    enable_now(&fx, &alice(), 0, now);
+    let c = step(now);
+    // Two replays of an accepted code lock the device.
+    sign(&fx, &alice(), 0, c + 1, now).unwrap();
+    assert!(sign(&fx, &alice(), 0, c + 1, now).is_err());
+    assert!(sign(&fx, &alice(), 0, c + 1, now).is_err());
+    assert!(
+        fx.engine
+            .device_state(&serial)
+            .unwrap()
+            .locked_until
+            .is_some()
+    );
+    fx.engine
+        .resync_mfa_device(
+            now,
+            &alice(),
+            &serial,
+            &fx.code(0, c + 2),
+            &fx.code(0, c + 3),
+        )
+        .unwrap();
+    assert_eq!(fx.engine.device_state(&serial).unwrap().locked_until, None);
+    sign(&fx, &alice(), 0, c + 4, now).unwrap();
+});
+
+// ---- seed: "Each MFA device assigned to a user must be unique; a user
+// cannot type a code from another user's device to be authenticated."
+both!(a_serial_belongs_to_one_user, |b| {
+    let fx = fx(b, 2);
+    let now = at(0);
+    let c = step(now);
+    enable_now(&fx, &alice(), 0, now);
+    let e = enable_steps(&fx, &bob(), 0, c + 1, now).unwrap_err();
+    assert_eq!(
+        (e.kind, e.http_status(), e.message.as_str()),
+        (
+            ErrorKind::EntityAlreadyExists,
+            409,
+            "MFA Device is already in use."
+        )
+    );
+    // The same user enabling the same serial again: also in use.
+    assert_eq!(
+        kind(enable_steps(&fx, &alice(), 0, c + 1, now)),
+        Some(ErrorKind::EntityAlreadyExists)
+    );
+    // Bob cannot authenticate with Alice's device.
+    enable_now(&fx, &bob(), 1, now);
+    let e = sign(&fx, &bob(), 0, c + 1, now).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::AccessDenied);
+    // Nor with codes of Alice's device against his own serial.
+    let e = fx
+        .engine
+        .verify_session_mfa(now, &bob(), &fx.serial(1), &fx.code(0, c + 1))
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::AccessDenied);
+    // Alice's state was not touched by Bob's attempts.
+    assert_eq!(
+        fx.engine
+            .device_state(&fx.serial(0))
+            .unwrap()
+            .consecutive_failures,
+        0
+    );
+    sign(&fx, &alice(), 0, c + 1, now).unwrap();
+});
+
+// ---- seed: "You can enable one MFA device (of any kind) per root user or
+// IAM user." / "You can have only one MFA device assigned to a user at a time."
+both!(one_device_per_user, |b| {
+    let fx = fx(b, 3);
+    let now = at(0);
+    enable_now(&fx, &alice(), 0, now);
+    let e = enable_steps(&fx, &alice(), 1, step(now) - 1, now).unwrap_err();
+    assert_eq!(
+        (e.kind, e.aws_code(), e.http_status()),
+        (ErrorKind::LimitExceeded, "LimitExceeded", 409)
+    );
+    enable_now(&fx, &Principal::Root, 1, now);
+    let e = enable_steps(&fx, &Principal::Root, 2, step(now) - 1, now).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::LimitExceeded);
+    assert!(
+        fx.engine
+            .device_state(&fx.serial(2))
+            .unwrap()
+            .assigned_to
+            .is_none()
+    );
+});
+
+both!(devices_per_user_is_a_setting, |b| {
+    let fx = fx_with(
+        b,
+        3,
+        Profile {
+            max_devices_per_user: 2,
+            ..Profile::for_tests()
+        },
+    );
+    let now = at(0);
+    enable_now(&fx, &alice(), 0, now);
+    enable_now(&fx, &alice(), 1, now);
+    assert_eq!(
+        kind(enable_steps(&fx, &alice(), 2, step(now) - 1, now)),
+        Some(ErrorKind::LimitExceeded)
+    );
+    let list = fx.engine.list_mfa_devices(&alice()).unwrap();
+    assert_eq!(list.len(), 2);
+});
+
+// ---- seed: "Replace or 'rotate' a physical MFA device": deactivate first,
+// then add the new device.
+both!(rotate_is_deactivate_then_enable, |b| {
+    let fx = fx(b, 2);
+    let now = at(0);
+    enable_now(&fx, &alice(), 0, now);
+    assert_eq!(
+        kind(enable_steps(&fx, &alice(), 1, step(now) - 1, now)),
+        Some(ErrorKind::LimitExceeded)
+    );
+    fx.engine
+        .deactivate_mfa_device(now, &alice(), &fx.serial(0))
+        .unwrap();
+    assert!(fx.engine.list_mfa_devices(&alice()).unwrap().is_empty());
+    let t = at(2);
+    enable_now(&fx, &alice(), 1, t);
+    let list = fx.engine.list_mfa_devices(&alice()).unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(
+        (
+            list[0].serial.clone(),
+            list[0].user.clone(),
+            list[0].enable_date
+        ),
+        (fx.serial(1), alice(), t)
+    );
+    // The old device no longer signs Alice in.
+    assert!(sign(&fx, &alice(), 0, step(t) + 1, t).is_err());
+    sign(&fx, &alice(), 1, step(t) + 1, t).unwrap();
+    // Deactivating again, or someone else's device: NoSuchEntity.
+    let e = fx
+        .engine
+        .deactivate_mfa_device(t, &alice(), &fx.serial(0))
+        .unwrap_err();
+    assert_eq!((e.kind, e.http_status()), (ErrorKind::NoSuchEntity, 404));
+    assert_eq!(
+        kind(fx.engine.deactivate_mfa_device(t, &bob(), &fx.serial(1))),
+        Some(ErrorKind::NoSuchEntity)
+    );
+});
+
+// ---- unknown serial / user → NoSuchEntity with the AWS messages.
+both!(unknown_serial_and_user_are_no_such_entity, |b| {
+    let fx = fx(b, 1);
+    let now = at(0);
+    let c = step(now);
+    let (c1, c2) = (fx.code(0, c - 1), fx.code(0, c));
+    let e = fx
+        .engine
+        .enable_mfa_device(now, Channel::Console, &alice(), "GAHT99999999", &c1, &c2)
+        .unwrap_err();
+    assert_eq!(
+        (e.kind, e.aws_code(), e.http_status()),
+        (ErrorKind::NoSuchEntity, "NoSuchEntity", 404)
+    );
+    assert_eq!(
+        e.message,
+        "MFA Device with serial number GAHT99999999 does not exist."
+    );
+    let carol = Principal::user("carol");
+    let e = fx
+        .engine
+        .enable_mfa_device(now, Channel::Console, &carol, &fx.serial(0), &c1, &c2)
+        .unwrap_err();
+    assert_eq!(e.message, "The user with name carol cannot be found.");
+    assert_eq!(e.kind, ErrorKind::NoSuchEntity);
+    assert_eq!(
+        kind(fx.engine.list_mfa_devices(&carol).map(|_| ())),
+        Some(ErrorKind::NoSuchEntity)
+    );
+    assert_eq!(
+        kind(fx.engine.get_user(&carol).map(|_| ())),
+        Some(ErrorKind::NoSuchEntity)
+    );
+    assert_eq!(
+        kind(
+            fx.engine
+                .resync_mfa_device(now, &alice(), &fx.serial(0), &c1, &c2)
+        ),
+        Some(ErrorKind::NoSuchEntity)
+    );
+    assert_eq!(
+        kind(fx.engine.deactivate_mfa_device(now, &carol, &fx.serial(0))),
+        Some(ErrorKind::NoSuchEntity)
+    );
+    // The session check answers AccessDenied (as STS does) for a serial not
+    // associated with the caller.
+    let e = fx
+        .engine
+        .verify_session_mfa(now, &alice(), "GAHT99999999", &c1)
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::AccessDenied);
+});
+
+// ---- codes that are not exactly `digits` ASCII digits: ValidationError,
+// state unchanged.
+both!(
+    malformed_codes_are_validation_errors_and_change_nothing,
+    |b| {
+        let fx = fx(b, 2);
+        let serial = fx.serial(0);
+        let now = at(0);
+        let c = step(now);
+        let good = fx.code(0, c);
+        for bad in [
+            "1234567", "12345", "12a456", " 23456", "12345 ", "+23456", "", "１23456", "12345678",
+        ] {
+            let e = fx
+                .engine
+                .enable_mfa_device(now, Channel::Console, &alice(), &serial, bad, &good)
+                .unwrap_err();
+            assert_eq!(
+                (e.kind, e.http_status()),
+                (ErrorKind::ValidationError, 400),
+                "{bad:?}"
+            );
+            let e = fx
+                .engine
+                .enable_mfa_device(now, Channel::Console, &alice(), &serial, &good, bad)
+                .unwrap_err();
+            assert_eq!(e.kind, ErrorKind::ValidationError, "{bad:?}");
+        }
+        let e = fx
+            .engine
+            .enable_mfa_device(now, Channel::Console, &alice(), &serial, "1234567", &good)
+            .unwrap_err();
+        assert!(e.message.contains("exactly 6"), "{}", e.message);
+        assert!(
+            fx.engine
+                .device_state(&serial)
+                .unwrap()
+                .assigned_to
+                .is_none()
+        );
+        enable_now(&fx, &alice(), 0, now);
+        let before = fx.engine.device_state(&serial).unwrap();
+        for bad in ["1234567", "abcdef", "12 456", "0x1234"] {
+            let e = fx
+                .engine
+                .verify_session_mfa(now, &alice(), &serial, bad)
+                .unwrap_err();
+            assert_eq!(e.kind, ErrorKind::ValidationError);
+            let e = fx
+                .engine
+                .console_sign_in(now, &alice(), testing::USER_PASSWORD, Some(bad))
+                .unwrap_err();
+            assert_eq!(e.kind, ErrorKind::ValidationError);
+            let e = fx
+                .engine
+                .resync_mfa_device(now, &alice(), &serial, bad, &good)
+                .unwrap_err();
+            assert_eq!(e.kind, ErrorKind::ValidationError);
+        }
+        assert_eq!(fx.engine.device_state(&serial).unwrap(), before);
+        // A malformed serial.
+        let e = fx
+            .engine
+            .enable_mfa_device(now, Channel::Console, &bob(), "GAHT 1234", &good, &good)
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::ValidationError);
+    }
+);
+
+// ---- bad codes → InvalidAuthenticationCode at enable and resync.
+both!(wrong_codes_are_invalid_authentication_code, |b| {
+    let fx = fx(b, 2);
+    let now = at(0);
+    let c = step(now);
+    // Codes of another device.
+    let e = fx
+        .engine
+        .enable_mfa_device(
+            now,
+            Channel::Console,
+            &alice(),
+            &fx.serial(0),
+            &fx.code(1, c),
+            &fx.code(1, c + 1),
+        )
+        .unwrap_err();
+    assert_eq!(
+        (e.aws_code(), e.http_status(), e.message.as_str()),
+        (
+            "InvalidAuthenticationCode",
+            403,
+            "Authentication code for device is not valid."
+        )
+    );
+    enable_now(&fx, &alice(), 0, now);
+    let e = fx
+        .engine
+        .resync_mfa_device(
+            now,
+            &alice(),
+            &fx.serial(0),
+            &fx.code(1, c + 5),
+            &fx.code(1, c + 6),
+        )
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::InvalidAuthenticationCode);
+});
+
+// ---- root: "from the AWS Management Console only, not from the AWS CLI or
+// AWS API"; "The next time you use your root user credentials to sign in,
+// you must type a code from the MFA device."
+both!(root_enables_hardware_mfa_from_the_console_only, |b| {
+    let fx = fx(b, 1);
+    let root = Principal::Root;
+    let now = at(0);
+    let c = step(now);
+    let e = fx
+        .engine
+        .enable_mfa_device(
+            now,
+            Channel::Api,
+            &root,
+            &fx.serial(0),
+            &fx.code(0, c - 1),
+            &fx.code(0, c),
+        )
+        .unwrap_err();
+    assert_eq!(
+        (e.kind, e.aws_code(), e.http_status()),
+        (ErrorKind::RootConsoleOnly, "AccessDenied", 403)
+    );
+    assert!(
+        fx.engine
+            .device_state(&fx.serial(0))
+            .unwrap()
+            .assigned_to
+            .is_none()
+    );
+    // Root signs in with a password only before MFA...
+    fx.engine
+        .console_sign_in(now, &root, testing::ROOT_PASSWORD, None)
+        .unwrap();
+    fx.engine
+        .enable_mfa_device(
+            now,
+            Channel::Console,
+            &root,
+            &fx.serial(0),
+            &fx.code(0, c - 1),
+            &fx.code(0, c),
+        )
+        .unwrap();
+    // ...and must type a code afterwards.
+    let t = at(2);
+    let e = fx
+        .engine
+        .console_sign_in(t, &root, testing::ROOT_PASSWORD, None)
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::AccessDenied);
+    fx.engine
+        .console_sign_in(t, &root, testing::ROOT_PASSWORD, Some(&fx.code(0, step(t))))
+        .unwrap();
+    let list = fx.engine.list_mfa_devices(&root).unwrap();
+    assert_eq!(list[0].user, Principal::Root);
+    // IAM users may use the API channel.
+    enable_steps(&fx, &alice(), 0, c, now).unwrap_err(); // in use by root
+    let fx2 = common::fx(b, 1);
+    fx2.engine
+        .enable_mfa_device(
+            now,
+            Channel::Api,
+            &alice(),
+            &fx2.serial(0),
+            &fx2.code(0, c - 1),
+            &fx2.code(0, c),
+        )
+        .unwrap();
+});
+
+both!(root_api_enable_is_a_setting, |b| {
+    let fx = fx_with(
+        b,
+        1,
+        Profile {
+            root_api_enable: true,
+            ..Profile::for_tests()
+        },
+    );
+    let now = at(0);
+    let c = step(now);
+    fx.engine
+        .enable_mfa_device(
+            now,
+            Channel::Api,
+            &Principal::Root,
+            &fx.serial(0),
+            &fx.code(0, c - 1),
+            &fx.code(0, c),
+        )
+        .unwrap();
+});
+
+// ---- seed: "If your MFA device is lost, stolen, or not working, you can
+// still sign in using alternative factors ... the email and phone that are
+// registered with your account." → one sign-in without MFA → replace.
+both!(root_lost_device_recovery_by_email_and_phone, |b| {
+    let fx = fx(b, 2);
+    let root = Principal::Root;
+    let pw = testing::ROOT_PASSWORD;
+    let now = at(0);
+    enable_now(&fx, &root, 0, now);
+    assert!(fx.engine.console_sign_in(now, &root, pw, None).is_err());
+    // Nothing pending yet.
+    assert_eq!(
+        kind(fx.engine.complete_root_recovery(now, "000000", "000000")),
+        Some(ErrorKind::RecoveryFailed)
+    );
+    fx.engine.start_root_recovery(now).unwrap();
+    let out = fx.engine.outbox();
+    assert_eq!(out.len(), 2);
+    assert_eq!(
+        (out[0].channel, out[0].to.as_str()),
+        (OutboxChannel::Email, testing::ROOT_EMAIL)
+    );
+    assert_eq!(
+        (out[1].channel, out[1].to.as_str()),
+        (OutboxChannel::Phone, testing::ROOT_PHONE)
+    );
+    assert!(out.iter().all(|m| m.at == now && m.code.len() == 6));
+    // Wrong codes cancel the attempt.
+    let e = fx
+        .engine
+        .complete_root_recovery(now, &out[0].code, "999999x")
+        .unwrap_err();
+    assert_eq!(
+        (e.kind, e.aws_code()),
+        (ErrorKind::RecoveryFailed, "AccessDenied")
+    );
+    assert!(
+        fx.engine
+            .complete_root_recovery(now, &out[0].code, &out[1].code)
+            .is_err()
+    );
+    // Expired codes fail.
+    fx.engine.start_root_recovery(now).unwrap();
+    let out = fx.engine.outbox();
+    let (ec, pc) = (out[2].code.clone(), out[3].code.clone());
+    assert!(
+        fx.engine
+            .complete_root_recovery(now.add_millis(11 * 60_000), &ec, &pc)
+            .is_err()
+    );
+    // A fresh attempt succeeds: one sign-in without MFA.
+    fx.engine.start_root_recovery(now).unwrap();
+    let out = fx.engine.outbox();
+    let (ec, pc) = (out[4].code.clone(), out[5].code.clone());
+    fx.engine.complete_root_recovery(now, &ec, &pc).unwrap();
+    assert!(
+        fx.engine
+            .console_sign_in(now, &root, "wrong password", None)
+            .is_err()
+    );
+    fx.engine.console_sign_in(now, &root, pw, None).unwrap();
+    assert!(fx.engine.console_sign_in(now, &root, pw, None).is_err());
+    // Then deactivate and replace the device.
+    fx.engine
+        .deactivate_mfa_device(now, &root, &fx.serial(0))
+        .unwrap();
+    let t = at(3);
+    enable_now(&fx, &root, 1, t);
+    assert_eq!(
+        fx.engine.list_mfa_devices(&root).unwrap()[0].serial,
+        fx.serial(1)
+    );
+    fx.engine
+        .console_sign_in(t, &root, pw, Some(&fx.code(1, step(t) + 1)))
+        .unwrap();
+});
+
+both!(recovery_grant_expires, |b| {
+    let fx = fx(b, 1);
+    let root = Principal::Root;
+    let now = at(0);
+    enable_now(&fx, &root, 0, now);
+    fx.engine.start_root_recovery(now).unwrap();
+    let out = fx.engine.outbox();
+    fx.engine
+        .complete_root_recovery(now, &out[0].code, &out[1].code)
+        .unwrap();
+    let late = now.add_millis(16 * 60_000);
+    assert!(
+        fx.engine
+            .console_sign_in(late, &root, testing::ROOT_PASSWORD, None)
+            .is_err()
+    );
+});
+
+// ---- console sign-in: "Use your AWS account ID or account alias, your IAM
+// user name, and your password to sign in" + MFA when a device is assigned.
+both!(console_sign_in_password_then_code, |b| {
+    let fx = fx(b, 1);
+    let now = at(0);
+    let pw = testing::USER_PASSWORD;
+    fx.engine.console_sign_in(now, &alice(), pw, None).unwrap();
+    let e = fx
+        .engine
+        .console_sign_in(now, &alice(), "nope", None)
+        .unwrap_err();
+    assert_eq!((e.kind, e.http_status()), (ErrorKind::AccessDenied, 403));
+    assert!(
+        fx.engine
+            .console_sign_in(now, &Principal::user("carol"), pw, None)
+            .is_err()
+    );
+    enable_now(&fx, &alice(), 0, now);
+    assert!(fx.engine.console_sign_in(now, &alice(), pw, None).is_err());
+    let code = fx.code(0, step(now) + 1);
+    // A wrong password does not consume the code.
+    assert!(
+        fx.engine
+            .console_sign_in(now, &alice(), "nope", Some(&code))
+            .is_err()
+    );
+    fx.engine
+        .console_sign_in(now, &alice(), pw, Some(&code))
+        .unwrap();
+    assert!(
+        fx.engine
+            .console_sign_in(now, &alice(), pw, Some(&code))
+            .is_err()
+    );
+});
+
+// ---- GetUser / ListMFADevices.
+both!(get_user_and_list_devices, |b| {
+    let fx = fx(b, 1);
+    let now = at(0);
+    let u = fx.engine.get_user(&alice()).unwrap();
+    assert_eq!(u.arn, "arn:aws:iam::123456789012:user/alice");
+    assert!(u.user_id.starts_with("AIDA"));
+    assert!(u.mfa_serials.is_empty());
+    let r = fx.engine.get_user(&Principal::Root).unwrap();
+    assert_eq!(r.arn, "arn:aws:iam::123456789012:root");
+    enable_now(&fx, &alice(), 0, now);
+    assert_eq!(
+        fx.engine.get_user(&alice()).unwrap().mfa_serials,
+        vec![fx.serial(0)]
+    );
+    let l = fx.engine.list_mfa_devices(&alice()).unwrap();
+    assert_eq!(l.len(), 1);
+    assert_eq!(l[0].enable_date, now);
+    assert!(fx.engine.list_mfa_devices(&bob()).unwrap().is_empty());
+});
+
+// ---- accounts and users.
+both!(account_and_user_validation, |b| {
+    let fx = fx(b, 0);
+    let e = fx.engine.create_user("alice", "x").unwrap_err();
+    assert_eq!(
+        (e.kind, e.message.as_str()),
+        (
+            ErrorKind::EntityAlreadyExists,
+            "User with name alice already exists."
+        )
+    );
+    assert_eq!(
+        kind(fx.engine.create_user("bad name", "x")),
+        Some(ErrorKind::ValidationError)
+    );
+    assert_eq!(
+        kind(fx.engine.create_user("#root", "x")),
+        Some(ErrorKind::ValidationError)
+    );
+    assert_eq!(
+        kind(fx.engine.create_user("carol", "")),
+        Some(ErrorKind::ValidationError)
+    );
+    assert_eq!(
+        kind(
+            fx.engine
+                .create_account("123456789012", "other", "a@b.co", "+1 555 0101", "pw")
+        ),
+        Some(ErrorKind::EntityAlreadyExists)
+    );
+    let fresh = fobsim_engine::Engine::in_memory(Profile::for_tests());
+    assert_eq!(
+        kind(fresh.create_user("carol", "pw")),
+        Some(ErrorKind::NoSuchEntity)
+    );
+    for (id, alias, email, phone) in [
+        ("12345678901", "ok-alias", "a@b.co", "+1 555 0100"),
+        ("12345678901a", "ok-alias", "a@b.co", "+1 555 0100"),
+        ("123456789012", "-bad", "a@b.co", "+1 555 0100"),
+        ("123456789012", "Upper", "a@b.co", "+1 555 0100"),
+        ("123456789012", "ok-alias", "no-at-sign", "+1 555 0100"),
+        ("123456789012", "ok-alias", "a@b.co", "call me"),
+    ] {
+        assert_eq!(
+            kind(fresh.create_account(id, alias, email, phone, "pw")),
+            Some(ErrorKind::ValidationError),
+            "{id} {alias} {email} {phone}"
+        );
+    }
+    fresh
+        .create_account("123456789012", "ok-alias", "a@b.co", "+1 555 0100", "pw")
+        .unwrap();
+});
+
+// ---- seed files: malformed, duplicate serial, HOTP → clear errors, state
+// unchanged; PSKC and CSV import.
+both!(seed_import_errors_change_nothing, |b| {
+    let fx = fx(b, 0);
+    let now = at(0);
+    let fobs: Vec<_> = (10..13).map(|i| testing::gaht_fob(i, now)).collect();
+    let recs: Vec<_> = fobs.iter().map(fobsim_firmware::Fob::seed_record).collect();
+    // Duplicate serial within the input.
+    let dup = vec![recs[0].clone(), recs[1].clone(), recs[0].clone()];
+    let e = fx.engine.import_seeds(&dup).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::ValidationError);
+    assert!(e.message.contains(recs[0].serial.as_str()), "{}", e.message);
+    assert!(fx.engine.device_state(recs[1].serial.as_str()).is_none());
+    // HOTP token.
+    let hotp = fobsim_firmware::FobSpec::seeded(
+        fobsim_firmware::preset("c100").unwrap(),
+        fobsim_firmware::preset("c100").unwrap().serial(1).unwrap(),
+        1,
+        now,
+    )
+    .unwrap();
+    let hrec = fobsim_firmware::Fob::new(hotp).unwrap().seed_record();
+    let e = fx
+        .engine
+        .import_seeds(&[recs[2].clone(), hrec])
+        .unwrap_err();
+    assert!(e.message.contains("HOTP"), "{}", e.message);
+    assert!(fx.engine.device_state(recs[2].serial.as_str()).is_none());
+    // Duplicate against the registry: nothing of the batch lands.
+    assert_eq!(fx.engine.import_seeds(&recs[..1]).unwrap(), 1);
+    let e = fx
+        .engine
+        .import_seeds(&[recs[1].clone(), recs[0].clone()])
+        .unwrap_err();
+    assert_eq!(
+        (e.kind, e.http_status()),
+        (ErrorKind::EntityAlreadyExists, 409)
+    );
+    assert!(fx.engine.device_state(recs[1].serial.as_str()).is_none());
+    // Malformed files.
+    for bad in [
+        "GAHT00000001,zz,TOTP,6,30\n",
+        "GAHT00000001,3132,TOTP,9,30\n",
+        "<?xml version=\"1.0\"?><KeyContainer",
+        "GAHT00000020,3132333435363738393031323334353637383930,TOTP,6,30\nGAHT00000020,3132333435363738393031323334353637383930,TOTP,6,30\n",
+    ] {
+        let e = fx.engine.import_seed_file(bad).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::ValidationError, "{bad}");
+        assert!(e.message.contains("seed file"), "{}", e.message);
+    }
+    assert!(fx.engine.device_state("GAHT00000020").is_none());
+    // A good CSV and a good PSKC file.
+    let csv = fobsim_firmware::seedfile::write_csv(&recs[1..2]);
+    assert_eq!(fx.engine.import_seed_file(&csv).unwrap(), 1);
+    let pskc = fobsim_firmware::seedfile::write_pskc(&recs[2..3]);
+    assert_eq!(fx.engine.import_seed_file(&pskc).unwrap(), 1);
+    // The imported seed verifies real fob codes.
+    let mut fob = fobs[2].clone();
+    let (c1, c2, t2) = testing::two_codes_at(&mut fob, now);
+    fx.engine
+        .enable_mfa_device(
+            t2,
+            Channel::Console,
+            &alice(),
+            recs[2].serial.as_str(),
+            &c1,
+            &c2,
+        )
+        .unwrap();
+});
+
+// ---- errors: AWS code and status table.
+#[test]
+fn error_kinds_map_to_aws_codes_and_statuses() {
+    let table = [
+        (
+            ErrorKind::InvalidAuthenticationCode,
+            "InvalidAuthenticationCode",
+            403,
+        ),
+        (ErrorKind::EntityAlreadyExists, "EntityAlreadyExists", 409),
+        (ErrorKind::LimitExceeded, "LimitExceeded", 409),
+        (ErrorKind::NoSuchEntity, "NoSuchEntity", 404),
+        (ErrorKind::AccessDenied, "AccessDenied", 403),
+        (ErrorKind::DeviceLocked, "AccessDenied", 403),
+        (ErrorKind::RootConsoleOnly, "AccessDenied", 403),
+        (ErrorKind::RecoveryFailed, "AccessDenied", 403),
+        (ErrorKind::ValidationError, "ValidationError", 400),
+        (ErrorKind::ServiceFailure, "ServiceFailure", 500),
+    ];
+    for (k, code, status) in table {
+        let e = EngineError::new(k, "m");
+        assert_eq!((e.aws_code(), e.http_status()), (code, status));
+        assert_eq!(e.to_string(), format!("{code}: m"));
+    }
+}
+
+// ---- the fob's real display, with a drifting clock, end to end.
+both!(real_fob_with_drift_enable_sign_in_resync, |b| {
+    let mut fx = fx(b, 1);
+    let serial = fx.serial(0);
+    let t = at(0);
+    let (c1, c2, t2) = testing::two_codes_at(&mut fx.fobs[0], t);
+    fx.engine
+        .enable_mfa_device(t2, Channel::Console, &alice(), &serial, &c1, &c2)
+        .unwrap();
+    // +20 ppm: ~10.5 minutes a year. Sign in daily for a year.
+    fx.fobs[0].set_ppm(t2, 20.0).unwrap();
+    let mut now = t2;
+    for _ in 0..365 {
+        now = now.add_millis(86_400_000);
+        let code = testing::press(&mut fx.fobs[0], now);
+        fx.engine
+            .verify_session_mfa(now, &alice(), &serial, &code)
+            .unwrap();
+    }
+    let st = fx.engine.device_state(&serial).unwrap();
+    assert!((19..=23).contains(&st.offset_steps), "{}", st.offset_steps);
+    // A year without signing in: too far for ±1, resync brings it back.
+    now = now.add_millis(365 * 86_400_000);
+    let code = testing::press(&mut fx.fobs[0], now);
+    assert!(
+        fx.engine
+            .verify_session_mfa(now, &alice(), &serial, &code)
+            .is_err()
+    );
+    let (r1, r2, t2) = testing::two_codes_at(&mut fx.fobs[0], now.add_millis(60_000));
+    fx.engine
+        .resync_mfa_device(t2, &alice(), &serial, &r1, &r2)
+        .unwrap();
+    let code = testing::press(&mut fx.fobs[0], t2.add_millis(30_000));
+    fx.engine
+        .verify_session_mfa(t2.add_millis(30_000), &alice(), &serial, &code)
+        .unwrap();
+});
+
+// ---- seed: "a six-digit numeric code" is the AWS fob; the digits and the
+// step come from the token's seed record (8-digit SHA-256, 60 s fobs too).
+both!(eight_digit_and_sixty_second_tokens, |b| {
+    let fx = fx(b, 0);
+    let now = at(0);
+    let mk = |model: &str, i: u64| {
+        let m = fobsim_firmware::preset(model).unwrap();
+        fobsim_firmware::Fob::new(
+            fobsim_firmware::FobSpec::seeded(m, m.serial(i).unwrap(), 7, now).unwrap(),
+        )
+        .unwrap()
+    };
+    let mut d8 = mk("d8", 1);
+    let mut c200 = mk("c200", 2);
+    testing::import(&fx.engine, &[d8.clone(), c200.clone()]).unwrap();
+    let (a1, a2, t) = testing::two_codes_at(&mut d8, now);
+    assert_eq!(a1.len(), 8);
+    // Six digits for an 8-digit token: a validation error naming the count.
+    let e = fx
+        .engine
+        .enable_mfa_device(
+            t,
+            Channel::Console,
+            &alice(),
+            d8.serial().as_str(),
+            &a1[..6],
+            &a2[..6],
+        )
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::ValidationError);
+    assert!(e.message.contains("exactly 8"), "{}", e.message);
+    fx.engine
+        .enable_mfa_device(
+            t,
+            Channel::Console,
+            &alice(),
+            d8.serial().as_str(),
+            &a1,
+            &a2,
+        )
+        .unwrap();
+    let (b1, b2, t) = testing::two_codes_at(&mut c200, now);
+    fx.engine
+        .enable_mfa_device(
+            t,
+            Channel::Console,
+            &bob(),
+            c200.serial().as_str(),
+            &b1,
+            &b2,
+        )
+        .unwrap();
+    let st = fx.engine.device_state(c200.serial().as_str()).unwrap();
+    assert_eq!((st.period, st.digits, st.offset_steps), (60, 6, 0));
+    let later = t.add_millis(3_600_000);
+    let code = testing::press(&mut c200, later);
+    fx.engine
+        .verify_session_mfa(later, &bob(), c200.serial().as_str(), &code)
+        .unwrap();
+    let code = testing::press(&mut d8, later);
+    fx.engine
+        .console_sign_in(later, &alice(), testing::USER_PASSWORD, Some(&code))
+        .unwrap();
+});
+
+#[test]
+fn engine_is_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<fobsim_engine::Engine>();
+    check::<fobsim_engine::SqliteStore>();
+    check::<fobsim_engine::MemoryStore>();
+}
+
+#[test]
+fn debug_output_never_shows_secrets() {
+    let (engine, fobs) = testing::in_memory_with_fobs(1, testing::T0);
+    let dbg = format!("{engine:?} {:?}", fobs[0].seed_record());
+    let r = fobs[0].seed_record();
+    assert!(!dbg.contains(&r.secret.to_hex()));
+    assert!(!dbg.contains(testing::ROOT_PASSWORD));
+}
+
+// ---- a failing store: ServiceFailure (500), nothing half-applied.
+#[test]
+fn store_failures_are_service_failures_and_change_nothing() {
+    use std::sync::Arc;
+    let store = Arc::new(testing::FailingStore::new(fobsim_engine::MemoryStore::new()));
+    let engine = fobsim_engine::Engine::new(Profile::for_tests(), Arc::clone(&store));
+    testing::create_account(&engine).unwrap();
+    let fob = testing::gaht_fob(0, testing::T0);
+    testing::import(&engine, std::slice::from_ref(&fob)).unwrap();
+    let r = fob.seed_record();
+    let t = fobsim_otp::Totp::new(r.algorithm, r.secret.expose(), 6, 30, 0).unwrap();
+    let code = |s: u64| t.code_for_step(s).to_string();
+    let now = at(0);
+    let c = step(now);
+    let serial = fob.serial().as_str();
+    store.fail_writes(true);
+    let e = engine
+        .enable_mfa_device(
+            now,
+            Channel::Console,
+            &alice(),
+            serial,
+            &code(c - 1),
+            &code(c),
+        )
+        .unwrap_err();
+    assert_eq!(
+        (e.kind, e.aws_code(), e.http_status()),
+        (ErrorKind::ServiceFailure, "ServiceFailure", 500)
+    );
+    assert!(engine.device_state(serial).unwrap().assigned_to.is_none());
+    assert_eq!(
+        engine.create_user("carol", "pw").unwrap_err().kind,
+        ErrorKind::ServiceFailure
+    );
+    store.fail_writes(false);
+    engine
+        .enable_mfa_device(
+            now,
+            Channel::Console,
+            &alice(),
+            serial,
+            &code(c - 1),
+            &code(c),
+        )
+        .unwrap();
+    store.fail_writes(true);
+    let e = engine
+        .verify_session_mfa(now, &alice(), serial, &code(c + 1))
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::ServiceFailure);
+    let st = engine.device_state(serial).unwrap();
+    assert_eq!((st.last_step, st.consecutive_failures), (Some(c), 0));
+    store.fail_writes(false);
+    engine
+        .verify_session_mfa(now, &alice(), serial, &code(c + 1))
+        .unwrap();
+}
+
+#[test]
+fn two_codes_helper_reads_consecutive_codes_on_skewed_clocks() {
+    for ppm in [-90_000.0, -20.0, 0.0, 20.0, 90_000.0] {
+        for start in 0..4 {
+            let now = at(0).add_millis(start * 7_499);
+            let mut fob = testing::gaht_fob(3, testing::T0);
+            fob.set_ppm(testing::T0, ppm).unwrap();
+            let s1 = fob.device_step(now).unwrap();
+            let (c1, c2, t2) = testing::two_codes_at(&mut fob, now);
+            assert_eq!(fob.device_step(t2), Some(s1 + 1), "ppm {ppm} start {start}");
+            assert_ne!(c1, c2);
+        }
+    }
+}
