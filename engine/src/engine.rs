@@ -152,8 +152,10 @@ pub(crate) fn search_pair(
     None
 }
 
-/// The sign-in rule: the step nearest to `expected` (ties: the lower)
-/// within ±`window`, above `last_step`, whose code is `code`.
+/// The sign-in rule: the step nearest to `expected` within ±`window`, above
+/// `last_step`, whose code is `code`. Ties go to the HIGHER step: when both
+/// ends of the window show the same code, the later one is at least as
+/// likely, and learning the lower would put the offset two steps off.
 pub(crate) fn search_one(
     totp: &Totp,
     expected: u64,
@@ -163,19 +165,43 @@ pub(crate) fn search_one(
 ) -> Option<u64> {
     let ok = |s: u64| last_step.is_none_or(|l| s > l) && totp.code_for_step(s) == code;
     for d in 0..=window {
-        if let Some(lo) = expected.checked_sub(d)
-            && ok(lo)
-        {
-            return Some(lo);
-        }
         if d > 0
             && let Some(hi) = expected.checked_add(d)
             && ok(hi)
         {
             return Some(hi);
         }
+        if let Some(lo) = expected.checked_sub(d)
+            && ok(lo)
+        {
+            return Some(lo);
+        }
     }
     None
+}
+
+/// The replay barrier after accepting `code` at `step`: the highest step in
+/// the window around `expected` that shows the same code (6-digit codes do
+/// collide: about one window in 160,000 holds a repeat). Without it the same
+/// code, accepted at the lower step, would be accepted again at the higher
+/// one — a replay RFC 6238 §5.2 forbids.
+pub(crate) fn replay_barrier(
+    totp: &Totp,
+    expected: u64,
+    window: u64,
+    step: u64,
+    code: Code,
+) -> u64 {
+    let hi = expected.saturating_add(window);
+    let mut barrier = step;
+    let mut s = step;
+    while s < hi {
+        s += 1;
+        if totp.code_for_step(s) == code {
+            barrier = s;
+        }
+    }
+    barrier
 }
 
 fn add_offset(step: u64, offset: i64) -> u64 {
@@ -811,10 +837,14 @@ impl Engine {
                 self.profile.auth_window_steps,
                 st.last_step,
                 code,
-            ) && self
-                .store
-                .commit_success(serial, who, step, offset_of(step, current), now)?
-            {
+            ) && self.store.commit_success(
+                serial,
+                who,
+                step,
+                replay_barrier(&totp, expected, self.profile.auth_window_steps, step, code),
+                offset_of(step, current),
+                now,
+            )? {
                 return Ok(());
             }
         }
@@ -1082,6 +1112,26 @@ mod tests {
                 brute(&t, center, w, min_first, c1, c2)
             );
         }
+    }
+
+    /// Found by the harness's fleet simulation: two steps 60 s apart share
+    /// a code. Both ends of a ±1 window match; the engine must take the
+    /// higher (so the learned offset is right) and put the replay barrier
+    /// there (so the code is not accepted a second time).
+    #[test]
+    fn code_collision_in_the_window() {
+        let secret = hex::decode("3985f28a45ef6cd16664d487dc24bf61ceb0afb1").unwrap();
+        let t = Totp::new(fobsim_otp::Algorithm::Sha1, &secret, 6, 30, 0).unwrap();
+        let start = 1_829_995_200 / 30; // 2027-12-28T12:00:00Z
+        let lo = (start..start + 200)
+            .find(|s| t.code_for_step(*s) == t.code_for_step(s + 2))
+            .expect("the pinned collision");
+        let code = t.code_for_step(lo);
+        let expected = lo + 1;
+        assert_eq!(search_one(&t, expected, 1, None, code), Some(lo + 2));
+        assert_eq!(replay_barrier(&t, expected, 1, lo, code), lo + 2);
+        // Accepted at the higher step, nothing is left to replay.
+        assert_eq!(search_one(&t, expected, 1, Some(lo + 2), code), None);
     }
 
     #[test]

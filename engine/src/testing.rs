@@ -250,11 +250,13 @@ impl<S: Store> Store for FailingStore<S> {
         serial: &str,
         owner: &Principal,
         step: u64,
+        barrier: u64,
         offset: i64,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
         self.check()?;
-        self.inner.commit_success(serial, owner, step, offset, now)
+        self.inner
+            .commit_success(serial, owner, step, barrier, offset, now)
     }
     fn commit_resync(
         &self,

@@ -164,13 +164,24 @@ impl Model {
         let c = now.as_secs() / 30;
         let e = u64::try_from((i64::try_from(c).unwrap() + self.toks[f].offset).max(0)).unwrap();
         let last = self.toks[f].last;
-        let hit = Self::window(e, AUTH_W)
+        // Sign-in: nearest step first, ties to the HIGHER step (a code seen
+        // at both ends of the window is most likely the later one, and the
+        // replay barrier must cover both).
+        let mut order: Vec<u64> = (e.saturating_sub(AUTH_W)..=e.saturating_add(AUTH_W)).collect();
+        order.sort_by_key(|s| (dist(*s, e), std::cmp::Reverse(*s)));
+        let hit = order
             .into_iter()
             .filter(|s| last.is_none_or(|l| *s > l))
             .find(|s| self.code(f, *s) == code);
+        let barrier = hit.map(|s| {
+            (s..=e.saturating_add(AUTH_W))
+                .filter(|x| self.code(f, *x) == code)
+                .max()
+                .unwrap_or(s)
+        });
         let t = &mut self.toks[f];
-        if let Some(s) = hit {
-            t.last = Some(s);
+        if let (Some(s), Some(b)) = (hit, barrier) {
+            t.last = Some(b);
             t.offset = i64::try_from(s).unwrap() - i64::try_from(c).unwrap();
             t.failures = 0;
             Ok(())

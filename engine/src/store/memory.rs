@@ -191,6 +191,7 @@ impl Store for MemoryStore {
         serial: &str,
         owner: &Principal,
         step: u64,
+        barrier: u64,
         offset: i64,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
@@ -201,7 +202,7 @@ impl Store for MemoryStore {
                     && below(t.state.last_step, step)
                     && t.state.locked_until.is_none_or(|u| u <= now) =>
             {
-                t.state.last_step = Some(step);
+                t.state.last_step = Some(barrier.max(step));
                 t.state.offset = offset;
                 t.state.failures = 0;
                 Ok(true)

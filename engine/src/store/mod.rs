@@ -207,8 +207,11 @@ pub trait Store: Send + Sync {
 
     /// Record an accepted sign-in code at `step`, if the device is assigned
     /// to `owner`, `step` is above the last accepted step and the device is
-    /// not locked at `now`; sets the offset and clears failures. `false`
-    /// when the condition does not hold (a concurrent replay lost).
+    /// not locked at `now`; sets the last accepted step to `barrier`
+    /// (`>= step`: the highest step in the window showing the same code, so
+    /// the same code cannot be accepted twice), sets the offset and clears
+    /// failures. `false` when the condition does not hold (a concurrent
+    /// replay lost).
     ///
     /// # Errors
     /// [`StoreError`] on backend failure.
@@ -217,6 +220,7 @@ pub trait Store: Send + Sync {
         serial: &str,
         owner: &Principal,
         step: u64,
+        barrier: u64,
         offset: i64,
         now: Timestamp,
     ) -> Result<bool, StoreError>;
@@ -336,10 +340,11 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
         serial: &str,
         owner: &Principal,
         step: u64,
+        barrier: u64,
         offset: i64,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        (**self).commit_success(serial, owner, step, offset, now)
+        (**self).commit_success(serial, owner, step, barrier, offset, now)
     }
     fn commit_resync(
         &self,

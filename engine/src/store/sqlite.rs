@@ -707,25 +707,34 @@ impl Store for SqliteStore {
         serial: &str,
         owner: &Principal,
         step: u64,
+        barrier: u64,
         offset: i64,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
         let step = i64_of(step, "step")?;
+        let barrier = i64_of(barrier.max(u64::try_from(step).unwrap_or(0)), "barrier")?;
         let now = i64_of(now.as_millis(), "now")?;
         self.with(|c| {
             let n = c
                 .prepare_cached(
-                    "UPDATE tokens SET last_step = ?3, drift_offset = ?4, failures = 0 \
+                    "UPDATE tokens SET last_step = ?6, drift_offset = ?4, failures = 0 \
                      WHERE serial = ?1 AND owner = ?2 \
                      AND (last_step IS NULL OR last_step < ?3) \
                      AND (locked_until IS NULL OR locked_until <= ?5)",
                 )?
-                .execute(params![serial, owner.storage_key(), step, offset, now])?;
+                .execute(params![
+                    serial,
+                    owner.storage_key(),
+                    step,
+                    offset,
+                    now,
+                    barrier
+                ])?;
             let g = self.conn.lock();
             let mut cache = g.cache.borrow_mut();
             match cache.get_mut(serial) {
                 Some(e) if n == 1 => {
-                    e.state.last_step = u64::try_from(step).ok();
+                    e.state.last_step = u64::try_from(barrier).ok();
                     e.state.offset = offset;
                     e.state.failures = 0;
                 }
