@@ -1,0 +1,244 @@
+//! The HTTP shell: hyper 1 (HTTP/1.1, keep-alive) on tokio. Bodies are
+//! bounded (`Content-Length` checked first, then the stream), every error
+//! is an AWS `<ErrorResponse>`, and a bad request never takes the server
+//! down.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, EXPECT, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+
+use super::service::{AwsService, HttpResponse};
+use super::sigv4::RequestParts;
+use super::{AwsError, Service};
+
+/// How long a client may take to send a request's headers.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn too_large(service: &AwsService) -> HttpResponse {
+    let max = service.config().max_body;
+    service.error(
+        Service::Iam,
+        &AwsError::sender(
+            413,
+            "RequestEntityTooLarge",
+            format!("Request body must be at most {max} bytes."),
+        ),
+    )
+}
+
+fn to_hyper(r: HttpResponse) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(r.body)));
+    *resp.status_mut() =
+        StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let h = resp.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("text/xml"));
+    if let Ok(v) = HeaderValue::from_str(&r.request_id) {
+        h.insert("x-amzn-requestid", v);
+    }
+    resp
+}
+
+/// Oversized bodies up to this size are read and discarded before the
+/// 413 answer, so that clients that send the whole body before reading
+/// get the answer instead of a reset connection; beyond it the
+/// connection is closed after the answer.
+pub const DRAIN_MAX: usize = 8 << 20;
+
+/// Read and drop up to `cap` more bytes of `body`.
+async fn drain(body: &mut Incoming, cap: usize) {
+    let mut seen = 0usize;
+    while let Some(Ok(frame)) = body.frame().await {
+        if let Ok(d) = frame.into_data() {
+            seen = seen.saturating_add(d.len());
+            if seen > cap {
+                return;
+            }
+        }
+    }
+}
+
+/// Answer one HTTP request.
+async fn answer(
+    service: Arc<AwsService>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let (parts, body) = req.into_parts();
+    let max = service.config().max_body;
+    let declared = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.trim().parse::<u64>().ok());
+    // A client that waits for `100 Continue` never sends an oversized
+    // body if we answer first; others are sending it already.
+    let expects_continue = parts
+        .headers
+        .get(EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let mut body = body;
+    if declared.is_some_and(|n| n > max as u64) {
+        if !expects_continue && declared.is_some_and(|n| n <= DRAIN_MAX as u64) {
+            drain(&mut body, DRAIN_MAX).await;
+        }
+        return Ok(to_hyper(too_large(&service)));
+    }
+    let mut buf: Vec<u8> = Vec::new();
+    loop {
+        match body.frame().await {
+            None => break,
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    if buf.len() + data.len() > max {
+                        drain(&mut body, DRAIN_MAX).await;
+                        return Ok(to_hyper(too_large(&service)));
+                    }
+                    buf.extend_from_slice(&data);
+                }
+            }
+            Some(Err(_)) => {
+                let e = AwsError::sender(
+                    400,
+                    "MalformedRequest",
+                    "The request body could not be read.",
+                );
+                return Ok(to_hyper(service.error(Service::Iam, &e)));
+            }
+        }
+    }
+    let bytes = buf;
+    let headers: Vec<(String, String)> = parts
+        .headers
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let host_header;
+    let mut headers = headers;
+    // HTTP/1.1 requires Host; clients that sign it send it. Keep absent as absent.
+    if !headers.iter().any(|(n, _)| n == "host")
+        && let Some(a) = parts.uri.authority()
+    {
+        host_header = a.as_str().to_string();
+        headers.push(("host".to_string(), host_header));
+    }
+    let rp = RequestParts {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query().unwrap_or(""),
+        headers: &headers,
+        body: &bytes,
+    };
+    Ok(to_hyper(service.handle(&rp)))
+}
+
+/// Serve `service` on `listener` until `shutdown` completes. Each
+/// connection runs on its own task; a failing connection only ends itself.
+///
+/// # Errors
+/// Never for per-connection problems; accept errors (e.g. too many open
+/// files) are retried after a short pause.
+pub async fn serve(
+    listener: TcpListener,
+    service: Arc<AwsService>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            () = &mut shutdown => return Ok(()),
+        };
+        let stream = match accepted {
+            Ok((s, _)) => s,
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let svc = Arc::clone(&service);
+        tokio::spawn(async move {
+            let handler = service_fn(move |req| answer(Arc::clone(&svc), req));
+            let _ = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), handler)
+                .await;
+        });
+    }
+}
+
+/// A server on `127.0.0.1` (any free port) with its own runtime thread,
+/// for tests, benches and the harness: it stops when dropped.
+#[derive(Debug)]
+pub struct Loopback {
+    addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Loopback {
+    /// Serve `service` on a loopback port with `workers` runtime threads.
+    ///
+    /// # Errors
+    /// The runtime cannot be built or the port cannot be bound.
+    pub fn start(service: Arc<AwsService>, workers: usize) -> std::io::Result<Loopback> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers.max(1))
+            .enable_all()
+            .build()?;
+        let listener = rt.block_on(TcpListener::bind(("127.0.0.1", 0)))?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("fobsim-aws-loopback".into())
+            .spawn(move || {
+                let _ = rt.block_on(serve(listener, service, async {
+                    let _ = rx.await;
+                }));
+            })?;
+        Ok(Loopback {
+            addr,
+            stop: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// The bound address.
+    #[must_use]
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    #[must_use]
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for Loopback {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

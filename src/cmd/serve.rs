@@ -1,0 +1,205 @@
+//! `fobsim serve`: the reference engine behind the AWS Query protocol (IAM
+//! MFA actions + STS `GetSessionToken`), so the AWS CLI and boto3 work
+//! with `--endpoint-url`. SQLite database, a bootstrap file for the
+//! account, the system clock or a manual clock moved through the same
+//! control plane as `fobsim emulate` (`fobsim clock --control SOCKET`).
+//! Runs until SIGINT/SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use fobsim_emulator::control::server::ControlSocket;
+use fobsim_emulator::{Clock, Fleet};
+use fobsim_engine::aws::bootstrap::Bootstrap;
+use fobsim_engine::aws::server;
+use fobsim_engine::aws::service::{AwsService, ServiceConfig};
+use fobsim_engine::{Engine, KeySource, Timestamp};
+
+use super::emulate::ClockKind;
+
+/// Arguments of `fobsim serve`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Address to listen on (port 0: any free port; the chosen address is
+    /// printed on stdout as JSON).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// The SQLite database (created if missing).
+    #[arg(long, value_name = "PATH")]
+    db: PathBuf,
+    /// The bootstrap file: account, users, access keys, policies, seed files.
+    #[arg(long, value_name = "FILE")]
+    bootstrap: PathBuf,
+    /// Where the engine's true time comes from.
+    #[arg(long, value_enum, default_value_t = ClockKind::System)]
+    clock: ClockKind,
+    /// Serve the clock's control plane (JSON lines) on this Unix socket.
+    #[arg(long, value_name = "SOCKET")]
+    control: Option<PathBuf>,
+    /// Start time of the manual clock: RFC 3339 UTC or @UNIX_SECONDS
+    /// (default: the system time at start).
+    #[arg(long, value_name = "TIME", requires = "control")]
+    start: Option<String>,
+    /// The database encryption key file (64 hex digits; created if
+    /// missing). Default: PATH.key. The variable FOBSIM_DB_KEY wins.
+    #[arg(long, value_name = "FILE")]
+    key_file: Option<PathBuf>,
+    /// The key that seals STS session tokens (created if missing); keep it
+    /// to keep sessions valid across restarts. Default: PATH.session-key.
+    #[arg(long, value_name = "FILE")]
+    session_key_file: Option<PathBuf>,
+    /// Accepted difference between a request's signing time and the
+    /// engine's clock (AWS: 5m).
+    #[arg(long, default_value = "5m", value_name = "DURATION")]
+    max_skew: String,
+    /// Largest request body in bytes (larger ones get 413).
+    #[arg(long, default_value_t = 64 * 1024)]
+    max_body: usize,
+    /// Worker threads of the HTTP server (default: one per CPU).
+    #[arg(long)]
+    workers: Option<usize>,
+}
+
+fn with_suffix(path: &std::path::Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_os_string();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+/// Run `fobsim serve`.
+///
+/// # Errors
+/// Bad arguments, an unusable bootstrap file, database or key, a listen
+/// address or control socket that cannot be bound.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let boot = Bootstrap::load(&args.bootstrap)
+        .with_context(|| format!("loading {}", args.bootstrap.display()))?;
+    let policies = boot.policies()?;
+    let key = KeySource::EnvOrFile {
+        var: "FOBSIM_DB_KEY".into(),
+        path: args
+            .key_file
+            .clone()
+            .unwrap_or_else(|| with_suffix(&args.db, ".key")),
+    };
+    let engine = Engine::sqlite(&args.db, &key, boot.profile.clone())
+        .with_context(|| format!("opening {}", args.db.display()))?;
+    let applied = boot.apply(&engine)?;
+    let session_key_path = args
+        .session_key_file
+        .clone()
+        .unwrap_or_else(|| with_suffix(&args.db, ".session-key"));
+    let session_key = KeySource::File(session_key_path.clone())
+        .resolve()
+        .with_context(|| format!("session key {}", session_key_path.display()))?;
+    let keys = boot.key_ring(&session_key, None)?;
+    let skew = fobsim_otp::time::parse_duration_ms(&args.max_skew)
+        .ok()
+        .and_then(|ms| u64::try_from(ms).ok())
+        .with_context(|| {
+            format!(
+                "--max-skew {:?}: expected a duration such as 5m",
+                args.max_skew
+            )
+        })?;
+    let clock = match args.clock {
+        ClockKind::System => {
+            anyhow::ensure!(args.start.is_none(), "--start needs --clock manual");
+            Clock::System
+        }
+        ClockKind::Manual => {
+            anyhow::ensure!(
+                args.control.is_some(),
+                "--clock manual needs --control SOCKET (time moves only through it)"
+            );
+            let start = match &args.start {
+                Some(s) => s.parse::<Timestamp>()?,
+                None => fobsim_emulator::clock::system_now(),
+            };
+            Clock::manual(start)
+        }
+    };
+    // No fobs: the fleet is only the clock and its control plane.
+    let fleet = Arc::new(Fleet::from_specs(Vec::new(), clock, false)?);
+    let now = {
+        let fleet = Arc::clone(&fleet);
+        Arc::new(move || fleet.now())
+    };
+    let config = ServiceConfig {
+        max_skew_ms: skew,
+        max_body: args.max_body,
+        request_id_seed: u64::from_le_bytes(session_key[..8].try_into().unwrap_or_default())
+            ^ fleet.now().as_millis(),
+    };
+    let service = Arc::new(AwsService::new(
+        Arc::new(engine),
+        keys,
+        policies,
+        now,
+        config,
+    )?);
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    rt.enable_all();
+    if let Some(n) = args.workers {
+        rt.worker_threads(n.max(1));
+    }
+    let rt = rt.build()?;
+    rt.block_on(serve(service, fleet, &args, applied))
+}
+
+async fn serve(
+    service: Arc<AwsService>,
+    fleet: Arc<Fleet>,
+    args: &Args,
+    applied: fobsim_engine::aws::bootstrap::Applied,
+) -> anyhow::Result<ExitCode> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    let control = match &args.control {
+        Some(path) => Some(
+            ControlSocket::bind(path)
+                .with_context(|| format!("binding the control socket {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let line = serde_json::json!({
+        "listen": addr.to_string(),
+        "endpoint": format!("http://{addr}"),
+        "control": control.as_ref().map(|c| c.path()),
+        "clock": match fleet.clock() { Clock::System => "system", Clock::Manual { .. } => "manual" },
+        "now": fleet.now().to_string(),
+        "account_created": applied.account_created,
+        "users_created": applied.users_created,
+        "tokens_imported": applied.tokens_imported,
+    });
+    println!("{line}");
+    use std::io::Write as _;
+    std::io::stdout().flush()?;
+
+    let control_task = async {
+        match &control {
+            Some(c) => c.run(Arc::clone(&fleet)).await,
+            None => std::future::pending().await,
+        }
+    };
+    let shutdown = async {
+        tokio::select! {
+            _ = sigint.recv() => {}
+            _ = sigterm.recv() => {}
+        }
+    };
+    tokio::select! {
+        r = server::serve(listener, service, shutdown) => r?,
+        () = control_task => {}
+    }
+    drop(control);
+    Ok(ExitCode::SUCCESS)
+}
