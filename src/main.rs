@@ -35,6 +35,8 @@ enum Command {
     Run(cmd::run::Args),
     /// Draw a drift acceptance map for an engine.
     Sweep(cmd::sweep::Args),
+    /// Serve the engine over the AWS Query protocol (IAM + STS).
+    Serve(cmd::serve::Args),
     /// Start fobs behind transports (serial ptys, ...).
     Emulate(cmd::emulate::Args),
     /// Talk to an emulated fob as a client would.
@@ -51,6 +53,7 @@ fn main() -> ExitCode {
         Command::Fob(a) => cmd::fob::run(a),
         Command::Run(a) => cmd::run::run(a),
         Command::Sweep(a) => cmd::sweep::run(a),
+        Command::Serve(a) => cmd::serve::run(a),
         Command::Emulate(a) => cmd::emulate::run(a),
         Command::Device(a) => cmd::device::run(a),
         Command::Clock(a) => cmd::clock::run(a),

@@ -156,7 +156,7 @@ fn display_blanks_after_the_display_period() {
     assert_eq!(f.display(t), Display::Blank, "nothing shown before a press");
     assert!(f.press(t).code().is_some());
     let off = t.add_millis(model.display_ms as i64);
-    assert_eq!(f.display(off.add_millis(-1)).code().is_some(), true);
+    assert!(f.display(off.add_millis(-1)).code().is_some());
     assert_eq!(f.display(off), Display::Blank);
     assert_eq!(f.next_deadline(off), None);
 }

@@ -7,4 +7,5 @@ pub mod emulate;
 pub mod fob;
 pub mod models;
 pub mod run;
+pub mod serve;
 pub mod sweep;

@@ -1,12 +1,116 @@
-//! `fobsim sweep` (not built yet: see the open issues).
+//! `fobsim sweep`: a drift acceptance map for an engine.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use anyhow::Context as _;
+use fobsim_harness::driver::InProcess;
+use fobsim_harness::sweep::{self, SweepSpec};
+use fobsim_otp::time::parse_duration_ms;
+
+use super::run::{Store, adapter};
+
+/// What the y axis measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Axis {
+    /// Delay between pressing the button and submitting the code.
+    Delay,
+    /// Time since the last successful sign-in (the clock drifts linearly).
+    SinceLast,
+}
 
 /// Arguments of `fobsim sweep`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Engine under test: `builtin` or `model`.
+    #[arg(long, default_value = "builtin")]
+    engine: String,
+    /// Store of the built-in engine.
+    #[arg(long, value_enum, default_value_t = Store::Memory)]
+    store: Store,
+    /// Write the SVG map here.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Write the map as JSON here.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// What the y axis measures.
+    #[arg(long, value_enum, default_value_t = Axis::Delay)]
+    y: Axis,
+    /// Largest device clock offset either way (x axis: -MAX .. +MAX).
+    #[arg(long, default_value = "15m", value_name = "DURATION")]
+    x_max: String,
+    /// Column width on the x axis.
+    #[arg(long, default_value = "30s", value_name = "DURATION")]
+    x_step: String,
+    /// Largest delay (y axis, `--y delay` only; `since-last` uses 0 s .. 3 y).
+    #[arg(long, default_value = "5m", value_name = "DURATION")]
+    y_max: String,
+    /// Row height on the y axis (`--y delay` only).
+    #[arg(long, default_value = "15s", value_name = "DURATION")]
+    y_step: String,
+    /// Fob model preset (time-based).
+    #[arg(long, default_value = "gaht")]
+    model: String,
+    /// Sign-in attempts per cell (more than the lockout threshold shows locking).
+    #[arg(long, default_value_t = 1)]
+    attempts: u32,
+    /// Seed of the fob's secret.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+fn dur(name: &str, s: &str) -> anyhow::Result<i64> {
+    parse_duration_ms(s).with_context(|| format!("--{name}"))
+}
+
+fn range(max: i64, step: i64, symmetric: bool) -> anyhow::Result<Vec<i64>> {
+    anyhow::ensure!(
+        step > 0 && max >= 0,
+        "steps must be positive and maxima not negative"
+    );
+    let n = max / step;
+    anyhow::ensure!(n <= 2_000, "too many cells: at most 2000 per axis");
+    let lo = if symmetric { -n } else { 0 };
+    Ok((lo..=n).map(|i| i * step).collect())
+}
 
 /// Run `fobsim sweep`.
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("fobsim sweep is not implemented yet")
+///
+/// # Errors
+/// Bad durations, an unknown engine or model, an unwritable output file.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let mut spec = match args.y {
+        Axis::Delay => SweepSpec::submit_delay_default(),
+        Axis::SinceLast => SweepSpec::since_last_sign_in_default(),
+    };
+    spec.offsets_ms = range(
+        dur("x-max", &args.x_max)?,
+        dur("x-step", &args.x_step)?,
+        true,
+    )?;
+    if args.y == Axis::Delay {
+        spec.delays_ms = range(
+            dur("y-max", &args.y_max)?,
+            dur("y-step", &args.y_step)?,
+            false,
+        )?;
+    }
+    spec.model = args.model.clone();
+    spec.attempts = args.attempts;
+    spec.seed = args.seed;
+    let mut engine = adapter(&args.engine, args.store, args.seed)?;
+    let mut fobs = InProcess;
+    let map = sweep::run_with_progress(engine.as_mut(), &mut fobs, &spec, 200)?;
+    print!("{}", map.summary());
+    if let Some(path) = &args.out {
+        std::fs::write(path, map.svg()?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("map written to {}", path.display());
+    }
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&map)? + "\n";
+        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(ExitCode::SUCCESS)
 }

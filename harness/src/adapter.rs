@@ -1,0 +1,418 @@
+//! The `Engine` adapter trait: how the runner talks to a system under test.
+//!
+//! One implementation per engine (the built-in engine in-process today;
+//! HTTP, privacyIDEA, PAM, oathtool and moto adapters later). The trait is
+//! small and object-safe: the runner sends [`Request`]s and records the
+//! [`Answer`]s in the transcript. Each adapter declares its
+//! [`Capability`]s; a step that needs a missing capability is reported
+//! `n/a` and never counted as a pass.
+
+use fobsim_firmware::{SeedRecord, Timestamp};
+use serde::Serialize;
+
+/// Who acts: the account's root user or an IAM user.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Who {
+    /// The account root user.
+    Root,
+    /// An IAM user.
+    User(String),
+}
+
+impl Who {
+    /// From a scenario name (`root` is the root user).
+    #[must_use]
+    pub fn from_name(name: &str) -> Who {
+        if name == "root" {
+            Who::Root
+        } else {
+            Who::User(name.to_string())
+        }
+    }
+}
+
+impl std::fmt::Display for Who {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Who::Root => f.write_str("root"),
+            Who::User(u) => f.write_str(u),
+        }
+    }
+}
+
+/// Console or API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    /// The management console.
+    Console,
+    /// The IAM API / command line.
+    Api,
+}
+
+/// What an adapter can do. Steps that need a missing capability are `n/a`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Capability {
+    /// Enable a device with two consecutive codes.
+    EnableTwoCodes,
+    /// Enable through the API channel (distinct from the console).
+    ApiEnable,
+    /// Console sign-in with password + code.
+    ConsoleSignIn,
+    /// STS GetSessionToken-style MFA check with serial + code.
+    SessionMfa,
+    /// Resync with two consecutive codes.
+    Resync,
+    /// Deactivate a device.
+    Deactivate,
+    /// List a user's devices.
+    ListDevices,
+    /// A root user distinct from IAM users.
+    RootUser,
+    /// Root recovery with email + phone verification codes.
+    RootRecovery,
+    /// Lockout state observable per device.
+    ObserveLockout,
+    /// Engine settings (`setting KEY=VALUE`) can be applied.
+    Settings,
+}
+
+impl Capability {
+    /// The kebab-case name used in reports.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Capability::EnableTwoCodes => "enable-two-codes",
+            Capability::ApiEnable => "api-enable",
+            Capability::ConsoleSignIn => "console-sign-in",
+            Capability::SessionMfa => "session-mfa",
+            Capability::Resync => "resync",
+            Capability::Deactivate => "deactivate",
+            Capability::ListDevices => "list-devices",
+            Capability::RootUser => "root-user",
+            Capability::RootRecovery => "root-recovery",
+            Capability::ObserveLockout => "observe-lockout",
+            Capability::Settings => "settings",
+        }
+    }
+
+    /// Every capability, in a stable order.
+    pub const ALL: [Capability; 11] = [
+        Capability::EnableTwoCodes,
+        Capability::ApiEnable,
+        Capability::ConsoleSignIn,
+        Capability::SessionMfa,
+        Capability::Resync,
+        Capability::Deactivate,
+        Capability::ListDevices,
+        Capability::RootUser,
+        Capability::RootRecovery,
+        Capability::ObserveLockout,
+        Capability::Settings,
+    ];
+}
+
+/// The account every scenario runs in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Account {
+    /// 12-digit account id.
+    pub id: String,
+    /// Account alias.
+    pub alias: String,
+    /// Root user's email.
+    pub root_email: String,
+    /// Root user's phone.
+    pub root_phone: String,
+    /// Root user's password.
+    pub root_password: String,
+}
+
+impl Default for Account {
+    fn default() -> Self {
+        Account {
+            id: "123456789012".into(),
+            alias: "fobsim-test".into(),
+            root_email: "root@example.com".into(),
+            root_phone: "+15555550100".into(),
+            root_password: "Root-Password-1".into(),
+        }
+    }
+}
+
+/// The password the harness gives an IAM user.
+#[must_use]
+pub fn user_password(name: &str) -> String {
+    format!("Pw-{name}-0123456789")
+}
+
+/// Everything an engine needs before a scenario's timeline starts.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// The account and root user.
+    pub account: Account,
+    /// IAM users and their passwords.
+    pub users: Vec<(String, String)>,
+    /// The vendor seed records of registered devices.
+    pub seeds: Vec<SeedRecord>,
+    /// Engine settings from the scenario.
+    pub settings: Vec<(String, String)>,
+    /// True time at the start.
+    pub start: Timestamp,
+}
+
+/// A request to the engine, as recorded in the transcript ("sent").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// EnableMFADevice.
+    Enable {
+        /// Principal.
+        who: Who,
+        /// Serial number.
+        serial: String,
+        /// First code.
+        code1: String,
+        /// Second code.
+        code2: String,
+        /// Channel.
+        channel: Channel,
+    },
+    /// ResyncMFADevice.
+    Resync {
+        /// Principal.
+        who: Who,
+        /// Serial number.
+        serial: String,
+        /// First code.
+        code1: String,
+        /// Second code.
+        code2: String,
+    },
+    /// DeactivateMFADevice.
+    Deactivate {
+        /// Principal.
+        who: Who,
+        /// Serial number.
+        serial: String,
+    },
+    /// ListMFADevices.
+    ListDevices {
+        /// Principal.
+        who: Who,
+    },
+    /// Console sign-in.
+    SignIn {
+        /// Principal.
+        who: Who,
+        /// Whether the right password is typed (the password itself is not recorded).
+        password_ok: bool,
+        /// MFA code, if typed.
+        code: Option<String>,
+    },
+    /// STS GetSessionToken with SerialNumber + TokenCode.
+    Session {
+        /// Principal.
+        who: Who,
+        /// Serial number.
+        serial: String,
+        /// Code.
+        code: String,
+    },
+    /// Root: "sign in using alternative factors" (sends email + phone codes).
+    StartRecovery,
+    /// Read the messages sent to the root user's email and phone.
+    Outbox,
+    /// Root: type the email and phone verification codes.
+    CompleteRecovery {
+        /// Code from the email.
+        email_code: String,
+        /// Code from the phone.
+        phone_code: String,
+    },
+    /// The engine's view of a device (lockout).
+    DeviceState {
+        /// Serial number.
+        serial: String,
+    },
+}
+
+impl Request {
+    /// The capability this request needs.
+    #[must_use]
+    pub fn capability(&self) -> Capability {
+        match self {
+            Request::Enable {
+                channel: Channel::Api,
+                ..
+            } => Capability::ApiEnable,
+            Request::Enable { .. } => Capability::EnableTwoCodes,
+            Request::Resync { .. } => Capability::Resync,
+            Request::Deactivate { .. } => Capability::Deactivate,
+            Request::ListDevices { .. } => Capability::ListDevices,
+            Request::SignIn { .. } => Capability::ConsoleSignIn,
+            Request::Session { .. } => Capability::SessionMfa,
+            Request::StartRecovery | Request::Outbox | Request::CompleteRecovery { .. } => {
+                Capability::RootRecovery
+            }
+            Request::DeviceState { .. } => Capability::ObserveLockout,
+        }
+    }
+}
+
+/// A message the engine sent to the root user's email or phone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Message {
+    /// `email` or `phone`.
+    pub channel: String,
+    /// The address or number.
+    pub to: String,
+    /// The verification code in it.
+    pub code: String,
+}
+
+/// What the engine answered ("answered" in the transcript).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Answer {
+    /// Success, with data for list/outbox/state requests.
+    Ok {
+        /// Returned data.
+        #[serde(skip_serializing_if = "Reply::is_empty")]
+        data: Reply,
+    },
+    /// An error in AWS terms.
+    Error {
+        /// AWS error code (`InvalidAuthenticationCode`, `AccessDenied`...).
+        code: String,
+        /// HTTP status.
+        status: u16,
+        /// Engine-specific finer kind (`DeviceLocked`...), if any.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        kind: Option<String>,
+        /// Message.
+        message: String,
+    },
+}
+
+impl Answer {
+    /// Success with no data.
+    #[must_use]
+    pub fn ok() -> Answer {
+        Answer::Ok { data: Reply::None }
+    }
+
+    /// Whether this is a success.
+    #[must_use]
+    pub fn is_ok(&self) -> bool {
+        matches!(self, Answer::Ok { .. })
+    }
+
+    /// Short form for reports: `ok` or the error code (with the kind).
+    #[must_use]
+    pub fn short(&self) -> String {
+        match self {
+            Answer::Ok { .. } => "ok".into(),
+            Answer::Error {
+                code,
+                kind: Some(k),
+                ..
+            } if k != code => format!("{code} ({k})"),
+            Answer::Error { code, .. } => code.clone(),
+        }
+    }
+}
+
+/// Data of a successful answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+#[serde(untagged)]
+pub enum Reply {
+    /// Nothing.
+    #[default]
+    None,
+    /// Serials (ListMFADevices).
+    Devices {
+        /// Serial numbers.
+        devices: Vec<String>,
+    },
+    /// Outbox messages.
+    Messages {
+        /// Messages, oldest first.
+        messages: Vec<Message>,
+    },
+    /// Device state.
+    State {
+        /// Whether the device is locked now.
+        locked: bool,
+        /// Assigned principal, if any.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        assigned_to: Option<String>,
+    },
+}
+
+impl Reply {
+    /// True for [`Reply::None`].
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        matches!(self, Reply::None)
+    }
+}
+
+/// Adapter-level failures (not engine answers): the scenario cannot go on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdapterError {
+    /// The engine could not be set up for the scenario.
+    #[error("{adapter}: setup failed: {message}")]
+    Setup {
+        /// Adapter name.
+        adapter: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A scenario setting this adapter does not know.
+    #[error("{adapter}: unknown setting {key:?}: {message}")]
+    Setting {
+        /// Adapter name.
+        adapter: String,
+        /// The key.
+        key: String,
+        /// Why.
+        message: String,
+    },
+    /// The engine could not be reached or answered garbage.
+    #[error("{adapter}: {message}")]
+    Transport {
+        /// Adapter name.
+        adapter: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// The `Engine` adapter: one implementation per system under test.
+pub trait EngineAdapter {
+    /// Short name (`builtin`, `privacyidea`, ...).
+    fn name(&self) -> &str;
+    /// What this adapter can express.
+    fn capabilities(&self) -> &[Capability];
+    /// Start from a fresh engine for a scenario: account, users, seeds,
+    /// settings.
+    ///
+    /// # Errors
+    /// [`AdapterError`] if the engine cannot be prepared.
+    fn begin(&mut self, setup: &Setup) -> Result<(), AdapterError>;
+    /// Send one request at true time `now`. Only called for requests whose
+    /// [`Request::capability`] the adapter declared.
+    ///
+    /// # Errors
+    /// [`AdapterError`] when the engine cannot be reached; engine refusals
+    /// are [`Answer::Error`], not errors.
+    fn call(&mut self, now: Timestamp, request: &Request) -> Result<Answer, AdapterError>;
+}
+
+/// Whether an adapter has a capability.
+#[must_use]
+pub fn has(adapter: &dyn EngineAdapter, cap: Capability) -> bool {
+    adapter.capabilities().contains(&cap)
+}

@@ -1,0 +1,303 @@
+//! The adapter for fobsim's own engine (`fobsim-engine`), in-process, over
+//! the in-memory store (default) or SQLite.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use fobsim_engine::{
+    Channel as EChannel, Engine, EngineError, KeySource, OutboxChannel, PasswordCost, Principal,
+    Profile,
+};
+use fobsim_firmware::Timestamp;
+
+use crate::adapter::{
+    AdapterError, Answer, Capability, Channel, EngineAdapter, Message, Reply, Request, Setup, Who,
+};
+
+/// Where the built-in engine keeps its state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreKind {
+    /// In memory (default; fastest).
+    Memory,
+    /// A fresh SQLite database per scenario, in this directory.
+    Sqlite {
+        /// Directory for the database files (removed after each scenario).
+        dir: PathBuf,
+    },
+}
+
+/// The built-in engine as an [`EngineAdapter`].
+pub struct Builtin {
+    store: StoreKind,
+    seed: u64,
+    engine: Option<Engine>,
+    root_password: String,
+    passwords: HashMap<String, String>,
+    runs: u64,
+    db: Option<PathBuf>,
+}
+
+const CAPS: [Capability; 11] = Capability::ALL;
+
+impl std::fmt::Debug for Builtin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builtin")
+            .field("store", &self.store)
+            .field("seed", &self.seed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Builtin {
+    /// An adapter over `store`; `seed` fixes the engine's RNG (recovery
+    /// codes, salts) so transcripts are deterministic.
+    #[must_use]
+    pub fn new(store: StoreKind, seed: u64) -> Self {
+        Builtin {
+            store,
+            seed,
+            engine: None,
+            root_password: String::new(),
+            passwords: HashMap::new(),
+            runs: 0,
+            db: None,
+        }
+    }
+
+    /// The in-memory engine.
+    #[must_use]
+    pub fn in_memory(seed: u64) -> Self {
+        Builtin::new(StoreKind::Memory, seed)
+    }
+
+    /// The engine of the current scenario (after [`EngineAdapter::begin`]).
+    #[must_use]
+    pub fn engine(&self) -> Option<&Engine> {
+        self.engine.as_ref()
+    }
+
+    fn remove_db(&mut self) {
+        if let Some(p) = self.db.take() {
+            for suffix in ["", "-wal", "-shm", "-journal"] {
+                let mut s = p.clone().into_os_string();
+                s.push(suffix);
+                let _ = std::fs::remove_file(PathBuf::from(s));
+            }
+        }
+    }
+
+    fn setup_err(message: impl Into<String>) -> AdapterError {
+        AdapterError::Setup {
+            adapter: "builtin".into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl Drop for Builtin {
+    fn drop(&mut self) {
+        self.engine = None;
+        self.remove_db();
+    }
+}
+
+/// The profile for a scenario: the default rules with scenario settings
+/// (TOML keys of [`Profile::from_toml`]), cheap password hashing and a
+/// fixed RNG seed.
+///
+/// # Errors
+/// [`AdapterError::Setting`] for an unknown key or a bad value.
+pub fn profile_for(settings: &[(String, String)], seed: u64) -> Result<Profile, AdapterError> {
+    let mut toml = String::new();
+    for (k, v) in settings {
+        let bare = v.parse::<i64>().is_ok() || v == "true" || v == "false";
+        let value = if bare { v.clone() } else { format!("{v:?}") };
+        toml.push_str(&format!("{k} = {value}\n"));
+    }
+    let mut p = Profile::from_toml(&toml).map_err(|e| AdapterError::Setting {
+        adapter: "builtin".into(),
+        key: settings
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
+        message: e.to_string(),
+    })?;
+    p.password_cost = PasswordCost::TESTING;
+    p.rng_seed = Some(seed);
+    Ok(p)
+}
+
+fn principal(w: &Who) -> Principal {
+    match w {
+        Who::Root => Principal::Root,
+        Who::User(u) => Principal::User(u.clone()),
+    }
+}
+
+fn answer(r: Result<(), EngineError>) -> Answer {
+    match r {
+        Ok(()) => Answer::ok(),
+        Err(e) => error_answer(&e),
+    }
+}
+
+/// An engine error in the transcript's terms.
+#[must_use]
+pub fn error_answer(e: &EngineError) -> Answer {
+    let kind = format!("{:?}", e.kind);
+    Answer::Error {
+        code: e.aws_code().to_string(),
+        status: e.http_status(),
+        kind: (kind != e.aws_code()).then_some(kind),
+        message: e.message.clone(),
+    }
+}
+
+impl EngineAdapter for Builtin {
+    fn name(&self) -> &str {
+        "builtin"
+    }
+
+    fn capabilities(&self) -> &[Capability] {
+        &CAPS
+    }
+
+    fn begin(&mut self, setup: &Setup) -> Result<(), AdapterError> {
+        self.engine = None;
+        self.remove_db();
+        let profile = profile_for(&setup.settings, self.seed)?;
+        let engine = match &self.store {
+            StoreKind::Memory => Engine::in_memory(profile),
+            StoreKind::Sqlite { dir } => {
+                self.runs += 1;
+                let path = dir.join(format!(
+                    "fobsim-run-{}-{}.sqlite",
+                    std::process::id(),
+                    self.runs
+                ));
+                self.db = Some(path.clone());
+                Engine::sqlite(&path, &KeySource::Bytes([0x5e; 32]), profile)
+                    .map_err(|e| Self::setup_err(e.to_string()))?
+            }
+        };
+        let a = &setup.account;
+        engine
+            .create_account(
+                &a.id,
+                &a.alias,
+                &a.root_email,
+                &a.root_phone,
+                &a.root_password,
+            )
+            .map_err(|e| Self::setup_err(format!("create account: {e}")))?;
+        self.root_password = a.root_password.clone();
+        self.passwords.clear();
+        for (u, p) in &setup.users {
+            engine
+                .create_user(u, p)
+                .map_err(|e| Self::setup_err(format!("create user {u}: {e}")))?;
+            self.passwords.insert(u.clone(), p.clone());
+        }
+        engine
+            .import_seeds(&setup.seeds)
+            .map_err(|e| Self::setup_err(format!("import seeds: {e}")))?;
+        self.engine = Some(engine);
+        Ok(())
+    }
+
+    fn call(&mut self, now: Timestamp, request: &Request) -> Result<Answer, AdapterError> {
+        let Some(engine) = self.engine.as_ref() else {
+            return Err(AdapterError::Transport {
+                adapter: "builtin".into(),
+                message: "call before begin".into(),
+            });
+        };
+        Ok(match request {
+            Request::Enable {
+                who,
+                serial,
+                code1,
+                code2,
+                channel,
+            } => {
+                let ch = match channel {
+                    Channel::Console => EChannel::Console,
+                    Channel::Api => EChannel::Api,
+                };
+                answer(engine.enable_mfa_device(now, ch, &principal(who), serial, code1, code2))
+            }
+            Request::Resync {
+                who,
+                serial,
+                code1,
+                code2,
+            } => answer(engine.resync_mfa_device(now, &principal(who), serial, code1, code2)),
+            Request::Deactivate { who, serial } => {
+                answer(engine.deactivate_mfa_device(now, &principal(who), serial))
+            }
+            Request::ListDevices { who } => match engine.list_mfa_devices(&principal(who)) {
+                Ok(list) => Answer::Ok {
+                    data: Reply::Devices {
+                        devices: list.into_iter().map(|d| d.serial).collect(),
+                    },
+                },
+                Err(e) => error_answer(&e),
+            },
+            Request::SignIn {
+                who,
+                password_ok,
+                code,
+            } => {
+                let right = match who {
+                    Who::Root => self.root_password.clone(),
+                    Who::User(u) => self.passwords.get(u).cloned().unwrap_or_default(),
+                };
+                let pw = if *password_ok {
+                    right
+                } else {
+                    format!("{right}-wrong")
+                };
+                answer(engine.console_sign_in(now, &principal(who), &pw, code.as_deref()))
+            }
+            Request::Session { who, serial, code } => {
+                answer(engine.verify_session_mfa(now, &principal(who), serial, code))
+            }
+            Request::StartRecovery => answer(engine.start_root_recovery(now)),
+            Request::Outbox => Answer::Ok {
+                data: Reply::Messages {
+                    messages: engine
+                        .outbox()
+                        .into_iter()
+                        .map(|m| Message {
+                            channel: match m.channel {
+                                OutboxChannel::Email => "email".into(),
+                                OutboxChannel::Phone => "phone".into(),
+                            },
+                            to: m.to,
+                            code: m.code,
+                        })
+                        .collect(),
+                },
+            },
+            Request::CompleteRecovery {
+                email_code,
+                phone_code,
+            } => answer(engine.complete_root_recovery(now, email_code, phone_code)),
+            Request::DeviceState { serial } => match engine.device_state(serial) {
+                Some(s) => Answer::Ok {
+                    data: Reply::State {
+                        locked: s.locked_until.is_some_and(|u| now < u),
+                        assigned_to: s.assigned_to.map(|p| p.to_string()),
+                    },
+                },
+                None => Answer::Error {
+                    code: "NoSuchEntity".into(),
+                    status: 404,
+                    kind: None,
+                    message: format!("MFA Device with serial number {serial} does not exist."),
+                },
+            },
+        })
+    }
+}

@@ -1,0 +1,351 @@
+//! The `iam-http` adapter: fobsim's engine behind its AWS Query API (IAM
+//! and STS), driven over real HTTP on loopback with SigV4-signed requests —
+//! the wire path of `fobsim serve` (query parsing, signature checks,
+//! policy evaluation, XML answers), with a fresh engine per scenario and
+//! the server's clock set to the scenario's time before each request.
+//!
+//! Mapping: enable/resync/deactivate/list are IAM calls signed with the
+//! acting user's own access key and `UserName` = that user; `session` is
+//! STS `GetSessionToken` with `SerialNumber` + `TokenCode`. Users get an
+//! `iam:*` policy (the seed's policy would deny deactivation without an
+//! MFA session, which scenarios do not model); the policy path itself is
+//! covered by `engine/tests/aws_server.rs` and `tests/aws/`. Root acts
+//! with root keys and no `UserName` (API channel), which the engine
+//! refuses for enable, as the seed says; the console channel, console
+//! sign-in, recovery and device state have no HTTP API, so those
+//! capabilities are not declared (steps that need them are `n/a`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use fobsim_engine::aws::Service;
+use fobsim_engine::aws::client::{Client, Reply as HttpReply};
+use fobsim_engine::aws::credentials::KeyRing;
+use fobsim_engine::aws::policy::Policy;
+use fobsim_engine::aws::server::Loopback;
+use fobsim_engine::aws::service::{AwsService, ServiceConfig};
+use fobsim_engine::aws::sigv4::Credentials;
+use fobsim_engine::{Engine, Principal};
+use fobsim_firmware::Timestamp;
+
+use crate::adapter::{AdapterError, Answer, Capability, EngineAdapter, Reply, Request, Setup, Who};
+use crate::builtin::profile_for;
+
+const NAME: &str = "iam-http";
+
+const ADMIN_POLICY: &str =
+    r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iam:*","Resource":"*"}]}"#;
+
+const CAPS: [Capability; 7] = [
+    Capability::EnableTwoCodes,
+    Capability::ApiEnable,
+    Capability::SessionMfa,
+    Capability::Resync,
+    Capability::Deactivate,
+    Capability::ListDevices,
+    Capability::Settings,
+];
+
+struct Live {
+    // Dropped first: the client's connection, then the server.
+    client: Client,
+    keys: HashMap<Who, Credentials>,
+    clock: Arc<AtomicU64>,
+    _server: Loopback,
+}
+
+/// The adapter. `seed` drives the engine's RNG (as the builtin adapter's).
+pub struct IamHttp {
+    seed: u64,
+    live: Option<Live>,
+}
+
+impl std::fmt::Debug for IamHttp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IamHttp")
+            .field("seed", &self.seed)
+            .field("running", &self.live.is_some())
+            .finish()
+    }
+}
+
+fn setup_err(message: impl Into<String>) -> AdapterError {
+    AdapterError::Setup {
+        adapter: NAME.into(),
+        message: message.into(),
+    }
+}
+
+fn transport(message: impl Into<String>) -> AdapterError {
+    AdapterError::Transport {
+        adapter: NAME.into(),
+        message: message.into(),
+    }
+}
+
+fn key_for(index: usize, seed: u64) -> Credentials {
+    Credentials {
+        access_key_id: format!("AKIAHARNESS{index:09}"),
+        secret_access_key: format!("harness-{seed:016x}-{index:06}-secret"),
+        session_token: None,
+    }
+}
+
+/// An HTTP answer as an adapter [`Answer`].
+fn answer(r: &HttpReply, ok_data: impl FnOnce(&HttpReply) -> Reply) -> Answer {
+    if r.status == 200 {
+        return Answer::Ok { data: ok_data(r) };
+    }
+    Answer::Error {
+        code: r.code().unwrap_or_else(|| format!("HTTP{}", r.status)),
+        status: r.status,
+        kind: None,
+        message: r.message().unwrap_or_default(),
+    }
+}
+
+impl IamHttp {
+    /// A new adapter (no server until a scenario begins).
+    #[must_use]
+    pub fn new(seed: u64) -> Self {
+        IamHttp { seed, live: None }
+    }
+
+    fn start(&self, setup: &Setup) -> Result<Live, AdapterError> {
+        let profile = profile_for(&setup.settings, self.seed).map_err(|e| match e {
+            AdapterError::Setting { key, message, .. } => AdapterError::Setting {
+                adapter: NAME.into(),
+                key,
+                message,
+            },
+            other => other,
+        })?;
+        let engine = Engine::in_memory(profile);
+        let a = &setup.account;
+        engine
+            .create_account(
+                &a.id,
+                &a.alias,
+                &a.root_email,
+                &a.root_phone,
+                &a.root_password,
+            )
+            .map_err(|e| setup_err(format!("create account: {e}")))?;
+        let mut ring = KeyRing::new(&[0x11; 32], Some(self.seed));
+        let mut keys = HashMap::new();
+        let root = key_for(0, self.seed);
+        ring.add_access_key(
+            &root.access_key_id,
+            &root.secret_access_key,
+            Principal::Root,
+        )
+        .map_err(|e| setup_err(e.to_string()))?;
+        keys.insert(Who::Root, root);
+        let admin = Arc::new(Policy::parse(ADMIN_POLICY).map_err(|e| setup_err(e.to_string()))?);
+        let mut policies = HashMap::new();
+        for (i, (user, password)) in setup.users.iter().enumerate() {
+            engine
+                .create_user(user, password)
+                .map_err(|e| setup_err(format!("create user {user}: {e}")))?;
+            let k = key_for(i + 1, self.seed);
+            ring.add_access_key(
+                &k.access_key_id,
+                &k.secret_access_key,
+                Principal::user(user),
+            )
+            .map_err(|e| setup_err(e.to_string()))?;
+            keys.insert(Who::User(user.clone()), k);
+            policies.insert(user.clone(), vec![Arc::clone(&admin)]);
+        }
+        engine
+            .import_seeds(&setup.seeds)
+            .map_err(|e| setup_err(format!("import seeds: {e}")))?;
+        let clock = Arc::new(AtomicU64::new(setup.start.as_millis()));
+        let c = Arc::clone(&clock);
+        let now = Arc::new(move || Timestamp::from_millis(c.load(Ordering::SeqCst)));
+        let service = AwsService::new(
+            Arc::new(engine),
+            ring,
+            policies,
+            now,
+            ServiceConfig::default(),
+        )
+        .map_err(|e| setup_err(e.to_string()))?;
+        let server = Loopback::start(Arc::new(service), 1)
+            .map_err(|e| setup_err(format!("loopback server: {e}")))?;
+        let client = Client::new(&server.endpoint()).map_err(|e| setup_err(e.to_string()))?;
+        Ok(Live {
+            client,
+            keys,
+            clock,
+            _server: server,
+        })
+    }
+}
+
+impl EngineAdapter for IamHttp {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn capabilities(&self) -> &[Capability] {
+        &CAPS
+    }
+
+    fn begin(&mut self, setup: &Setup) -> Result<(), AdapterError> {
+        self.live = None;
+        self.live = Some(self.start(setup)?);
+        Ok(())
+    }
+
+    fn call(&mut self, now: Timestamp, request: &Request) -> Result<Answer, AdapterError> {
+        let live = self
+            .live
+            .as_mut()
+            .ok_or_else(|| transport("call before begin"))?;
+        live.clock.store(now.as_millis(), Ordering::SeqCst);
+        let who = match request {
+            Request::Enable { who, .. }
+            | Request::Resync { who, .. }
+            | Request::Deactivate { who, .. }
+            | Request::ListDevices { who }
+            | Request::Session { who, .. } => who,
+            other => {
+                return Err(transport(format!(
+                    "{:?} has no HTTP API (capability {} not declared)",
+                    other.capability(),
+                    other.capability().as_str()
+                )));
+            }
+        };
+        let Some(creds) = live.keys.get(who).cloned() else {
+            // A principal the setup did not create: AWS would not know the key.
+            return Ok(Answer::Error {
+                code: "InvalidClientTokenId".into(),
+                status: 403,
+                kind: None,
+                message: format!("no access key for {who}"),
+            });
+        };
+        let user = match who {
+            Who::User(u) => Some(u.as_str()),
+            Who::Root => None,
+        };
+        let mut params: Vec<(&str, &str)> = Vec::with_capacity(6);
+        let service = match request {
+            Request::Enable {
+                serial,
+                code1,
+                code2,
+                ..
+            }
+            | Request::Resync {
+                serial,
+                code1,
+                code2,
+                ..
+            } => {
+                let action = if matches!(request, Request::Enable { .. }) {
+                    "EnableMFADevice"
+                } else {
+                    "ResyncMFADevice"
+                };
+                params.push(("Action", action));
+                params.push(("SerialNumber", serial));
+                params.push(("AuthenticationCode1", code1));
+                params.push(("AuthenticationCode2", code2));
+                Service::Iam
+            }
+            Request::Deactivate { serial, .. } => {
+                params.push(("Action", "DeactivateMFADevice"));
+                params.push(("SerialNumber", serial));
+                Service::Iam
+            }
+            Request::ListDevices { .. } => {
+                params.push(("Action", "ListMFADevices"));
+                params.push(("MaxItems", "1000"));
+                Service::Iam
+            }
+            Request::Session { serial, code, .. } => {
+                params.push(("Action", "GetSessionToken"));
+                params.push(("SerialNumber", serial));
+                params.push(("TokenCode", code));
+                Service::Sts
+            }
+            _ => return Err(transport("unreachable request kind")),
+        };
+        if service == Service::Iam
+            && let Some(u) = user
+        {
+            params.push(("UserName", u));
+        }
+        let reply = live
+            .client
+            .call(service, &params, &creds, now)
+            .map_err(|e| transport(e.to_string()))?;
+        Ok(answer(&reply, |r| match request {
+            Request::ListDevices { .. } => Reply::Devices {
+                devices: fobsim_engine::aws::xml::texts_of(&r.body, "SerialNumber"),
+            },
+            _ => Reply::None,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::builtin::Builtin;
+    use crate::driver::InProcess;
+    use crate::runner::{DEFAULT_SEED, Runner, Verdict};
+    use crate::suite;
+
+    /// Over HTTP, every scenario gets the in-process verdict, except those
+    /// that need a capability HTTP cannot express (`n/a`).
+    #[test]
+    fn same_verdicts_as_in_process() {
+        let scenarios = suite::builtin().unwrap();
+        let mut http = IamHttp::new(DEFAULT_SEED);
+        let mut builtin = Builtin::in_memory(DEFAULT_SEED);
+        let (mut same, mut na) = (0, 0);
+        for sc in &scenarios {
+            let a = Runner::new(&mut builtin, &mut InProcess, DEFAULT_SEED).run(sc);
+            let b = Runner::new(&mut http, &mut InProcess, DEFAULT_SEED).run(sc);
+            if let Verdict::NotApplicable { capability, .. } = &b.verdict {
+                // Only what has no HTTP API may be missing.
+                assert!(
+                    matches!(
+                        capability,
+                        Capability::ConsoleSignIn
+                            | Capability::RootUser
+                            | Capability::RootRecovery
+                            | Capability::ObserveLockout
+                    ),
+                    "{}: n/a for {}",
+                    sc.id,
+                    capability.as_str()
+                );
+                na += 1;
+                continue;
+            }
+            assert_eq!(a.verdict, b.verdict, "{}", sc.id);
+            same += 1;
+        }
+        assert!(same >= 20, "{same} same, {na} n/a of {}", scenarios.len());
+    }
+
+    #[test]
+    fn a_session_scenario_passes_over_http() {
+        let sc = suite::builtin()
+            .unwrap()
+            .into_iter()
+            .find(|s| s.id == "session-token-with-mfa")
+            .unwrap();
+        let mut http = IamHttp::new(1);
+        let r = Runner::new(&mut http, &mut InProcess, 1).run(&sc);
+        assert_eq!(r.verdict, Verdict::Pass);
+        assert_eq!(http.name(), "iam-http");
+        assert!(format!("{http:?}").contains("running: true"));
+    }
+}

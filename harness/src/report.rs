@@ -1,0 +1,287 @@
+//! Reports: human text (one line per scenario, a failure shows the
+//! transcript diff), JSON (byte-identical for the same scenarios + seed) and
+//! JUnit XML for CI systems.
+
+use std::fmt::Write as _;
+
+use quick_xml::escape::escape;
+use serde::Serialize;
+
+use crate::runner::{Entry, ScenarioResult, Verdict};
+
+/// Counts per verdict.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    /// Scenarios run.
+    pub total: usize,
+    /// Passed.
+    pub passed: usize,
+    /// Failed an expectation.
+    pub failed: usize,
+    /// Not applicable to the engine (never counted as passed).
+    #[serde(rename = "n/a")]
+    pub not_applicable: usize,
+    /// Harness/adapter errors.
+    pub errors: usize,
+}
+
+impl Summary {
+    /// Count the verdicts.
+    #[must_use]
+    pub fn of(results: &[ScenarioResult]) -> Summary {
+        let mut s = Summary {
+            total: results.len(),
+            ..Summary::default()
+        };
+        for r in results {
+            match r.verdict {
+                Verdict::Pass => s.passed += 1,
+                Verdict::Fail { .. } => s.failed += 1,
+                Verdict::NotApplicable { .. } => s.not_applicable += 1,
+                Verdict::Error { .. } => s.errors += 1,
+            }
+        }
+        s
+    }
+
+    /// True if every expectation held (n/a scenarios do not count as held).
+    #[must_use]
+    pub fn all_passed(&self) -> bool {
+        self.passed == self.total
+    }
+}
+
+/// A whole run: what the JSON report contains.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report<'a> {
+    /// Report format version.
+    pub format: u32,
+    /// Engine adapter.
+    pub engine: &'a str,
+    /// The run seed.
+    pub seed: u64,
+    /// Counts.
+    pub summary: Summary,
+    /// Every scenario.
+    pub scenarios: &'a [ScenarioResult],
+}
+
+impl<'a> Report<'a> {
+    /// Build a report.
+    #[must_use]
+    pub fn new(engine: &'a str, seed: u64, scenarios: &'a [ScenarioResult]) -> Self {
+        Report {
+            format: 1,
+            engine,
+            seed,
+            summary: Summary::of(scenarios),
+            scenarios,
+        }
+    }
+
+    /// Pretty JSON, newline-terminated. Deterministic: no wall times.
+    #[must_use]
+    pub fn json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self)
+            .unwrap_or_else(|e| format!("{{\"error\":{:?}}}", e.to_string()));
+        s.push('\n');
+        s
+    }
+
+    /// Human text: one line per scenario; failures and errors followed by
+    /// the transcript with the failing step marked `-` expected / `+` got.
+    #[must_use]
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        let width = self.scenarios.iter().map(|r| r.id.len()).max().unwrap_or(0);
+        for r in self.scenarios {
+            let _ = match &r.verdict {
+                Verdict::Pass => writeln!(out, "pass   {:width$}  {}", r.id, first_source(r)),
+                Verdict::Fail {
+                    line,
+                    expected,
+                    got,
+                } => writeln!(
+                    out,
+                    "FAIL   {:width$}  {}:{line}: expected {expected}, got {got}",
+                    r.id, r.file
+                ),
+                Verdict::NotApplicable { line, capability } => writeln!(
+                    out,
+                    "n/a    {:width$}  {}:{line}: engine {} lacks {}",
+                    r.id,
+                    r.file,
+                    r.engine,
+                    capability.as_str()
+                ),
+                Verdict::Error { line, message } => {
+                    writeln!(out, "ERROR  {:width$}  {}:{line}: {message}", r.id, r.file)
+                }
+            };
+            if matches!(r.verdict, Verdict::Fail { .. } | Verdict::Error { .. }) {
+                out.push_str(&transcript_diff(r));
+            }
+        }
+        let s = self.summary;
+        let _ = writeln!(
+            out,
+            "\n{} scenarios against {} (seed {}): {} passed, {} failed, {} n/a, {} errors",
+            s.total, self.engine, self.seed, s.passed, s.failed, s.not_applicable, s.errors
+        );
+        out
+    }
+
+    /// JUnit XML (one `<testsuite>`, one `<testcase>` per scenario; n/a is
+    /// `<skipped>`, never a pass). `time` attributes are 0: runs are on a
+    /// simulated clock and the file is deterministic.
+    #[must_use]
+    pub fn junit(&self) -> String {
+        let s = self.summary;
+        let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        let suite = format!("fobsim conformance ({})", self.engine);
+        let _ = writeln!(
+            out,
+            "<testsuites name=\"fobsim\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\">",
+            s.total, s.failed, s.errors, s.not_applicable
+        );
+        let _ = writeln!(
+            out,
+            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\" time=\"0\">",
+            escape(suite.as_str()),
+            s.total,
+            s.failed,
+            s.errors,
+            s.not_applicable
+        );
+        let _ = writeln!(
+            out,
+            "    <properties><property name=\"engine\" value=\"{}\"/><property name=\"seed\" value=\"{}\"/></properties>",
+            escape(self.engine),
+            self.seed
+        );
+        for r in self.scenarios {
+            let _ = write!(
+                out,
+                "    <testcase classname=\"fobsim.{}\" name=\"{}\" file=\"{}\" time=\"0\"",
+                escape(r.engine.as_str()),
+                escape(r.id.as_str()),
+                escape(r.file.as_str())
+            );
+            match &r.verdict {
+                Verdict::Pass => out.push_str("/>\n"),
+                Verdict::Fail {
+                    line,
+                    expected,
+                    got,
+                } => {
+                    let msg = format!("{}:{line}: expected {expected}, got {got}", r.file);
+                    let _ = writeln!(
+                        out,
+                        ">\n      <failure type=\"expectation\" message=\"{}\">{}</failure>\n    </testcase>",
+                        escape(msg.as_str()),
+                        escape(transcript_diff(r).as_str())
+                    );
+                }
+                Verdict::NotApplicable { line, capability } => {
+                    let msg = format!(
+                        "n/a: {}:{line} needs {}, which engine {} lacks",
+                        r.file,
+                        capability.as_str(),
+                        r.engine
+                    );
+                    let _ = writeln!(
+                        out,
+                        ">\n      <skipped message=\"{}\"/>\n    </testcase>",
+                        escape(msg.as_str())
+                    );
+                }
+                Verdict::Error { line, message } => {
+                    let msg = format!("{}:{line}: {message}", r.file);
+                    let _ = writeln!(
+                        out,
+                        ">\n      <error type=\"harness\" message=\"{}\">{}</error>\n    </testcase>",
+                        escape(msg.as_str()),
+                        escape(transcript_diff(r).as_str())
+                    );
+                }
+            }
+        }
+        out.push_str("  </testsuite>\n</testsuites>\n");
+        out
+    }
+}
+
+fn first_source(r: &ScenarioResult) -> String {
+    r.sources
+        .first()
+        .map(|s| {
+            let t: String = s.text.chars().take(70).collect();
+            let more = if s.text.chars().count() > 70 {
+                "…"
+            } else {
+                ""
+            };
+            format!("[{}] {t}{more}", s.kind.as_str())
+        })
+        .unwrap_or_default()
+}
+
+fn describe(e: &Entry) -> String {
+    let mut parts = Vec::new();
+    if let Some(s) = &e.shown {
+        parts.push(format!("shown {s}"));
+    }
+    if let Some(d) = &e.device_clock {
+        parts.push(format!("device {d}"));
+    }
+    for a in &e.answered {
+        parts.push(format!("answered {}", a.short()));
+    }
+    if let Some(n) = e.iterations {
+        parts.push(format!("{n} iterations ok"));
+    }
+    parts.join(", ")
+}
+
+/// The transcript as text, the failing step split into `-` expected and
+/// `+` got lines (a unified-diff-like view of expectation vs transcript).
+#[must_use]
+pub fn transcript_diff(r: &ScenarioResult) -> String {
+    let mut out = String::new();
+    for e in &r.transcript {
+        let it = if e.iteration.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " [iteration {}]",
+                e.iteration
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(".")
+            )
+        };
+        let d = describe(e);
+        let sep = if d.is_empty() { "" } else { "  | " };
+        match e.result {
+            "fail" | "error" | "n/a" => {
+                let _ = writeln!(out, "  > {:>4} {}  {}{it}{sep}{d}", e.line, e.clock, e.step);
+                if let Some(x) = &e.expected {
+                    let _ = writeln!(out, "  -        expected: {x}");
+                }
+                if let Some(g) = &e.got {
+                    let _ = writeln!(out, "  +        got:      {g}");
+                }
+                for a in &e.answered {
+                    if let crate::adapter::Answer::Error { message, .. } = a {
+                        let _ = writeln!(out, "  +        message:  {message}");
+                    }
+                }
+            }
+            _ => {
+                let _ = writeln!(out, "    {:>4} {}  {}{it}{sep}{d}", e.line, e.clock, e.step);
+            }
+        }
+    }
+    out
+}

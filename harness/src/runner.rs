@@ -1,0 +1,877 @@
+//! The runner: owns the true clock, drives fobs and an engine through a
+//! scenario's timeline, records a transcript and compares it with the
+//! expectations.
+
+use std::collections::HashMap;
+
+use fobsim_firmware::{
+    Display, FobSpec, Kind, SeedRecord, Serial, SimClock, Timestamp, derive_secret, preset,
+};
+use fobsim_otp::Secret;
+use serde::Serialize;
+
+use crate::adapter::{
+    Answer, Capability, Channel, EngineAdapter, Reply, Request, Setup, Who, has, user_password,
+};
+use crate::driver::{FobBackend, FobDriver};
+use crate::scenario::{
+    Action, BatteryAction, CodeRef, DeviceDecl, DeviceRef, DisplayExpect, Outcome, Scenario,
+    Source, Via, align,
+};
+
+/// The default `--seed`.
+pub const DEFAULT_SEED: u64 = 1;
+
+/// How a scenario ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
+pub enum Verdict {
+    /// Every expectation held.
+    Pass,
+    /// An expectation did not hold.
+    Fail {
+        /// Line of the failing step.
+        line: usize,
+        /// Expected.
+        expected: String,
+        /// Got.
+        got: String,
+    },
+    /// The engine cannot express a step (never counted as a pass).
+    #[serde(rename = "n/a")]
+    NotApplicable {
+        /// Line of the step.
+        line: usize,
+        /// The missing capability.
+        capability: Capability,
+    },
+    /// The harness or adapter broke (engine unreachable, fob refused a spec).
+    Error {
+        /// Line, 0 for setup.
+        line: usize,
+        /// What happened.
+        message: String,
+    },
+}
+
+impl Verdict {
+    /// `pass`, `fail`, `n/a` or `error`.
+    #[must_use]
+    pub fn label(&self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Fail { .. } => "fail",
+            Verdict::NotApplicable { .. } => "n/a",
+            Verdict::Error { .. } => "error",
+        }
+    }
+}
+
+/// One transcript entry: a step as it happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Entry {
+    /// Line in the scenario file.
+    pub line: usize,
+    /// Iteration numbers of enclosing `repeat`s (1-based), outermost first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub iteration: Vec<u32>,
+    /// The step as written.
+    pub step: String,
+    /// True time (after the step's clock move, if any).
+    pub clock: String,
+    /// The device whose button was pressed or display read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pressed: Option<String>,
+    /// What the display showed (`blank` or digits).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shown: Option<String>,
+    /// Device clock at the time (for presses and drift checks).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_clock: Option<String>,
+    /// Requests sent to the engine.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sent: Vec<Request>,
+    /// Its answers.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub answered: Vec<Answer>,
+    /// What was expected, if the step has an expectation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected: Option<String>,
+    /// What happened, if the step has an expectation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub got: Option<String>,
+    /// Iterations completed (for `repeat`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iterations: Option<u32>,
+    /// `pass`, `fail`, `n/a`, `error` or `done` (no expectation).
+    pub result: &'static str,
+}
+
+/// The result of one scenario.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ScenarioResult {
+    /// Scenario id.
+    pub id: String,
+    /// File it came from.
+    pub file: String,
+    /// What it encodes.
+    pub sources: Vec<Source>,
+    /// Engine adapter name.
+    pub engine: String,
+    /// The verdict.
+    #[serde(flatten)]
+    pub verdict: Verdict,
+    /// Every step as it happened (passing `repeat` iterations are folded).
+    pub transcript: Vec<Entry>,
+}
+
+struct Dev {
+    driver: Box<dyn FobDriver>,
+    serial: String,
+    period: Option<u64>,
+}
+
+enum Stop {
+    Fail {
+        line: usize,
+        expected: String,
+        got: String,
+    },
+    NotApplicable {
+        line: usize,
+        capability: Capability,
+    },
+    Error {
+        line: usize,
+        message: String,
+    },
+}
+
+/// Builds a fob spec for a declared device under a run seed.
+///
+/// # Errors
+/// A message if the declaration does not make a valid fob.
+pub fn device_spec(d: &DeviceDecl, seed: u64, start: Timestamp) -> Result<FobSpec, String> {
+    let base = preset(&d.model).ok_or_else(|| format!("unknown model {:?}", d.model))?;
+    let mut model = base.clone();
+    if let Some(digits) = d.digits {
+        model.digits = digits;
+    }
+    if let Some(a) = d.algorithm {
+        model.algorithm = a;
+    }
+    if let Some(p) = d.period {
+        model.kind = Kind::Totp { period: p };
+    }
+    let serial = match &d.serial {
+        Some(s) => Serial::new(s).map_err(|e| e.to_string())?,
+        None => model.serial(d.index).map_err(|e| e.to_string())?,
+    };
+    let mut spec = FobSpec::seeded(&model, serial, seed, start).map_err(|e| e.to_string())?;
+    spec.jitter_seed = spec.jitter_seed.wrapping_add(d.index);
+    if let Some(s) = &d.secret {
+        spec.secret = Secret::new(s.0.clone()).map_err(|e| e.to_string())?;
+    } else if d.digits.is_some() || d.algorithm.is_some() {
+        spec.secret =
+            derive_secret(seed, &spec.serial, spec.model.secret_len).map_err(|e| e.to_string())?;
+    }
+    spec.drift = d.drift;
+    Ok(spec)
+}
+
+/// The seed record a vendor would ship for a spec (with the claimed step
+/// length, which may be wrong: `seed-period`).
+#[must_use]
+pub fn seed_record(spec: &FobSpec, seed_period: Option<u64>) -> SeedRecord {
+    SeedRecord {
+        serial: spec.serial.clone(),
+        kind: match (spec.model.kind, seed_period) {
+            (Kind::Totp { .. }, Some(p)) => Kind::Totp { period: p },
+            (k, _) => k,
+        },
+        algorithm: spec.model.algorithm,
+        digits: spec.model.digits,
+        secret: spec.secret.clone(),
+        counter: spec.counter,
+    }
+}
+
+/// Runs scenarios against one engine adapter with one fob backend.
+pub struct Runner<'a> {
+    engine: &'a mut dyn EngineAdapter,
+    backend: &'a mut dyn FobBackend,
+    seed: u64,
+}
+
+struct State {
+    clock: SimClock,
+    devices: HashMap<String, Dev>,
+    vars: HashMap<String, String>,
+    lost: std::collections::HashSet<String>,
+    transcript: Vec<Entry>,
+}
+
+fn fmt_display(d: Display) -> String {
+    d.to_string()
+}
+
+fn matches(expect: &Outcome, answer: &Answer) -> bool {
+    match (expect, answer) {
+        (Outcome::Ok, Answer::Ok { .. }) => true,
+        (Outcome::Rejected, Answer::Error { .. }) => true,
+        (Outcome::Error(e), Answer::Error { code, kind, .. }) => {
+            code == e || kind.as_deref() == Some(e.as_str())
+        }
+        _ => false,
+    }
+}
+
+impl<'a> Runner<'a> {
+    /// A runner; `seed` drives secrets and jitter (same seed → same transcript).
+    pub fn new(
+        engine: &'a mut dyn EngineAdapter,
+        backend: &'a mut dyn FobBackend,
+        seed: u64,
+    ) -> Self {
+        Runner {
+            engine,
+            backend,
+            seed,
+        }
+    }
+
+    /// Run one scenario from a fresh engine.
+    pub fn run(&mut self, sc: &Scenario) -> ScenarioResult {
+        let mut st = State {
+            clock: SimClock::new(sc.start),
+            devices: HashMap::new(),
+            vars: HashMap::new(),
+            lost: std::collections::HashSet::new(),
+            transcript: Vec::new(),
+        };
+        let verdict = match self.setup(sc, &mut st) {
+            Err(stop) => stop,
+            Ok(()) => match self.steps(&sc.steps, &mut st, &[]) {
+                Ok(()) => Verdict::Pass,
+                Err(s) => s,
+            },
+        };
+        ScenarioResult {
+            id: sc.id.clone(),
+            file: sc.file.clone(),
+            sources: sc.sources.clone(),
+            engine: self.engine.name().to_string(),
+            verdict,
+            transcript: st.transcript,
+        }
+    }
+
+    fn setup(&mut self, sc: &Scenario, st: &mut State) -> Result<(), Verdict> {
+        if !sc.settings.is_empty() && !has(self.engine, Capability::Settings) {
+            return Err(Verdict::NotApplicable {
+                line: 0,
+                capability: Capability::Settings,
+            });
+        }
+        let mut seeds = Vec::new();
+        for d in &sc.devices {
+            let spec = device_spec(d, self.seed, sc.start).map_err(|message| Verdict::Error {
+                line: d.line,
+                message,
+            })?;
+            if d.registered {
+                seeds.push(seed_record(&spec, d.seed_period));
+            }
+            let serial = spec.serial.to_string();
+            let period = spec.model.period();
+            let mut driver = self.backend.attach(spec).map_err(|e| Verdict::Error {
+                line: d.line,
+                message: e.to_string(),
+            })?;
+            if d.battery_dead {
+                driver.drain_battery(sc.start).map_err(|e| Verdict::Error {
+                    line: d.line,
+                    message: e.to_string(),
+                })?;
+            }
+            st.devices.insert(
+                d.name.clone(),
+                Dev {
+                    driver,
+                    serial,
+                    period,
+                },
+            );
+        }
+        let setup = Setup {
+            account: crate::adapter::Account::default(),
+            users: sc
+                .users
+                .iter()
+                .map(|u| (u.clone(), user_password(u)))
+                .collect(),
+            seeds,
+            settings: sc.settings.clone(),
+            start: sc.start,
+        };
+        self.engine.begin(&setup).map_err(|e| Verdict::Error {
+            line: 0,
+            message: e.to_string(),
+        })
+    }
+
+    fn steps(
+        &mut self,
+        steps: &[crate::scenario::Step],
+        st: &mut State,
+        iter: &[u32],
+    ) -> Result<(), Verdict> {
+        for s in steps {
+            if let Action::Repeat { times, body } = &s.action {
+                let mark = st.transcript.len();
+                let mut done = 0;
+                for i in 1..=*times {
+                    let mut it = iter.to_vec();
+                    it.push(i);
+                    let before = st.transcript.len();
+                    match self.steps(body, st, &it) {
+                        Ok(()) => {
+                            st.transcript.truncate(before);
+                            done = i;
+                        }
+                        Err(v) => {
+                            let failed: Vec<Entry> = st.transcript.drain(before..).collect();
+                            st.transcript.truncate(mark);
+                            st.transcript
+                                .push(self.entry(s, st, iter, "fail", Some(done)));
+                            st.transcript.extend(failed);
+                            return Err(v);
+                        }
+                    }
+                }
+                let e = self.entry(s, st, iter, "pass", Some(done));
+                st.transcript.push(e);
+                continue;
+            }
+            let mut e = self.entry(s, st, iter, "done", None);
+            let r = self.step(s, st, &mut e);
+            match r {
+                Ok(()) => {
+                    if e.expected.is_some() {
+                        e.result = "pass";
+                    }
+                    st.transcript.push(e);
+                }
+                Err(stop) => {
+                    let v = match stop {
+                        Stop::Fail {
+                            line,
+                            expected,
+                            got,
+                        } => {
+                            e.result = "fail";
+                            e.expected = Some(expected.clone());
+                            e.got = Some(got.clone());
+                            Verdict::Fail {
+                                line,
+                                expected,
+                                got,
+                            }
+                        }
+                        Stop::NotApplicable { line, capability } => {
+                            e.result = "n/a";
+                            Verdict::NotApplicable { line, capability }
+                        }
+                        Stop::Error { line, message } => {
+                            e.result = "error";
+                            e.got = Some(message.clone());
+                            Verdict::Error { line, message }
+                        }
+                    };
+                    st.transcript.push(e);
+                    return Err(v);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn entry(
+        &self,
+        s: &crate::scenario::Step,
+        st: &State,
+        iter: &[u32],
+        result: &'static str,
+        iterations: Option<u32>,
+    ) -> Entry {
+        Entry {
+            line: s.line,
+            iteration: iter.to_vec(),
+            step: s.text.clone(),
+            clock: st.clock.now().to_string(),
+            pressed: None,
+            shown: None,
+            device_clock: None,
+            sent: Vec::new(),
+            answered: Vec::new(),
+            expected: None,
+            got: None,
+            iterations,
+            result,
+        }
+    }
+
+    fn call(
+        &mut self,
+        line: usize,
+        st: &State,
+        e: &mut Entry,
+        req: Request,
+    ) -> Result<Answer, Stop> {
+        let cap = req.capability();
+        if !has(self.engine, cap) {
+            return Err(Stop::NotApplicable {
+                line,
+                capability: cap,
+            });
+        }
+        let ans = self
+            .engine
+            .call(st.clock.now(), &req)
+            .map_err(|err| Stop::Error {
+                line,
+                message: err.to_string(),
+            })?;
+        e.sent.push(req);
+        e.answered.push(ans.clone());
+        Ok(ans)
+    }
+
+    fn check(line: usize, e: &mut Entry, expect: &Outcome, ans: &Answer) -> Result<(), Stop> {
+        e.expected = Some(expect.to_string());
+        e.got = Some(ans.short());
+        if matches(expect, ans) {
+            Ok(())
+        } else {
+            Err(Stop::Fail {
+                line,
+                expected: expect.to_string(),
+                got: ans.short(),
+            })
+        }
+    }
+
+    fn serial(st: &State, d: &DeviceRef) -> String {
+        match d {
+            DeviceRef::Named(n) => st
+                .devices
+                .get(n)
+                .map(|d| d.serial.clone())
+                .unwrap_or_default(),
+            DeviceRef::Serial(s) => s.clone(),
+        }
+    }
+
+    fn code(line: usize, st: &State, c: &CodeRef) -> Result<String, Stop> {
+        match c {
+            CodeRef::Literal(l) => Ok(l.clone()),
+            CodeRef::Var(v) => st.vars.get(v).cloned().ok_or_else(|| Stop::Error {
+                line,
+                message: format!("the code {v:?} was never captured"),
+            }),
+        }
+    }
+
+    fn dev<'s>(line: usize, st: &'s mut State, name: &str) -> Result<&'s mut Dev, Stop> {
+        if st.lost.contains(name) {
+            return Err(Stop::Error {
+                line,
+                message: format!("{name} is lost (a 'lose' in an earlier 'repeat' iteration?)"),
+            });
+        }
+        st.devices.get_mut(name).ok_or_else(|| Stop::Error {
+            line,
+            message: format!("no device {name:?}"),
+        })
+    }
+
+    #[allow(clippy::too_many_lines)]
+    fn step(
+        &mut self,
+        s: &crate::scenario::Step,
+        st: &mut State,
+        e: &mut Entry,
+    ) -> Result<(), Stop> {
+        let line = s.line;
+        let drv_err = |err: crate::driver::DriverError| Stop::Error {
+            line,
+            message: err.to_string(),
+        };
+        match &s.action {
+            Action::Press {
+                device,
+                capture,
+                expect,
+            }
+            | Action::Look {
+                device,
+                capture,
+                expect,
+            } => {
+                let now = st.clock.now();
+                let pressing = matches!(s.action, Action::Press { .. });
+                let d = Self::dev(line, st, device)?;
+                let shown = if pressing {
+                    d.driver.press(now).map_err(drv_err)?
+                } else {
+                    d.driver.display(now).map_err(drv_err)?
+                };
+                let off = d.driver.clock_offset_ms(now).map_err(drv_err)?;
+                e.pressed = Some(device.clone());
+                e.shown = Some(fmt_display(shown));
+                e.device_clock = off.map(|o| device_clock(now, o));
+                let want = expect.or(capture.as_ref().map(|_| DisplayExpect::Code));
+                if let Some(want) = want {
+                    let got = if shown.code().is_some() {
+                        "code"
+                    } else {
+                        "blank"
+                    };
+                    let exp = match want {
+                        DisplayExpect::Code => "code",
+                        DisplayExpect::Blank => "blank",
+                    };
+                    e.expected = Some(exp.into());
+                    e.got = Some(got.into());
+                    if exp != got {
+                        return Err(Stop::Fail {
+                            line,
+                            expected: exp.into(),
+                            got: got.into(),
+                        });
+                    }
+                }
+                if let (Some(name), Some(code)) = (capture, shown.code()) {
+                    st.vars.insert(name.clone(), code.to_string());
+                }
+            }
+            Action::Wait { ms } => {
+                st.clock.advance_millis(*ms);
+                e.clock = st.clock.now().to_string();
+            }
+            Action::At { time } => {
+                if *time < st.clock.now() {
+                    return Err(Stop::Error {
+                        line,
+                        message: format!(
+                            "'at {time}' would move the clock back from {}",
+                            st.clock.now()
+                        ),
+                    });
+                }
+                st.clock.set(*time);
+                e.clock = st.clock.now().to_string();
+            }
+            Action::Align { ms } => {
+                st.clock.set(align(st.clock.now(), *ms));
+                e.clock = st.clock.now().to_string();
+            }
+            Action::Enable {
+                user,
+                device,
+                code1,
+                code2,
+                via,
+                expect,
+            } => {
+                let req = Request::Enable {
+                    who: Who::from_name(user),
+                    serial: Self::serial(st, device),
+                    code1: Self::code(line, st, code1)?,
+                    code2: Self::code(line, st, code2)?,
+                    channel: match via {
+                        Via::Console => Channel::Console,
+                        Via::Api => Channel::Api,
+                    },
+                };
+                if user == "root" && !has(self.engine, Capability::RootUser) {
+                    return Err(Stop::NotApplicable {
+                        line,
+                        capability: Capability::RootUser,
+                    });
+                }
+                let ans = self.call(line, st, e, req)?;
+                Self::check(line, e, expect, &ans)?;
+            }
+            Action::Resync {
+                user,
+                device,
+                code1,
+                code2,
+                expect,
+            } => {
+                let req = Request::Resync {
+                    who: Who::from_name(user),
+                    serial: Self::serial(st, device),
+                    code1: Self::code(line, st, code1)?,
+                    code2: Self::code(line, st, code2)?,
+                };
+                let ans = self.call(line, st, e, req)?;
+                Self::check(line, e, expect, &ans)?;
+            }
+            Action::Deactivate {
+                user,
+                device,
+                expect,
+            } => {
+                let req = Request::Deactivate {
+                    who: Who::from_name(user),
+                    serial: Self::serial(st, device),
+                };
+                let ans = self.call(line, st, e, req)?;
+                Self::check(line, e, expect, &ans)?;
+            }
+            Action::Replace {
+                user,
+                old,
+                new,
+                code1,
+                code2,
+                expect,
+            } => {
+                let who = Who::from_name(user);
+                let req = Request::Deactivate {
+                    who: who.clone(),
+                    serial: Self::serial(st, old),
+                };
+                let ans = self.call(line, st, e, req)?;
+                if !ans.is_ok() {
+                    return Self::check(line, e, expect, &ans);
+                }
+                let req = Request::Enable {
+                    who,
+                    serial: Self::serial(st, new),
+                    code1: Self::code(line, st, code1)?,
+                    code2: Self::code(line, st, code2)?,
+                    channel: Channel::Console,
+                };
+                let ans = self.call(line, st, e, req)?;
+                Self::check(line, e, expect, &ans)?;
+            }
+            Action::SignIn {
+                user,
+                code,
+                wrong_password,
+                expect,
+            } => {
+                let code = match code {
+                    Some(c) => Some(Self::code(line, st, c)?),
+                    None => None,
+                };
+                let req = Request::SignIn {
+                    who: Who::from_name(user),
+                    password_ok: !wrong_password,
+                    code,
+                };
+                let ans = self.call(line, st, e, req)?;
+                Self::check(line, e, expect, &ans)?;
+            }
+            Action::Session {
+                user,
+                device,
+                code,
+                expect,
+            } => {
+                let req = Request::Session {
+                    who: Who::from_name(user),
+                    serial: Self::serial(st, device),
+                    code: Self::code(line, st, code)?,
+                };
+                let ans = self.call(line, st, e, req)?;
+                Self::check(line, e, expect, &ans)?;
+            }
+            Action::Devices { user, expect } => {
+                let req = Request::ListDevices {
+                    who: Who::from_name(user),
+                };
+                let ans = self.call(line, st, e, req)?;
+                let mut want: Vec<String> = expect.iter().map(|d| Self::serial(st, d)).collect();
+                want.sort();
+                let show = |v: &[String]| {
+                    if v.is_empty() {
+                        "none".to_string()
+                    } else {
+                        v.join(",")
+                    }
+                };
+                let got = match &ans {
+                    Answer::Ok {
+                        data: Reply::Devices { devices },
+                    } => {
+                        let mut g = devices.clone();
+                        g.sort();
+                        show(&g)
+                    }
+                    Answer::Ok { .. } => "none".to_string(),
+                    other => other.short(),
+                };
+                e.expected = Some(show(&want));
+                e.got = Some(got.clone());
+                if got != show(&want) {
+                    return Err(Stop::Fail {
+                        line,
+                        expected: show(&want),
+                        got,
+                    });
+                }
+            }
+            Action::Recover {
+                email,
+                phone,
+                expect,
+            } => {
+                let ans = self.call(line, st, e, Request::StartRecovery)?;
+                if !ans.is_ok() {
+                    return Self::check(line, e, expect, &ans);
+                }
+                let ans = self.call(line, st, e, Request::Outbox)?;
+                let msgs = match &ans {
+                    Answer::Ok {
+                        data: Reply::Messages { messages },
+                    } => messages.clone(),
+                    _ => Vec::new(),
+                };
+                let latest = |ch: &str| {
+                    msgs.iter()
+                        .rev()
+                        .find(|m| m.channel == ch)
+                        .map(|m| m.code.clone())
+                };
+                let email_code = match email.clone().or_else(|| latest("email")) {
+                    Some(c) => c,
+                    None => {
+                        return Err(Stop::Fail {
+                            line,
+                            expected: "a verification code sent to the account email".into(),
+                            got: "no email in the outbox".into(),
+                        });
+                    }
+                };
+                let phone_code = match phone.clone().or_else(|| latest("phone")) {
+                    Some(c) => c,
+                    None => {
+                        return Err(Stop::Fail {
+                            line,
+                            expected: "a verification code sent to the account phone".into(),
+                            got: "no phone message in the outbox".into(),
+                        });
+                    }
+                };
+                let ans = self.call(
+                    line,
+                    st,
+                    e,
+                    Request::CompleteRecovery {
+                        email_code,
+                        phone_code,
+                    },
+                )?;
+                Self::check(line, e, expect, &ans)?;
+            }
+            Action::Lose { device } => {
+                st.lost.insert(device.clone());
+            }
+            Action::Find { device } => {
+                st.lost.remove(device);
+            }
+            Action::Battery { device, action } => {
+                let now = st.clock.now();
+                let d = Self::dev(line, st, device)?;
+                match action {
+                    BatteryAction::Dead => d.driver.drain_battery(now).map_err(drv_err)?,
+                    BatteryAction::New => d.driver.swap_battery(now).map_err(drv_err)?,
+                }
+                let off = d.driver.clock_offset_ms(now).map_err(drv_err)?;
+                e.device_clock = off.map(|o| device_clock(now, o));
+            }
+            Action::Drift { device, drift } => {
+                let now = st.clock.now();
+                let d = Self::dev(line, st, device)?;
+                d.driver.set_drift(now, *drift).map_err(drv_err)?;
+                let off = d.driver.clock_offset_ms(now).map_err(drv_err)?;
+                e.device_clock = off.map(|o| device_clock(now, o));
+            }
+            Action::ExpectSteps { device, min, max } => {
+                let now = st.clock.now();
+                let d = Self::dev(line, st, device)?;
+                let Some(period) = d.period else {
+                    return Err(Stop::Error {
+                        line,
+                        message: format!("{device} is event-based: it has no clock steps"),
+                    });
+                };
+                let off = d.driver.clock_offset_ms(now).map_err(drv_err)?;
+                e.device_clock = off.map(|o| device_clock(now, o));
+                let expected = format!("{min}..{max} steps");
+                e.expected = Some(expected.clone());
+                let Some(off) = off else {
+                    e.got = Some("dead battery".into());
+                    return Err(Stop::Fail {
+                        line,
+                        expected,
+                        got: "dead battery".into(),
+                    });
+                };
+                let p = i64::try_from(period.saturating_mul(1000)).unwrap_or(i64::MAX);
+                let t = i64::try_from(now.as_millis()).unwrap_or(i64::MAX);
+                let steps = t.saturating_add(off).div_euclid(p) - t.div_euclid(p);
+                let got = format!("{steps} steps");
+                e.got = Some(got.clone());
+                if steps < *min || steps > *max {
+                    return Err(Stop::Fail {
+                        line,
+                        expected,
+                        got,
+                    });
+                }
+            }
+            Action::ExpectLocked { device, locked } => {
+                let serial = Self::serial(st, &DeviceRef::Named(device.clone()));
+                let ans = self.call(line, st, e, Request::DeviceState { serial })?;
+                let expected = if *locked { "locked" } else { "unlocked" }.to_string();
+                let got = match &ans {
+                    Answer::Ok {
+                        data: Reply::State { locked: true, .. },
+                    } => "locked".to_string(),
+                    Answer::Ok {
+                        data: Reply::State { locked: false, .. },
+                    } => "unlocked".to_string(),
+                    other => other.short(),
+                };
+                e.expected = Some(expected.clone());
+                e.got = Some(got.clone());
+                if got != expected {
+                    return Err(Stop::Fail {
+                        line,
+                        expected,
+                        got,
+                    });
+                }
+            }
+            Action::Repeat { .. } => {}
+        }
+        Ok(())
+    }
+}
+
+fn device_clock(now: Timestamp, offset_ms: i64) -> String {
+    let dev = i64::try_from(now.as_millis())
+        .unwrap_or(i64::MAX)
+        .saturating_add(offset_ms);
+    let sign = if offset_ms < 0 { "-" } else { "+" };
+    let off = fobsim_otp::time::format_duration_ms(offset_ms.abs());
+    match u64::try_from(dev) {
+        Ok(ms) => format!("{} ({sign}{off})", Timestamp::from_millis(ms)),
+        Err(_) => format!("before 1970 ({sign}{off})"),
+    }
+}
