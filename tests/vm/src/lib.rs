@@ -120,3 +120,43 @@ pub fn check(name: &str, r: anyhow::Result<()>) -> bool {
         }
     }
 }
+
+/// Press the fob `serial` through its vendor hidraw and check that its boot
+/// keyboard's hidraw types the code + Enter (a key-up report after each
+/// key). `label` names the transport in the log line.
+///
+/// # Errors
+/// Devices that do not appear, short reports, or other keystrokes.
+pub fn check_keyboard_typing(serial: &str, label: &str) -> anyhow::Result<()> {
+    use fobsim_emulator::hid::client::HidFob;
+    let kbd_path = wait_for("the keyboard's hidraw", Duration::from_secs(10), || {
+        let api = hidapi::HidApi::new().ok()?;
+        api.device_list()
+            .find(|d| d.serial_number() == Some(serial) && d.usage_page() == 1 && d.usage() == 6)
+            .map(|d| d.path().to_owned())
+    })?;
+    let api = hidapi::HidApi::new()?;
+    let kbd = api.open_path(&kbd_path)?;
+    let mut fob = wait_for("the vendor hidraw", Duration::from_secs(10), || {
+        HidFob::open(serial).ok()
+    })?;
+    let code = fob.press()?.code().context("blank")?.to_string();
+    let mut reports = Vec::new();
+    while reports.len() < 2 * (code.len() + 1) {
+        let mut r = [0u8; 8];
+        let n = kbd.read_timeout(&mut r, 2000)?;
+        anyhow::ensure!(
+            n == 8,
+            "keyboard report of {n} bytes after {} reports",
+            reports.len()
+        );
+        reports.push(r);
+    }
+    let want = fobsim_emulator::hid::keyboard::type_code(&code);
+    anyhow::ensure!(reports == want, "typed {reports:?}, want {want:?}");
+    println!(
+        "VMTEST {label} keyboard typed {code} + Enter ({} reports)",
+        reports.len()
+    );
+    Ok(())
+}

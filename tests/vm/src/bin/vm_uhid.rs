@@ -10,7 +10,7 @@ use anyhow::{Context as _, bail, ensure};
 use fobsim_emulator::hid::HidOptions;
 use fobsim_emulator::hid::client::{HidFob, list};
 use fobsim_emulator::uhid::UhidFleet;
-use fobsim_vmtests::{check, expected_code, fleet, percentiles, wait_for};
+use fobsim_vmtests::{check, check_keyboard_typing, expected_code, fleet, percentiles, wait_for};
 
 fn run() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -129,38 +129,7 @@ fn keyboard(rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     let uhid = rt
         .block_on(async { UhidFleet::start(fleet.clone(), HidOptions { keyboard: true }) })
         .context("starting the uhid fleet with keyboards")?;
-    let kbd_path = wait_for("the keyboard's hidraw", Duration::from_secs(10), || {
-        let api = hidapi::HidApi::new().ok()?;
-        api.device_list()
-            .find(|d| {
-                d.serial_number() == Some(serial.as_str()) && d.usage_page() == 1 && d.usage() == 6
-            })
-            .map(|d| d.path().to_owned())
-    })?;
-    let api = hidapi::HidApi::new()?;
-    let kbd = api.open_path(&kbd_path)?;
-    let mut fob = wait_for("the vendor hidraw", Duration::from_secs(10), || {
-        HidFob::open(&serial).ok()
-    })?;
-    let code = fob.press()?.code().context("blank")?.to_string();
-    let mut reports = Vec::new();
-    while reports.len() < 2 * (code.len() + 1) {
-        let mut r = [0u8; 8];
-        let n = kbd.read_timeout(&mut r, 2000)?;
-        ensure!(
-            n == 8,
-            "keyboard report of {n} bytes after {} reports",
-            reports.len()
-        );
-        reports.push(r);
-    }
-    let want = fobsim_emulator::hid::keyboard::type_code(&code);
-    ensure!(reports == want, "typed {reports:?}, want {want:?}");
-    println!(
-        "VMTEST uhid keyboard typed {code} + Enter ({} reports)",
-        reports.len()
-    );
-    drop(kbd);
+    check_keyboard_typing(&serial, "uhid")?;
     rt.block_on(uhid.shutdown());
     Ok(())
 }

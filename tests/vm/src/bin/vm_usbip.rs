@@ -11,7 +11,10 @@ use anyhow::{Context as _, bail, ensure};
 use fobsim_emulator::hid::client::HidFob;
 use fobsim_emulator::hid::{HidOptions, PRODUCT_ID, VENDOR_ID};
 use fobsim_emulator::usbip::UsbipServer;
-use fobsim_vmtests::{check, expected_code, fleet, percentiles, usb_device_with_serial, wait_for};
+use fobsim_vmtests::{
+    check, check_keyboard_typing, expected_code, fleet, percentiles, usb_device_with_serial,
+    wait_for,
+};
 
 fn usbip(args: &[&str]) -> anyhow::Result<String> {
     let out = Command::new("usbip")
@@ -238,44 +241,7 @@ fn keyboard(
         "-b",
         "1-1",
     ])?;
-    let kbd_path = wait_for(
-        "the attached keyboard's hidraw",
-        Duration::from_secs(10),
-        || {
-            let api = hidapi::HidApi::new().ok()?;
-            api.device_list()
-                .find(|d| {
-                    d.serial_number() == Some(serial.as_str())
-                        && d.usage_page() == 1
-                        && d.usage() == 6
-                })
-                .map(|d| d.path().to_owned())
-        },
-    )?;
-    let api = hidapi::HidApi::new()?;
-    let kbd = api.open_path(&kbd_path)?;
-    let mut fob = wait_for("the vendor hidraw", Duration::from_secs(10), || {
-        HidFob::open(&serial).ok()
-    })?;
-    let code = fob.press()?.code().context("blank")?.to_string();
-    let mut reports = Vec::new();
-    while reports.len() < 2 * (code.len() + 1) {
-        let mut r = [0u8; 8];
-        let n = kbd.read_timeout(&mut r, 2000)?;
-        ensure!(
-            n == 8,
-            "keyboard report of {n} bytes after {} reports",
-            reports.len()
-        );
-        reports.push(r);
-    }
-    let want = fobsim_emulator::hid::keyboard::type_code(&code);
-    ensure!(reports == want, "typed {reports:?}, want {want:?}");
-    println!(
-        "VMTEST usbip keyboard typed {code} + Enter ({} reports)",
-        reports.len()
-    );
-    drop((kbd, fob));
+    check_keyboard_typing(&serial, "usbip")?;
     for p in ports_in_use()? {
         usbip(&["detach", "-p", &p])?;
     }
