@@ -35,8 +35,12 @@ enum Command {
     Run(cmd::run::Args),
     /// Draw a drift acceptance map for an engine.
     Sweep(cmd::sweep::Args),
+    /// Run the suite against several engines (third-party too) and print the matrix.
+    Matrix(cmd::matrix::Args),
     /// Serve the engine over the AWS Query protocol (IAM + STS).
     Serve(cmd::serve::Args),
+    /// Measure fobsim against its peers (totp-rs, pyotp, oathtool, privacyIDEA); print one table.
+    Bench(cmd::bench::Args),
     /// Start fobs behind transports (serial ptys, ...).
     Emulate(cmd::emulate::Args),
     /// Talk to an emulated fob as a client would.
@@ -53,7 +57,9 @@ fn main() -> ExitCode {
         Command::Fob(a) => cmd::fob::run(a),
         Command::Run(a) => cmd::run::run(a),
         Command::Sweep(a) => cmd::sweep::run(a),
+        Command::Matrix(a) => cmd::matrix::run(a),
         Command::Serve(a) => cmd::serve::run(a),
+        Command::Bench(a) => cmd::bench::run(a),
         Command::Emulate(a) => cmd::emulate::run(a),
         Command::Device(a) => cmd::device::run(a),
         Command::Clock(a) => cmd::clock::run(a),

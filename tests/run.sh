@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Run every fobsim test. Installs the Debian packages the tests drive
-# (real third-party serial clients) when run as root; otherwise says what to
-# install and stops. A test whose tool is missing fails loudly; none skips.
+# Run every fobsim test. Installs the Debian packages the tests drive (real
+# serial clients, usbip, the third-party OTP engines and their venvs) when run
+# as root; otherwise says what to install and stops. A test whose tool is
+# missing fails loudly; none skips.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,5 +21,9 @@ if ((${#need[@]})); then
     exit 1
   fi
 fi
+
+# The third-party engines of the conformance matrix (apt + venvs under
+# target/peers): the harness's matrix_* tests drive them.
+bash tests/matrix/setup.sh
 
 cargo test --workspace --locked "$@"

@@ -27,10 +27,13 @@
 #![warn(missing_docs)]
 
 pub mod adapter;
+pub mod adapters;
+pub mod bench;
 pub mod builtin;
 pub mod driver;
 pub mod fleet;
 pub mod iam_http;
+pub mod matrix;
 pub mod report;
 pub mod runner;
 pub mod scenario;

@@ -1,10 +1,12 @@
 //! One module per subcommand.
 
+pub mod bench;
 pub mod clock;
 pub mod code;
 pub mod device;
 pub mod emulate;
 pub mod fob;
+pub mod matrix;
 pub mod models;
 pub mod run;
 pub mod serve;

@@ -1,0 +1,704 @@
+//! privacyIDEA 3.x through its REST API, started by the adapter itself.
+//!
+//! Startup (once per adapter, ~10 s): a temp folder with `pi.cfg`
+//! (SQLite), `pi-manage setup create_enckey / create_audit_keys /
+//! create_tables`, an admin, then `pi-manage run -h 127.0.0.1 -p PORT`
+//! as a process-group leader under libfaketime (`LD_PRELOAD`,
+//! `FAKETIME_TIMESTAMP_FILE` + `FAKETIME_NO_CACHE=1`); a `passwdresolver`
+//! over a users file in the temp folder and a realm `fobsim`. The server is
+//! stopped by PID (its group) on drop and on interrupt
+//! ([`super::cleanup`]).
+//!
+//! The clock: before each request the timestamp file is rewritten with the
+//! offset that puts the server's clock at the step's true time (a running
+//! clock, so privacyIDEA's config cache and JWTs keep working; the request
+//! itself adds a few ms).
+//!
+//! Per scenario: the users file is rewritten (privacyIDEA re-reads it), the
+//! adapter's earlier tokens are deleted and each vendor seed becomes an
+//! unassigned token (`/token/init` type totp, hex `otpkey`, `genkey=0`,
+//! `otplen`, `hashlib`, `timeStep`).
+//!
+//! Mapping (privacyIDEA's defaults, no policies):
+//!
+//! | request | privacyIDEA |
+//! |---|---|
+//! | enable (2 codes) | `/token/assign` (user, realm, token PIN = the user's password), then `/token/resync` with both codes; refused → `/token/unassign` |
+//! | sign-in | `/validate/check` user + realm, `pass` = PIN + code |
+//! | session | `/validate/check` user + realm + serial, `pass` = PIN + code |
+//! | resync | `/token/resync` (the token must be the user's) |
+//! | deactivate | `/token/unassign` (the token must be the user's) |
+//! | list devices | `/token/?user=&realm=` |
+//! | device state | `/token/?serial=`: locked when `failcount >= maxfail` |
+//!
+//! Not declared: API enable, root user, root recovery, settings.
+
+use std::collections::HashSet;
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use fobsim_engine::aws::client::Client;
+use fobsim_engine::aws::query::encode_form;
+use fobsim_firmware::{Algorithm, Kind, Timestamp};
+use serde_json::Value;
+
+use super::{SetupProblem, cleanup, libfaketime, refuse, setup_err, transport, venv};
+use crate::adapter::{AdapterError, Answer, Capability, EngineAdapter, Reply, Request, Setup, Who};
+
+const NAME: &str = "privacyidea";
+const REALM: &str = "fobsim";
+const ADMIN: &str = "admin";
+const ADMIN_PASSWORD: &str = "Admin-Pass-1";
+
+const CAPS: [Capability; 7] = [
+    Capability::EnableTwoCodes,
+    Capability::ConsoleSignIn,
+    Capability::SessionMfa,
+    Capability::Resync,
+    Capability::Deactivate,
+    Capability::ListDevices,
+    Capability::ObserveLockout,
+];
+
+/// The privacyIDEA adapter (owns the server process).
+pub struct PrivacyIdea {
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+    pid: u32,
+    endpoint: String,
+    host: String,
+    clock_file: PathBuf,
+    jwt: Option<String>,
+    passwords: std::collections::HashMap<String, String>,
+    tokens: HashSet<String>,
+    requests: u64,
+}
+
+impl std::fmt::Debug for PrivacyIdea {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PrivacyIdea")
+            .field("pid", &self.pid)
+            .field("dir", &self.dir.path())
+            .field("requests", &self.requests)
+            .finish_non_exhaustive()
+    }
+}
+
+fn problem(missing: impl Into<String>) -> SetupProblem {
+    SetupProblem::new(
+        NAME,
+        missing,
+        "python3 -m venv target/peers/venv-pi && target/peers/venv-pi/bin/pip install privacyidea",
+    )
+}
+
+/// The virtualenv (`FOBSIM_PRIVACYIDEA_VENV`, else `<peers>/venv-pi`).
+#[must_use]
+pub fn venv_dir() -> PathBuf {
+    venv("FOBSIM_PRIVACYIDEA_VENV", "venv-pi")
+}
+
+fn free_port() -> Result<u16, SetupProblem> {
+    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| problem(format!("no free port: {e}")))?;
+    l.local_addr()
+        .map(|a| a.port())
+        .map_err(|e| problem(format!("no free port: {e}")))
+}
+
+fn real_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+fn log_tail(dir: &Path) -> String {
+    let mut s = String::new();
+    for f in ["server.log", "privacyidea.log"] {
+        if let Ok(b) = std::fs::read(dir.join(f)) {
+            s.push_str(&super::tail(&b, 400));
+            s.push(' ');
+        }
+    }
+    s
+}
+
+fn user_name(w: &Who) -> String {
+    w.to_string()
+}
+
+impl PrivacyIdea {
+    /// Set up and start a privacyIDEA server (takes ~10 s).
+    ///
+    /// # Errors
+    /// [`SetupProblem`] if the venv or libfaketime is missing, or the server
+    /// does not come up (with the tail of its log).
+    pub fn new() -> Result<Self, SetupProblem> {
+        let venv = venv_dir();
+        let manage = venv.join("bin/pi-manage");
+        if !manage.is_file() {
+            return Err(problem(format!("{} not found", manage.display())));
+        }
+        let faketime = libfaketime(NAME)?;
+        let dir = tempfile::Builder::new()
+            .prefix("fobsim-privacyidea-")
+            .tempdir()
+            .map_err(|e| problem(format!("temp folder: {e}")))?;
+        cleanup::register_dir(dir.path());
+        let d = dir.path().display().to_string();
+        let cfg = dir.path().join("pi.cfg");
+        // Unsigned responses and audit entries, and a cheap hash for the
+        // throw-away admin: the adapter logs in again whenever a clock jump
+        // made its JWT expired or not yet valid (argon2 costs ~0.5 s a login).
+        let text = format!(
+            "SQLALCHEMY_DATABASE_URI = 'sqlite:///{d}/data.sqlite'\nSECRET_KEY = 'fobsim-matrix-secret-0123456789'\nPI_PEPPER = 'fobsim-matrix-pepper'\nPI_ENCFILE = '{d}/enckey'\nPI_AUDIT_KEY_PRIVATE = '{d}/private.pem'\nPI_AUDIT_KEY_PUBLIC = '{d}/public.pem'\nPI_AUDIT_SQL_TRUNCATE = True\nPI_LOGFILE = '{d}/privacyidea.log'\nPI_LOGLEVEL = 30\nPI_NO_RESPONSE_SIGN = True\nPI_AUDIT_NO_SIGN = True\nPI_HASH_ALGO_LIST = ['pbkdf2_sha512']\nPI_HASH_ALGO_PARAMS = {{'pbkdf2_sha512__rounds': 1000}}\n"
+        );
+        std::fs::write(&cfg, text).map_err(|e| problem(format!("pi.cfg: {e}")))?;
+        let manage_step = |args: &[&str]| -> Result<(), SetupProblem> {
+            let out = Command::new(&manage)
+                .args(args)
+                .env("PRIVACYIDEA_CONFIGFILE", &cfg)
+                .stdin(Stdio::null())
+                .output()
+                .map_err(|e| problem(format!("pi-manage: {e}")))?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(problem(format!(
+                    "pi-manage {} failed: {}",
+                    args.join(" "),
+                    super::tail(&out.stderr, 300)
+                )))
+            }
+        };
+        manage_step(&["setup", "create_enckey"])?;
+        manage_step(&["setup", "create_audit_keys"])?;
+        manage_step(&["setup", "create_tables"])?;
+        manage_step(&["admin", "add", ADMIN, "-p", ADMIN_PASSWORD])?;
+        let clock_file = dir.path().join("faketime");
+        std::fs::write(&clock_file, "+0\n").map_err(|e| problem(format!("clock file: {e}")))?;
+        std::fs::write(dir.path().join("passwd"), "")
+            .map_err(|e| problem(format!("users file: {e}")))?;
+        let port = free_port()?;
+        let log = std::fs::File::create(dir.path().join("server.log"))
+            .map_err(|e| problem(format!("server log: {e}")))?;
+        let log2 = log
+            .try_clone()
+            .map_err(|e| problem(format!("server log: {e}")))?;
+        let child = Command::new(&manage)
+            .args(["run", "-h", "127.0.0.1", "-p", &port.to_string()])
+            .env("PRIVACYIDEA_CONFIGFILE", &cfg)
+            .env("LD_PRELOAD", &faketime)
+            .env("FAKETIME_TIMESTAMP_FILE", &clock_file)
+            .env("FAKETIME_NO_CACHE", "1")
+            .env("FAKETIME_DONT_RESET", "1")
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            .process_group(0)
+            .spawn()
+            .map_err(|e| problem(format!("cannot start pi-manage run: {e}")))?;
+        let pid = child.id();
+        cleanup::register_process(pid);
+        let endpoint = format!("http://127.0.0.1:{port}");
+        Client::new(&endpoint).map_err(|e| problem(e.to_string()))?;
+        let mut me = PrivacyIdea {
+            dir,
+            child: Some(child),
+            pid,
+            host: format!("127.0.0.1:{port}"),
+            endpoint,
+            clock_file,
+            jwt: None,
+            passwords: std::collections::HashMap::new(),
+            tokens: HashSet::new(),
+            requests: 0,
+        };
+        me.wait_ready()?;
+        me.configure().map_err(|e| {
+            problem(format!(
+                "configuring the server: {e}; log: {}",
+                log_tail(me.dir.path())
+            ))
+        })?;
+        Ok(me)
+    }
+
+    /// The server's PID (a process-group leader).
+    #[must_use]
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// REST requests sent so far.
+    #[must_use]
+    pub fn requests(&self) -> u64 {
+        self.requests
+    }
+
+    fn wait_ready(&mut self) -> Result<(), SetupProblem> {
+        let until = Instant::now() + Duration::from_secs(90);
+        loop {
+            if let Some(c) = self.child.as_mut()
+                && let Ok(Some(status)) = c.try_wait()
+            {
+                return Err(problem(format!(
+                    "the server exited ({status}): {}",
+                    log_tail(self.dir.path())
+                )));
+            }
+            if let Ok(r) = self.http("GET", "/healthz/", &[], false)
+                && r.0 == 200
+            {
+                return Ok(());
+            }
+            if Instant::now() > until {
+                return Err(problem(format!(
+                    "the server did not answer /healthz/ within 90 s: {}",
+                    log_tail(self.dir.path())
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn configure(&mut self) -> Result<(), AdapterError> {
+        self.set_clock(None)?;
+        let passwd = self.dir.path().join("passwd").display().to_string();
+        self.admin(
+            "POST",
+            "/resolver/fobsimres",
+            &[("type", "passwdresolver"), ("fileName", &passwd)],
+        )?;
+        self.admin(
+            "POST",
+            &format!("/realm/{REALM}"),
+            &[("resolvers", "fobsimres")],
+        )?;
+        // Let the server load the new configuration while its clock is
+        // still real: privacyIDEA reloads its config by comparing
+        // timestamps, which a clock moved back would confuse.
+        let realms = self.admin("GET", "/realm/", &[])?;
+        if realms.pointer(&format!("/result/value/{REALM}")).is_none() {
+            return Err(transport(NAME, "the realm was not created"));
+        }
+        Ok(())
+    }
+
+    /// Put the server's clock at `now` (`None`: real time).
+    fn set_clock(&self, now: Option<Timestamp>) -> Result<(), AdapterError> {
+        let text = match now {
+            None => "+0\n".to_string(),
+            Some(t) => {
+                let offset = t.as_millis() as f64 / 1000.0 - real_now();
+                format!("{offset:+.3}\n")
+            }
+        };
+        // Write a new file and rename it: the server never reads half a line.
+        let tmp = self.clock_file.with_extension("new");
+        std::fs::write(&tmp, text)
+            .and_then(|()| std::fs::rename(&tmp, &self.clock_file))
+            .map_err(|e| transport(NAME, format!("clock file: {e}")))
+    }
+
+    /// One HTTP request: (status, JSON body or Null).
+    fn http(
+        &mut self,
+        method: &str,
+        path: &str,
+        form: &[(&str, &str)],
+        auth: bool,
+    ) -> Result<(u16, Value), AdapterError> {
+        let body = encode_form(form);
+        let mut req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAccept: application/json\r\n",
+            self.host
+        );
+        if auth && let Some(j) = &self.jwt {
+            req.push_str(&format!("Authorization: {j}\r\n"));
+        }
+        if method != "GET" {
+            req.push_str("Content-Type: application/x-www-form-urlencoded\r\n");
+        }
+        req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+        self.requests += 1;
+        // The development server closes every connection: one per request.
+        let mut client = Client::new(&self.endpoint)
+            .map_err(|e| transport(NAME, format!("{method} {path}: {e}")))?;
+        let r = client
+            .send_raw(req.as_bytes())
+            .map_err(|e| transport(NAME, format!("{method} {path}: {e}")))?;
+        let v = serde_json::from_str(&r.body).unwrap_or(Value::Null);
+        Ok((r.status, v))
+    }
+
+    fn login(&mut self) -> Result<(), AdapterError> {
+        let (status, v) = self.http(
+            "POST",
+            "/auth",
+            &[("username", ADMIN), ("password", ADMIN_PASSWORD)],
+            false,
+        )?;
+        let jwt = v
+            .pointer("/result/value/token")
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                transport(
+                    NAME,
+                    format!("/auth answered HTTP {status} without a token"),
+                )
+            })?;
+        self.jwt = Some(jwt.to_string());
+        Ok(())
+    }
+
+    /// An admin request (logs in again once if the JWT expired — the clock
+    /// jumps); the JSON `result` must have `status: true`.
+    fn admin(
+        &mut self,
+        method: &str,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> Result<Value, AdapterError> {
+        if self.jwt.is_none() {
+            self.login()?;
+        }
+        let (mut status, mut v) = self.http(method, path, form, true)?;
+        if status == 401 || status == 403 || error_message(&v).contains("uthentication") {
+            self.login()?;
+            (status, v) = self.http(method, path, form, true)?;
+        }
+        if v.pointer("/result/status").and_then(Value::as_bool) == Some(true) {
+            Ok(v)
+        } else {
+            Err(transport(
+                NAME,
+                format!("{method} {path}: HTTP {status}: {}", error_message(&v)),
+            ))
+        }
+    }
+
+    /// An admin request whose refusal is an answer, not an adapter error:
+    /// `Ok(Err(message))` when privacyIDEA said no.
+    fn admin_try(
+        &mut self,
+        method: &str,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> Result<Result<Value, String>, AdapterError> {
+        match self.admin(method, path, form) {
+            Ok(v) => Ok(Ok(v)),
+            Err(AdapterError::Transport { message, .. }) if message.contains(": HTTP ") => {
+                Ok(Err(message))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn validate(&mut self, form: &[(&str, &str)]) -> Result<(bool, String), AdapterError> {
+        let (status, v) = match self.http("POST", "/validate/check", form, false) {
+            Ok(r) => r,
+            // The server took the request and closed the connection without
+            // an answer (it does at year 2603): the engine's failure to
+            // validate, not the adapter's.
+            Err(AdapterError::Transport { message, .. })
+                if message.contains("unexpected end of file") =>
+            {
+                return Ok((
+                    false,
+                    "no answer: the server closed the connection".to_string(),
+                ));
+            }
+            Err(e) => return Err(e),
+        };
+        let ok = v.pointer("/result/value").and_then(Value::as_bool);
+        let msg = v
+            .pointer("/detail/message")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| error_message(&v));
+        match ok {
+            Some(b) => Ok((b, msg)),
+            None if status < 500 => Ok((false, msg)),
+            None => Err(transport(
+                NAME,
+                format!("/validate/check: HTTP {status}: {msg}"),
+            )),
+        }
+    }
+
+    fn token(&mut self, query: &str) -> Result<Vec<Value>, AdapterError> {
+        let v = self.admin("GET", &format!("/token/?{query}"), &[])?;
+        Ok(v.pointer("/result/value/tokens")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    fn owns(&mut self, user: &str, serial: &str) -> Result<bool, AdapterError> {
+        let q = encode_form(&[("serial", serial), ("user", user), ("realm", REALM)]);
+        Ok(!self.token(&q)?.is_empty())
+    }
+
+    fn pin(&self, user: &str) -> String {
+        self.passwords.get(user).cloned().unwrap_or_default()
+    }
+}
+
+fn error_message(v: &Value) -> String {
+    v.pointer("/result/error/message")
+        .and_then(Value::as_str)
+        .map_or_else(|| "no error message".to_string(), str::to_string)
+}
+
+fn denied(msg: &str) -> Answer {
+    let locked = msg.contains("failcounter") || msg.contains("Failcounter");
+    refuse(
+        "AccessDenied",
+        403,
+        locked.then_some("DeviceLocked"),
+        format!("privacyIDEA: {msg}"),
+    )
+}
+
+fn no_such(serial: &str) -> Answer {
+    refuse(
+        "NoSuchEntity",
+        404,
+        None,
+        format!("MFA Device with serial number {serial} does not exist."),
+    )
+}
+
+impl Drop for PrivacyIdea {
+    fn drop(&mut self) {
+        cleanup::stop_pid(self.pid, Duration::from_secs(5));
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        cleanup::forget_process(self.pid);
+        cleanup::forget_dir(self.dir.path());
+    }
+}
+
+impl EngineAdapter for PrivacyIdea {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn capabilities(&self) -> &[Capability] {
+        &CAPS
+    }
+
+    fn begin(&mut self, setup: &Setup) -> Result<(), AdapterError> {
+        self.set_clock(Some(setup.start))?;
+        // No fresh login here (~0.5 s each): `admin` logs in again when the
+        // clock jump made the JWT expire or not yet valid.
+        let old: Vec<String> = self.tokens.drain().collect();
+        for serial in old {
+            let _ = self.admin_try("DELETE", &format!("/token/{serial}"), &[])?;
+        }
+        let mut users = setup.users.clone();
+        users.push(("root".into(), setup.account.root_password.clone()));
+        let passwd: String = users
+            .iter()
+            .enumerate()
+            .map(|(i, (u, _))| format!("{u}:x:{}:{}:{u}:/home/{u}:/bin/sh\n", 2000 + i, 2000 + i))
+            .collect();
+        std::fs::write(self.dir.path().join("passwd"), passwd)
+            .map_err(|e| setup_err(NAME, format!("users file: {e}")))?;
+        self.passwords = users.into_iter().collect();
+        for s in &setup.seeds {
+            let serial = s.serial.to_string();
+            let hex = s.secret.to_hex();
+            let digits = s.digits.to_string();
+            let hash = match s.algorithm {
+                Algorithm::Sha1 => "sha1",
+                Algorithm::Sha256 => "sha256",
+                Algorithm::Sha512 => "sha512",
+            };
+            let mut form = vec![
+                ("serial", serial.as_str()),
+                ("otpkey", hex.as_str()),
+                ("genkey", "0"),
+                ("otplen", digits.as_str()),
+                ("hashlib", hash),
+            ];
+            let step;
+            match s.kind {
+                Kind::Totp { period } => {
+                    step = period.to_string();
+                    form.push(("type", "totp"));
+                    form.push(("timeStep", step.as_str()));
+                }
+                Kind::Hotp => form.push(("type", "hotp")),
+            }
+            self.admin("POST", "/token/init", &form)
+                .map_err(|e| setup_err(NAME, format!("token {serial}: {e}")))?;
+            self.tokens.insert(serial);
+        }
+        Ok(())
+    }
+
+    fn call(&mut self, now: Timestamp, request: &Request) -> Result<Answer, AdapterError> {
+        self.set_clock(Some(now))?;
+        Ok(match request {
+            Request::Enable {
+                who,
+                serial,
+                code1,
+                code2,
+                ..
+            } => {
+                let user = user_name(who);
+                let pin = self.pin(&user);
+                let assigned = self.admin_try(
+                    "POST",
+                    "/token/assign",
+                    &[
+                        ("serial", serial),
+                        ("user", &user),
+                        ("realm", REALM),
+                        ("pin", &pin),
+                    ],
+                )?;
+                if let Err(msg) = assigned {
+                    return Ok(if msg.contains("already assigned") {
+                        refuse(
+                            "EntityAlreadyExists",
+                            409,
+                            None,
+                            format!("privacyIDEA: {msg}"),
+                        )
+                    } else if msg.contains("does not exist") || msg.contains("No token") {
+                        no_such(serial)
+                    } else {
+                        refuse("InvalidInput", 400, None, format!("privacyIDEA: {msg}"))
+                    });
+                }
+                let synced = self.admin_try(
+                    "POST",
+                    "/token/resync",
+                    &[("serial", serial), ("otp1", code1), ("otp2", code2)],
+                )?;
+                let ok = matches!(&synced, Ok(v) if v.pointer("/result/value").and_then(Value::as_bool) == Some(true));
+                if ok {
+                    Answer::ok()
+                } else {
+                    self.admin_try("POST", "/token/unassign", &[("serial", serial)])?
+                        .map_err(|m| {
+                            transport(NAME, format!("unassign after a refused enable: {m}"))
+                        })?;
+                    refuse(
+                        "InvalidAuthenticationCode",
+                        403,
+                        None,
+                        "Authentication code for device is not valid.",
+                    )
+                }
+            }
+            Request::SignIn {
+                who,
+                password_ok,
+                code,
+            } => {
+                let user = user_name(who);
+                let mut pass = self.pin(&user);
+                if !password_ok {
+                    pass.push_str("-wrong");
+                }
+                pass.push_str(code.as_deref().unwrap_or(""));
+                let (ok, msg) =
+                    self.validate(&[("user", &user), ("realm", REALM), ("pass", &pass)])?;
+                if ok { Answer::ok() } else { denied(&msg) }
+            }
+            Request::Session { who, serial, code } => {
+                let user = user_name(who);
+                let pass = format!("{}{code}", self.pin(&user));
+                let (ok, msg) = self.validate(&[
+                    ("user", &user),
+                    ("realm", REALM),
+                    ("serial", serial),
+                    ("pass", &pass),
+                ])?;
+                if ok { Answer::ok() } else { denied(&msg) }
+            }
+            Request::Resync {
+                who,
+                serial,
+                code1,
+                code2,
+            } => {
+                if !self.owns(&user_name(who), serial)? {
+                    return Ok(no_such(serial));
+                }
+                let r = self.admin_try(
+                    "POST",
+                    "/token/resync",
+                    &[("serial", serial), ("otp1", code1), ("otp2", code2)],
+                )?;
+                match r {
+                    Ok(v) if v.pointer("/result/value").and_then(Value::as_bool) == Some(true) => {
+                        Answer::ok()
+                    }
+                    _ => refuse(
+                        "InvalidAuthenticationCode",
+                        403,
+                        None,
+                        "Authentication code for device is not valid.",
+                    ),
+                }
+            }
+            Request::Deactivate { who, serial } => {
+                if !self.owns(&user_name(who), serial)? {
+                    return Ok(no_such(serial));
+                }
+                match self.admin_try("POST", "/token/unassign", &[("serial", serial)])? {
+                    Ok(_) => Answer::ok(),
+                    Err(m) => refuse("InvalidInput", 400, None, format!("privacyIDEA: {m}")),
+                }
+            }
+            Request::ListDevices { who } => {
+                let q = encode_form(&[("user", &user_name(who)), ("realm", REALM)]);
+                let devices = self
+                    .token(&q)?
+                    .iter()
+                    .filter_map(|t| t.get("serial").and_then(Value::as_str).map(str::to_string))
+                    .collect();
+                Answer::Ok {
+                    data: Reply::Devices { devices },
+                }
+            }
+            Request::DeviceState { serial } => {
+                let q = encode_form(&[("serial", serial)]);
+                match self.token(&q)?.first() {
+                    None => no_such(serial),
+                    Some(t) => {
+                        let fail = t.get("failcount").and_then(Value::as_i64).unwrap_or(0);
+                        let max = t.get("maxfail").and_then(Value::as_i64).unwrap_or(10);
+                        let user = t
+                            .get("username")
+                            .and_then(Value::as_str)
+                            .filter(|u| !u.is_empty())
+                            .map(str::to_string);
+                        Answer::Ok {
+                            data: Reply::State {
+                                locked: fail >= max,
+                                assigned_to: user,
+                            },
+                        }
+                    }
+                }
+            }
+            other => {
+                return Err(transport(
+                    NAME,
+                    format!("capability {} not declared", other.capability().as_str()),
+                ));
+            }
+        })
+    }
+}
