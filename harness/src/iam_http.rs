@@ -232,54 +232,9 @@ impl EngineAdapter for IamHttp {
             Who::User(u) => Some(u.as_str()),
             Who::Root => None,
         };
-        let mut params: Vec<(&str, &str)> = Vec::with_capacity(6);
-        let service = match request {
-            Request::Enable {
-                serial,
-                code1,
-                code2,
-                ..
-            }
-            | Request::Resync {
-                serial,
-                code1,
-                code2,
-                ..
-            } => {
-                let action = if matches!(request, Request::Enable { .. }) {
-                    "EnableMFADevice"
-                } else {
-                    "ResyncMFADevice"
-                };
-                params.push(("Action", action));
-                params.push(("SerialNumber", serial));
-                params.push(("AuthenticationCode1", code1));
-                params.push(("AuthenticationCode2", code2));
-                Service::Iam
-            }
-            Request::Deactivate { serial, .. } => {
-                params.push(("Action", "DeactivateMFADevice"));
-                params.push(("SerialNumber", serial));
-                Service::Iam
-            }
-            Request::ListDevices { .. } => {
-                params.push(("Action", "ListMFADevices"));
-                params.push(("MaxItems", "1000"));
-                Service::Iam
-            }
-            Request::Session { serial, code, .. } => {
-                params.push(("Action", "GetSessionToken"));
-                params.push(("SerialNumber", serial));
-                params.push(("TokenCode", code));
-                Service::Sts
-            }
-            _ => return Err(transport("unreachable request kind")),
+        let Some((service, params)) = aws_query(request, user) else {
+            return Err(transport("unreachable request kind"));
         };
-        if service == Service::Iam
-            && let Some(u) = user
-        {
-            params.push(("UserName", u));
-        }
         let reply = live
             .client
             .call(service, &params, &creds, now)
@@ -291,6 +246,65 @@ impl EngineAdapter for IamHttp {
             _ => Reply::None,
         }))
     }
+}
+
+/// The AWS Query service and parameters of `request` (with `UserName` for
+/// IAM actions when `user` is given); `None` for requests that have no AWS
+/// API (console sign-in, root recovery, ...). Shared by every adapter that
+/// speaks the IAM/STS Query protocol (ours over HTTP, moto).
+pub(crate) fn aws_query<'a>(
+    request: &'a Request,
+    user: Option<&'a str>,
+) -> Option<(Service, Vec<(&'static str, &'a str)>)> {
+    let mut params: Vec<(&'static str, &'a str)> = Vec::with_capacity(6);
+    let service = match request {
+        Request::Enable {
+            serial,
+            code1,
+            code2,
+            ..
+        }
+        | Request::Resync {
+            serial,
+            code1,
+            code2,
+            ..
+        } => {
+            let action = if matches!(request, Request::Enable { .. }) {
+                "EnableMFADevice"
+            } else {
+                "ResyncMFADevice"
+            };
+            params.push(("Action", action));
+            params.push(("SerialNumber", serial));
+            params.push(("AuthenticationCode1", code1));
+            params.push(("AuthenticationCode2", code2));
+            Service::Iam
+        }
+        Request::Deactivate { serial, .. } => {
+            params.push(("Action", "DeactivateMFADevice"));
+            params.push(("SerialNumber", serial));
+            Service::Iam
+        }
+        Request::ListDevices { .. } => {
+            params.push(("Action", "ListMFADevices"));
+            params.push(("MaxItems", "1000"));
+            Service::Iam
+        }
+        Request::Session { serial, code, .. } => {
+            params.push(("Action", "GetSessionToken"));
+            params.push(("SerialNumber", serial));
+            params.push(("TokenCode", code));
+            Service::Sts
+        }
+        _ => return None,
+    };
+    if service == Service::Iam
+        && let Some(u) = user
+    {
+        params.push(("UserName", u));
+    }
+    Some((service, params))
 }
 
 #[cfg(test)]

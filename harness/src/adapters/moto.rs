@@ -249,55 +249,9 @@ impl EngineAdapter for Moto {
                 ));
             }
         };
-        let mut params: Vec<(&str, &str)> = Vec::with_capacity(6);
-        let service = match request {
-            Request::Enable {
-                serial,
-                code1,
-                code2,
-                ..
-            }
-            | Request::Resync {
-                serial,
-                code1,
-                code2,
-                ..
-            } => {
-                params.push((
-                    "Action",
-                    if matches!(request, Request::Enable { .. }) {
-                        "EnableMFADevice"
-                    } else {
-                        "ResyncMFADevice"
-                    },
-                ));
-                params.push(("SerialNumber", serial));
-                params.push(("AuthenticationCode1", code1));
-                params.push(("AuthenticationCode2", code2));
-                Service::Iam
-            }
-            Request::Deactivate { serial, .. } => {
-                params.push(("Action", "DeactivateMFADevice"));
-                params.push(("SerialNumber", serial));
-                Service::Iam
-            }
-            Request::ListDevices { .. } => {
-                params.push(("Action", "ListMFADevices"));
-                Service::Iam
-            }
-            Request::Session { serial, code, .. } => {
-                params.push(("Action", "GetSessionToken"));
-                params.push(("SerialNumber", serial));
-                params.push(("TokenCode", code));
-                Service::Sts
-            }
-            _ => return Err(transport(NAME, "unreachable request kind")),
+        let Some((service, params)) = crate::iam_http::aws_query(request, user.as_deref()) else {
+            return Err(transport(NAME, "unreachable request kind"));
         };
-        if service == Service::Iam
-            && let Some(u) = user.as_deref()
-        {
-            params.push(("UserName", u));
-        }
         let r = self.call_aws(service, &params, now)?;
         let data = match request {
             Request::ListDevices { .. } if r.status == 200 => Reply::Devices {
