@@ -1,6 +1,13 @@
 //! `pam_google_authenticator` and `pam_oath`, driven through `pamtester`
-//! under `faketime -f 'YYYY-MM-DD hh:mm:ss'`: a clock frozen at each
-//! step's true time (whole seconds).
+//! with libfaketime preloaded (`LD_PRELOAD`, `FAKETIME='YYYY-MM-DD
+//! hh:mm:ss'`): a clock frozen at each step's true time (whole seconds).
+//!
+//! Not the `faketime` wrapper: it creates a named semaphore and shared
+//! memory keyed by its PID and leaks them (`/dev/shm/faketime_*`); when a
+//! later PID repeats, `sem_open` fails with "File exists" and the wrapper
+//! exits 1 — which looked exactly like pamtester refusing a valid code
+//! (about one enable in two hundred). A refusal now counts only when
+//! pamtester itself reports it.
 //!
 //! Each adapter writes one pam.d service, `/etc/pam.d/fobsim-<module>-<pid>-<n>`
 //! (removed by `Drop`, and on interrupt through [`super::cleanup`]); every
@@ -97,7 +104,7 @@ pub struct PamChecker {
     service: String,
     pamd: PathBuf,
     pamtester: PathBuf,
-    faketime: PathBuf,
+    libfaketime: PathBuf,
     digits: u8,
 }
 
@@ -124,7 +131,7 @@ impl PamChecker {
     pub fn new(module: Module) -> Result<Self, SetupProblem> {
         let name = module.name();
         let pamtester = require(name, "pamtester", "pamtester")?;
-        let faketime = require(name, "faketime", "faketime")?;
+        let libfaketime = super::libfaketime(name)?;
         if !MODULE_DIRS
             .iter()
             .any(|d| Path::new(d).join(module.so()).is_file())
@@ -155,7 +162,7 @@ impl PamChecker {
             service,
             pamd,
             pamtester,
-            faketime,
+            libfaketime,
             digits: 6,
         };
         std::fs::create_dir_all(c.dir.path().join("pw")).map_err(|e| broken("temp folder", e))?;
@@ -334,13 +341,12 @@ impl Checker for PamChecker {
         if password.contains('\n') || code.contains('\n') {
             return Ok(false);
         }
-        let mut child = Command::new(&self.faketime)
-            // A frozen clock (`-f "YYYY-MM-DD hh:mm:ss"`, TZ=UTC), not
-            // `@T`: a running clock made verdicts depend on machine load.
-            .arg("-f")
-            .arg(frozen(now))
+        let mut child = Command::new(&self.pamtester)
+            // A frozen clock (`YYYY-MM-DD hh:mm:ss`, TZ=UTC), not `@T`: a
+            // running clock made verdicts depend on machine load.
+            .env("LD_PRELOAD", &self.libfaketime)
+            .env("FAKETIME", frozen(now))
             .env("TZ", "UTC")
-            .arg(&self.pamtester)
             .arg(&self.service)
             .arg(user)
             .arg("authenticate")
@@ -348,7 +354,7 @@ impl Checker for PamChecker {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| transport(name, format!("cannot run faketime pamtester: {e}")))?;
+            .map_err(|e| transport(name, format!("cannot run pamtester: {e}")))?;
         if let Some(mut stdin) = child.stdin.take() {
             // A module that stops reading early closes the pipe: not an error.
             let _ = stdin.write_all(format!("{password}\n{code}\n").as_bytes());
@@ -358,7 +364,9 @@ impl Checker for PamChecker {
             .map_err(|e| transport(name, format!("pamtester: {e}")))?;
         match out.status.code() {
             Some(0) => Ok(true),
-            Some(1) => Ok(false),
+            // pamtester reports a refusal as "pamtester: <PAM error>"; exit 1
+            // without it is a failure to run, not an answer.
+            Some(1) if String::from_utf8_lossy(&out.stderr).contains("pamtester: ") => Ok(false),
             other => Err(transport(
                 name,
                 format!(
