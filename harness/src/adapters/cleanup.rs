@@ -161,3 +161,16 @@ pub fn install_signal_handlers() -> Result<(), String> {
     *done = true;
     Ok(())
 }
+
+/// Stop a server this run started — its process group by PID (SIGTERM, then
+/// SIGKILL after 5 s), then its `Child` handle — and drop it and its temp
+/// folder from the cleanup list. What every server adapter's `Drop` does.
+pub fn stop_server(pid: u32, child: Option<std::process::Child>, dir: &Path) {
+    stop_pid(pid, Duration::from_secs(5));
+    if let Some(mut c) = child {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    forget_process(pid);
+    forget_dir(dir);
+}

@@ -192,13 +192,7 @@ impl Moto {
 
 impl Drop for Moto {
     fn drop(&mut self) {
-        cleanup::stop_pid(self.pid, Duration::from_secs(5));
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        cleanup::forget_process(self.pid);
-        cleanup::forget_dir(self.dir.path());
+        cleanup::stop_server(self.pid, self.child.take(), self.dir.path());
     }
 }
 
