@@ -150,6 +150,9 @@ pub fn user_password(name: &str) -> String {
 /// Everything an engine needs before a scenario's timeline starts.
 #[derive(Debug, Clone)]
 pub struct Setup {
+    /// The scenario's id. Adapters that share one long-running engine
+    /// across scenarios keep each scenario's users and devices apart by it.
+    pub scenario: String,
     /// The account and root user.
     pub account: Account,
     /// IAM users and their passwords.

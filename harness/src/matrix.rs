@@ -656,6 +656,7 @@ pub fn verify_throughput(
     let start: u64 = 1_767_225_600; // 2026-01-01T00:00:00Z
     let step0 = start / 30;
     engine.begin(&Setup {
+        scenario: "throughput".into(),
         account: Account::default(),
         users: vec![("alice".into(), user_password("alice"))],
         seeds: vec![seed],

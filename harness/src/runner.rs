@@ -304,6 +304,7 @@ impl<'a> Runner<'a> {
             );
         }
         let setup = Setup {
+            scenario: sc.id.clone(),
             account: crate::adapter::Account::default(),
             users: sc
                 .users

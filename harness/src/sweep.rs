@@ -210,6 +210,7 @@ fn cell(
 ) -> Result<Cell, SweepError> {
     let period_ms = i64::try_from(fob_spec.model.period().unwrap_or(30) * 1000).unwrap_or(30_000);
     let setup = Setup {
+        scenario: "sweep".into(),
         account: Account::default(),
         users: vec![("alice".into(), user_password("alice"))],
         seeds: vec![seed_record(fob_spec, None)],

@@ -48,6 +48,7 @@ fn open(name: &str) -> Box<dyn EngineAdapter> {
 
 fn setup(digits: u8) -> Setup {
     Setup {
+        scenario: "matrix-adapters".into(),
         account: Account::default(),
         users: vec![("alice".into(), user_password("alice"))],
         seeds: vec![SeedRecord {
