@@ -34,7 +34,7 @@ use crate::builtin::profile_for;
 
 const NAME: &str = "iam-http";
 
-const ADMIN_POLICY: &str =
+pub(crate) const ADMIN_POLICY: &str =
     r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iam:*","Resource":"*"}]}"#;
 
 const CAPS: [Capability; 7] = [
@@ -93,7 +93,7 @@ fn key_for(index: usize, seed: u64) -> Credentials {
 }
 
 /// An HTTP answer as an adapter [`Answer`].
-fn answer(r: &HttpReply, ok_data: impl FnOnce(&HttpReply) -> Reply) -> Answer {
+pub(crate) fn answer(r: &HttpReply, ok_data: impl FnOnce(&HttpReply) -> Reply) -> Answer {
     if r.status == 200 {
         return Answer::Ok { data: ok_data(r) };
     }

@@ -9,6 +9,9 @@
 //!   fobs through a [`driver::FobDriver`] and an engine through an
 //!   [`adapter::EngineAdapter`], records transcripts and verdicts.
 //! - [`builtin`]: the adapter for fobsim's own engine (memory or SQLite);
+//!   [`iam_http`]: the same engine over its AWS Query API on loopback;
+//!   [`iam_remote`]: any running IAM-compatible endpoint, provisioned by a
+//!   bootstrap file this crate writes;
 //!   [`testing`]: a small independent model of the rules (a test double).
 //! - [`report`]: text, JSON and JUnit; [`sweep`]: drift acceptance maps
 //!   (SVG + text); [`fleet`]: the many-fobs, many-years simulation.
@@ -33,6 +36,7 @@ pub mod builtin;
 pub mod driver;
 pub mod fleet;
 pub mod iam_http;
+pub mod iam_remote;
 pub mod matrix;
 pub mod report;
 pub mod runner;

@@ -1,0 +1,748 @@
+//! The `iam-http` adapter against an endpoint that is already running:
+//! `fobsim run --engine iam-http --endpoint URL --bootstrap FILE --control SOCKET`.
+//!
+//! One long-running endpoint serves every scenario, so scenarios are kept
+//! apart by names instead of a fresh engine each: scenario `S`'s user
+//! `alice` is the endpoint's user `alice.T` and its registered fob
+//! `GAHT00000001` is the endpoint's token `GAHT00000001.T`, where `T` is
+//! [`tag`]`(S)` (eight hex digits of a SHA-256 of the scenario id). Time is
+//! not shared state: before every request the endpoint's clock is set to
+//! the scenario's time through the control plane (the JSON-lines protocol
+//! of `fobsim serve|emulate --clock manual --control SOCKET`, documented
+//! in `docs/serial-protocol.md`), and the request is signed at that time.
+//!
+//! [`write_bootstrap`] writes the bootstrap file that provisions an
+//! endpoint for a set of scenarios under a run seed: the account and a
+//! root access key, every scenario's users (namespaced, each with an
+//! access key and an `iam:*` policy, as the in-process `iam-http` adapter
+//! gives them), and a CSV seed file with every registered fob's vendor
+//! record (namespaced serial, the fob's secret). `fobsim serve --bootstrap`
+//! loads it; another engine can load the same TOML and CSV. At each
+//! scenario's start the adapter checks that the bootstrap holds the
+//! scenario's users and the very seed records of its fobs, so a bootstrap
+//! written for another `--seed` or other scenarios is a clear setup
+//! error, not a wall of wrong-code failures.
+//!
+//! Capabilities are those of the in-process `iam-http` adapter minus
+//! `settings`: a running endpoint's rules cannot change per scenario.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use fobsim_emulator::control::Request as ControlRequest;
+use fobsim_emulator::control::client::ControlClient;
+use fobsim_engine::aws::bootstrap::Bootstrap;
+use fobsim_engine::aws::client::Client;
+use fobsim_engine::aws::sigv4::Credentials;
+use fobsim_firmware::{SeedRecord, Serial, Timestamp};
+use rand::RngExt as _;
+use serde::Serialize;
+use sha2::Digest as _;
+
+use crate::adapter::{
+    AdapterError, Answer, Capability, EngineAdapter, Reply, Request, Setup, Who, user_password,
+};
+use crate::iam_http::{ADMIN_POLICY, answer, aws_query};
+use crate::runner::{device_spec, seed_record};
+use crate::scenario::Scenario;
+
+const NAME: &str = "iam-http";
+
+/// The file names [`write_bootstrap`] writes into its directory.
+pub const BOOTSTRAP_FILE: &str = "bootstrap.toml";
+/// The seed file (vendor CSV) next to the bootstrap file.
+pub const SEEDS_FILE: &str = "seeds.csv";
+/// The policy attached to every harness user.
+pub const POLICY_FILE: &str = "harness-policy.json";
+
+const CAPS: [Capability; 6] = [
+    Capability::EnableTwoCodes,
+    Capability::ApiEnable,
+    Capability::SessionMfa,
+    Capability::Resync,
+    Capability::Deactivate,
+    Capability::ListDevices,
+];
+
+/// The namespace tag of a scenario: eight lowercase hex digits of the
+/// SHA-256 of its id.
+#[must_use]
+pub fn tag(scenario_id: &str) -> String {
+    let digest = sha2::Sha256::digest(scenario_id.as_bytes());
+    hex::encode(&digest[..4])
+}
+
+/// A scenario user's name on the shared endpoint.
+#[must_use]
+pub fn user_name(user: &str, tag: &str) -> String {
+    format!("{user}.{tag}")
+}
+
+/// A scenario fob's serial on the shared endpoint.
+#[must_use]
+pub fn serial_name(serial: &str, tag: &str) -> String {
+    format!("{serial}.{tag}")
+}
+
+/// The access key id of a namespaced user (`AKIA` + 16 upper-case hex
+/// digits of a SHA-256 of the name): stable across rewrites of the file.
+fn access_key_id(name: &str) -> String {
+    let digest = sha2::Sha256::digest(name.as_bytes());
+    format!("AKIA{}", hex::encode_upper(&digest[..8]))
+}
+
+/// A fresh random secret access key (40 characters, as AWS's).
+fn random_secret() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut rng = rand::rng();
+    (0..40)
+        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+        .collect()
+}
+
+/// Why a bootstrap could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum ProvisionError {
+    /// Writing a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A scenario cannot be provisioned (bad device, name too long, ...).
+    #[error("{file}: scenario {id}: {message}")]
+    Scenario {
+        /// Scenario file.
+        file: String,
+        /// Scenario id.
+        id: String,
+        /// Why.
+        message: String,
+    },
+    /// Two scenarios share an id or a namespace tag.
+    #[error("scenarios {first} and {second} {what}: rename one")]
+    Clash {
+        /// The first scenario id.
+        first: String,
+        /// The second.
+        second: String,
+        /// What they share.
+        what: &'static str,
+    },
+    /// TOML serialization failed.
+    #[error("writing TOML: {0}")]
+    Toml(String),
+}
+
+/// What [`write_bootstrap`] wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provisioned {
+    /// The bootstrap file.
+    pub bootstrap: PathBuf,
+    /// Scenarios provisioned.
+    pub scenarios: usize,
+    /// Users declared.
+    pub users: usize,
+    /// Seed records written.
+    pub tokens: usize,
+}
+
+#[derive(Serialize)]
+struct KeyOut {
+    id: String,
+    secret: String,
+}
+
+#[derive(Serialize)]
+struct AccountOut {
+    id: String,
+    alias: String,
+    root_email: String,
+    root_phone: String,
+    root_password: String,
+    access_keys: Vec<KeyOut>,
+}
+
+#[derive(Serialize)]
+struct UserOut {
+    name: String,
+    password: String,
+    policies: Vec<String>,
+    access_keys: Vec<KeyOut>,
+}
+
+#[derive(Serialize)]
+struct CostOut {
+    m_cost_kib: u32,
+    t_cost: u32,
+    p_cost: u32,
+}
+
+#[derive(Serialize)]
+struct ProfileOut {
+    rng_seed: u64,
+    password_cost: CostOut,
+}
+
+#[derive(Serialize)]
+struct BootstrapOut {
+    seeds: Vec<String>,
+    account: AccountOut,
+    users: Vec<UserOut>,
+    profile: ProfileOut,
+}
+
+fn write_file(path: &Path, text: &str, private: bool) -> Result<(), ProvisionError> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let io = |source| ProvisionError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    if private {
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path).map_err(io)?;
+    if private {
+        // An existing file keeps its mode on open: tighten it.
+        use std::os::unix::fs::PermissionsExt as _;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(io)?;
+    }
+    f.write_all(text.as_bytes()).map_err(io)
+}
+
+/// Write `bootstrap.toml`, `seeds.csv` and `harness-policy.json` into
+/// `dir` (created if missing): the provisioning of a shared endpoint for
+/// `scenarios` under the run seed `seed` (see the module docs). Access
+/// keys are fresh random secrets; the files that hold secrets are written
+/// with mode 0600.
+///
+/// # Errors
+/// [`ProvisionError`]: unwritable files, a device declaration that does not
+/// make a fob, a namespaced name over AWS's limits, clashing ids or tags.
+pub fn write_bootstrap(
+    scenarios: &[Scenario],
+    seed: u64,
+    dir: &Path,
+) -> Result<Provisioned, ProvisionError> {
+    std::fs::create_dir_all(dir).map_err(|source| ProvisionError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let account = crate::adapter::Account::default();
+    let mut out = BootstrapOut {
+        seeds: vec![SEEDS_FILE.into()],
+        account: AccountOut {
+            id: account.id.clone(),
+            alias: account.alias.clone(),
+            root_email: account.root_email.clone(),
+            root_phone: account.root_phone.clone(),
+            root_password: account.root_password.clone(),
+            access_keys: vec![KeyOut {
+                id: access_key_id("root"),
+                secret: random_secret(),
+            }],
+        },
+        users: Vec::new(),
+        profile: ProfileOut {
+            rng_seed: seed,
+            password_cost: CostOut {
+                m_cost_kib: 8,
+                t_cost: 1,
+                p_cost: 1,
+            },
+        },
+    };
+    let mut records = Vec::new();
+    let mut tags: HashMap<String, &str> = HashMap::new();
+    let mut header = format!(
+        "# Written by `fobsim run --write-bootstrap` for --seed {seed}: the\n\
+         # provisioning of one shared IAM endpoint for {} scenarios. Scenario S's\n\
+         # user U is `U.T` and its fob SERIAL is `SERIAL.T`, T = tag(S):\n",
+        scenarios.len()
+    );
+    for sc in scenarios {
+        let t = tag(&sc.id);
+        if let Some(first) = tags.insert(t.clone(), &sc.id) {
+            return Err(ProvisionError::Clash {
+                first: first.to_string(),
+                second: sc.id.clone(),
+                what: if first == sc.id {
+                    "have the same id"
+                } else {
+                    "have the same namespace tag"
+                },
+            });
+        }
+        header.push_str(&format!("#   {t}  {}\n", sc.id));
+        let bad = |message: String| ProvisionError::Scenario {
+            file: sc.file.clone(),
+            id: sc.id.clone(),
+            message,
+        };
+        for u in &sc.users {
+            let name = user_name(u, &t);
+            if name.len() > 64 {
+                return Err(bad(format!(
+                    "user name {name:?} is longer than IAM's 64 characters"
+                )));
+            }
+            out.users.push(UserOut {
+                password: user_password(u),
+                policies: vec![POLICY_FILE.into()],
+                access_keys: vec![KeyOut {
+                    id: access_key_id(&name),
+                    secret: random_secret(),
+                }],
+                name,
+            });
+        }
+        for d in sc.devices.iter().filter(|d| d.registered) {
+            let spec =
+                device_spec(d, seed, sc.start).map_err(|m| bad(format!("line {}: {m}", d.line)))?;
+            let mut rec = seed_record(&spec, d.seed_period);
+            rec.serial = Serial::new(&serial_name(rec.serial.as_str(), &t))
+                .map_err(|e| bad(format!("line {}: {e}", d.line)))?;
+            records.push(rec);
+        }
+    }
+    let toml = toml::to_string(&out).map_err(|e| ProvisionError::Toml(e.to_string()))?;
+    let bootstrap = dir.join(BOOTSTRAP_FILE);
+    write_file(&bootstrap, &format!("{header}\n{toml}"), true)?;
+    write_file(
+        &dir.join(SEEDS_FILE),
+        &fobsim_firmware::seedfile::write_csv(&records),
+        true,
+    )?;
+    write_file(&dir.join(POLICY_FILE), &format!("{ADMIN_POLICY}\n"), false)?;
+    Ok(Provisioned {
+        bootstrap,
+        scenarios: scenarios.len(),
+        users: out.users.len(),
+        tokens: records.len(),
+    })
+}
+
+/// The current scenario's names on the endpoint.
+#[derive(Default)]
+struct Current {
+    users: HashMap<String, (String, Credentials)>,
+    serials: HashMap<String, String>,
+    unserials: HashMap<String, String>,
+}
+
+/// The adapter for an already-running endpoint.
+pub struct IamRemote {
+    endpoint: String,
+    bootstrap_path: PathBuf,
+    control_path: PathBuf,
+    client: Client,
+    control: ControlClient,
+    users: HashMap<String, Credentials>,
+    root: Option<Credentials>,
+    seeds: HashMap<String, SeedRecord>,
+    current: Option<Current>,
+    clock_at: Option<Timestamp>,
+}
+
+impl std::fmt::Debug for IamRemote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IamRemote")
+            .field("endpoint", &self.endpoint)
+            .field("bootstrap", &self.bootstrap_path)
+            .field("control", &self.control_path)
+            .field("users", &self.users.len())
+            .field("tokens", &self.seeds.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn setup_err(message: impl Into<String>) -> AdapterError {
+    AdapterError::Setup {
+        adapter: NAME.into(),
+        message: message.into(),
+    }
+}
+
+fn transport(message: impl Into<String>) -> AdapterError {
+    AdapterError::Transport {
+        adapter: NAME.into(),
+        message: message.into(),
+    }
+}
+
+fn creds(k: &fobsim_engine::aws::bootstrap::AccessKeySpec) -> Credentials {
+    Credentials {
+        access_key_id: k.id.clone(),
+        secret_access_key: k.secret.clone(),
+        session_token: None,
+    }
+}
+
+impl IamRemote {
+    /// Connect to `endpoint` (`http://HOST:PORT`) and its clock's control
+    /// socket, with the users, keys and seed records of `bootstrap` (the
+    /// file the endpoint was provisioned with).
+    ///
+    /// # Errors
+    /// [`AdapterError::Setup`]: an unreadable bootstrap or seed file, a bad
+    /// endpoint, an unreachable endpoint or control socket, a control
+    /// plane whose clock cannot be moved.
+    pub fn connect(
+        endpoint: &str,
+        bootstrap: &Path,
+        control_path: &Path,
+    ) -> Result<IamRemote, AdapterError> {
+        let boot = Bootstrap::load(bootstrap)
+            .map_err(|e| setup_err(format!("{}: {e}", bootstrap.display())))?;
+        let mut seeds = HashMap::new();
+        for path in &boot.seeds {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| setup_err(format!("{}: {e}", path.display())))?;
+            let records = fobsim_firmware::seedfile::parse(&text)
+                .map_err(|e| setup_err(format!("{}: {e}", path.display())))?;
+            for r in records {
+                seeds.insert(r.serial.as_str().to_string(), r);
+            }
+        }
+        let users = boot
+            .users
+            .iter()
+            .filter_map(|u| u.access_keys.first().map(|k| (u.name.clone(), creds(k))))
+            .collect();
+        let root = boot.account.access_keys.first().map(creds);
+        let client = Client::new(endpoint).map_err(|e| setup_err(e.to_string()))?;
+        let mut control = ControlClient::connect(control_path, Duration::from_secs(10))
+            .map_err(|e| setup_err(e.to_string()))?;
+        // The clock must be movable: a system clock refuses `set`.
+        let state = control
+            .send(&ControlRequest::Get)
+            .map_err(|e| setup_err(e.to_string()))?;
+        if let Some(e) = state.error {
+            return Err(setup_err(format!("control socket: {e}")));
+        }
+        Ok(IamRemote {
+            endpoint: endpoint.to_string(),
+            bootstrap_path: bootstrap.to_path_buf(),
+            control_path: control_path.to_path_buf(),
+            client,
+            control,
+            users,
+            root,
+            seeds,
+            current: None,
+            clock_at: None,
+        })
+    }
+
+    fn set_clock(&mut self, now: Timestamp) -> Result<(), AdapterError> {
+        if self.clock_at == Some(now) {
+            return Ok(());
+        }
+        let r = self
+            .control
+            .send(&ControlRequest::Set {
+                time: now.to_string(),
+            })
+            .map_err(|e| transport(format!("control socket: {e}")))?;
+        if let Some(e) = r.error {
+            return Err(transport(format!(
+                "the endpoint's clock cannot be moved ({e}): start it with --clock manual --control SOCKET"
+            )));
+        }
+        self.clock_at = Some(now);
+        Ok(())
+    }
+
+    fn stale(&self, what: String) -> AdapterError {
+        setup_err(format!(
+            "{what} in {}: the file was written for other scenarios or another --seed; write it again with `fobsim run --write-bootstrap DIR` (same scenarios, same --seed) and restart the endpoint with it",
+            self.bootstrap_path.display()
+        ))
+    }
+}
+
+/// Whether a bootstrap record is the vendor record of a scenario's fob.
+fn same_record(a: &SeedRecord, b: &SeedRecord) -> bool {
+    a.kind == b.kind
+        && a.algorithm == b.algorithm
+        && a.digits == b.digits
+        && a.counter == b.counter
+        && a.secret.expose() == b.secret.expose()
+}
+
+impl EngineAdapter for IamRemote {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn capabilities(&self) -> &[Capability] {
+        &CAPS
+    }
+
+    fn begin(&mut self, setup: &Setup) -> Result<(), AdapterError> {
+        self.current = None;
+        let t = tag(&setup.scenario);
+        let mut cur = Current::default();
+        for (u, _) in &setup.users {
+            let name = user_name(u, &t);
+            let Some(c) = self.users.get(&name) else {
+                return Err(self.stale(format!(
+                    "no user {name} (scenario {}'s {u}) with an access key",
+                    setup.scenario
+                )));
+            };
+            cur.users.insert(u.clone(), (name, c.clone()));
+        }
+        for rec in &setup.seeds {
+            let raw = rec.serial.as_str();
+            let name = serial_name(raw, &t);
+            match self.seeds.get(&name) {
+                None => {
+                    return Err(self.stale(format!(
+                        "no token {name} (scenario {}'s fob {raw})",
+                        setup.scenario
+                    )));
+                }
+                Some(have) if !same_record(have, rec) => {
+                    return Err(self.stale(format!(
+                        "token {name} is not scenario {}'s fob {raw}",
+                        setup.scenario
+                    )));
+                }
+                Some(_) => {}
+            }
+            cur.unserials.insert(name.clone(), raw.to_string());
+            cur.serials.insert(raw.to_string(), name);
+        }
+        self.set_clock(setup.start)?;
+        // Each scenario's users must start with no device. This also
+        // proves the endpoint knows the bootstrap's keys.
+        for (u, (name, c)) in &cur.users {
+            let query = [
+                ("Action", "ListMFADevices"),
+                ("UserName", name.as_str()),
+                ("MaxItems", "1000"),
+            ];
+            let r = self
+                .client
+                .call(fobsim_engine::aws::Service::Iam, &query, c, setup.start)
+                .map_err(|e| setup_err(format!("{}: {e}", self.endpoint)))?;
+            if r.status != 200 {
+                return Err(setup_err(format!(
+                    "listing {name}'s devices (scenario {}'s {u}) answered HTTP {} {}: was the endpoint started with {}?",
+                    setup.scenario,
+                    r.status,
+                    r.code().unwrap_or_default(),
+                    self.bootstrap_path.display()
+                )));
+            }
+            let held = fobsim_engine::aws::xml::texts_of(&r.body, "SerialNumber");
+            if !held.is_empty() {
+                return Err(setup_err(format!(
+                    "user {name} already holds {} on the endpoint: scenario {} already ran there, and codes used stay used. Start the endpoint on a fresh database for each run",
+                    held.join(", "),
+                    setup.scenario
+                )));
+            }
+        }
+        self.current = Some(cur);
+        Ok(())
+    }
+
+    fn call(&mut self, now: Timestamp, request: &Request) -> Result<Answer, AdapterError> {
+        let cur = self
+            .current
+            .as_ref()
+            .ok_or_else(|| transport("call before begin"))?;
+        let who = match request {
+            Request::Enable { who, .. }
+            | Request::Resync { who, .. }
+            | Request::Deactivate { who, .. }
+            | Request::ListDevices { who }
+            | Request::Session { who, .. } => who,
+            other => {
+                return Err(transport(format!(
+                    "{:?} has no HTTP API (capability {} not declared)",
+                    other.capability(),
+                    other.capability().as_str()
+                )));
+            }
+        };
+        let (user, creds) = match who {
+            Who::Root => match &self.root {
+                Some(c) => (None, c.clone()),
+                None => {
+                    return Err(setup_err(format!(
+                        "{} declares no root access key ([account] access_keys)",
+                        self.bootstrap_path.display()
+                    )));
+                }
+            },
+            Who::User(u) => match cur.users.get(u) {
+                Some((name, c)) => (Some(name.clone()), c.clone()),
+                // A principal the scenario did not declare: AWS would not
+                // know the key.
+                None => {
+                    return Ok(Answer::Error {
+                        code: "InvalidClientTokenId".into(),
+                        status: 403,
+                        kind: None,
+                        message: format!("no access key for {who}"),
+                    });
+                }
+            },
+        };
+        let mapped = map_serial(request, &cur.serials);
+        let unserials = cur.unserials.clone();
+        let Some((service, params)) = aws_query(&mapped, user.as_deref()) else {
+            return Err(transport("unreachable request kind"));
+        };
+        self.set_clock(now)?;
+        let reply = self
+            .client
+            .call(service, &params, &creds, now)
+            .map_err(|e| transport(format!("{}: {e}", self.endpoint)))?;
+        Ok(answer(&reply, |r| match request {
+            Request::ListDevices { .. } => Reply::Devices {
+                devices: fobsim_engine::aws::xml::texts_of(&r.body, "SerialNumber")
+                    .into_iter()
+                    .map(|s| unserials.get(&s).cloned().unwrap_or(s))
+                    .collect(),
+            },
+            _ => Reply::None,
+        }))
+    }
+}
+
+/// `request` with a registered fob's serial replaced by its endpoint name.
+fn map_serial(request: &Request, serials: &HashMap<String, String>) -> Request {
+    let mut r = request.clone();
+    let serial = match &mut r {
+        Request::Enable { serial, .. }
+        | Request::Resync { serial, .. }
+        | Request::Deactivate { serial, .. }
+        | Request::Session { serial, .. } => serial,
+        _ => return r,
+    };
+    if let Some(name) = serials.get(serial.as_str()) {
+        serial.clone_from(name);
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::parse;
+
+    fn scenario(id: &str, body: &str) -> Scenario {
+        parse(
+            &format!("{id}.scenario"),
+            &format!("scenario {id}\nsource design \"a test\"\n{body}\nwait 30s\n"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn tags_are_stable_and_names_fit_iam() {
+        assert_eq!(
+            tag("enable-two-consecutive-codes"),
+            tag("enable-two-consecutive-codes")
+        );
+        assert_ne!(tag("a"), tag("b"));
+        assert_eq!(tag("x").len(), 8);
+        let name = user_name("alice", &tag("x"));
+        assert!(Serial::new(&serial_name("GAHT00000001", &tag("x"))).is_ok());
+        assert!(name.starts_with("alice.") && name.len() == 14);
+        assert_eq!(access_key_id(&name).len(), 20);
+        assert_ne!(random_secret(), random_secret());
+    }
+
+    #[test]
+    fn the_bootstrap_loads_and_holds_every_scenario() {
+        let dir = tempfile::tempdir().unwrap();
+        let suite = crate::suite::builtin().unwrap();
+        let done = write_bootstrap(&suite, 7, dir.path()).unwrap();
+        assert_eq!(done.scenarios, suite.len());
+        let boot = Bootstrap::load(&done.bootstrap).unwrap();
+        assert_eq!(boot.users.len(), done.users);
+        assert_eq!(boot.profile.rng_seed, Some(7));
+        let users: usize = suite.iter().map(|s| s.users.len()).sum();
+        assert_eq!(done.users, users);
+        let csv = std::fs::read_to_string(dir.path().join(SEEDS_FILE)).unwrap();
+        let records = fobsim_firmware::seedfile::parse(&csv).unwrap();
+        assert_eq!(records.len(), done.tokens);
+        // Every registered fob of every scenario, under its namespaced serial,
+        // with the secret the runner gives it; no unregistered fob.
+        let by_serial: HashMap<_, _> = records
+            .iter()
+            .map(|r| (r.serial.as_str().to_string(), r))
+            .collect();
+        for sc in &suite {
+            for d in &sc.devices {
+                let spec = device_spec(d, 7, sc.start).unwrap();
+                let name = serial_name(spec.serial.as_str(), &tag(&sc.id));
+                match by_serial.get(&name) {
+                    Some(r) => {
+                        assert!(d.registered, "{name}");
+                        assert!(same_record(r, &seed_record(&spec, d.seed_period)), "{name}");
+                    }
+                    None => assert!(!d.registered, "{name} missing"),
+                }
+            }
+        }
+        use std::os::unix::fs::PermissionsExt as _;
+        for f in [BOOTSTRAP_FILE, SEEDS_FILE] {
+            let mode = std::fs::metadata(dir.path().join(f))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{f}");
+        }
+        // Policy files resolve next to the bootstrap.
+        assert!(boot.policies().is_ok());
+    }
+
+    #[test]
+    fn clashes_and_long_names_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = scenario("twice", "device fob1 gaht\nuser alice\n");
+        let e = write_bootstrap(&[a.clone(), a], 1, dir.path()).unwrap_err();
+        assert!(e.to_string().contains("have the same id"), "{e}");
+        let long = "u".repeat(60);
+        let b = scenario("long", &format!("device fob1 gaht\nuser {long}\n"));
+        let e = write_bootstrap(&[b], 1, dir.path()).unwrap_err();
+        assert!(e.to_string().contains("64 characters"), "{e}");
+    }
+
+    #[test]
+    fn only_registered_serials_are_renamed() {
+        let mut map = HashMap::new();
+        map.insert(
+            "GAHT00000001".to_string(),
+            "GAHT00000001.abcd0123".to_string(),
+        );
+        let r = Request::Session {
+            who: Who::User("alice".into()),
+            serial: "GAHT00000001".into(),
+            code: "123456".into(),
+        };
+        match map_serial(&r, &map) {
+            Request::Session { serial, .. } => assert_eq!(serial, "GAHT00000001.abcd0123"),
+            other => panic!("{other:?}"),
+        }
+        let r = Request::Deactivate {
+            who: Who::User("alice".into()),
+            serial: "NOTDECLARED".into(),
+        };
+        assert_eq!(map_serial(&r, &map), r);
+    }
+}

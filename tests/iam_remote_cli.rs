@@ -1,0 +1,312 @@
+//! `fobsim run --engine iam-http --endpoint URL --bootstrap FILE --control
+//! SOCKET` against a real, already-running `fobsim serve` (a child process
+//! on loopback, SQLite, manual clock): the bootstrap `--write-bootstrap`
+//! writes provisions it, the suite gets the verdicts of the in-process
+//! `iam-http` adapter (and of the built-in engine wherever HTTP can say
+//! it), and a stale or mismatched endpoint is a clear error.
+
+use std::io::BufRead as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command as StdCommand, Stdio};
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+fn fobsim() -> Command {
+    Command::cargo_bin("fobsim").expect("the fobsim binary is built")
+}
+
+/// A `fobsim serve` child, killed on drop.
+struct Server {
+    child: Child,
+    endpoint: String,
+    control: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(dir: &Path, bootstrap: &Path) -> Server {
+    let control = dir.join("clock.sock");
+    let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("fobsim"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--clock",
+            "manual",
+            "--db",
+        ])
+        .arg(dir.join("iam.db"))
+        .arg("--bootstrap")
+        .arg(bootstrap)
+        .arg("--control")
+        .arg(&control)
+        .arg("--workers")
+        .arg("1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("fobsim serve starts");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("piped stdout"))
+        .read_line(&mut line)
+        .expect("fobsim serve prints its endpoint");
+    let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+    assert_eq!(v["clock"], "manual", "{line}");
+    assert_eq!(v["users_created"], 73, "{line}");
+    Server {
+        endpoint: v["endpoint"].as_str().expect("endpoint").to_string(),
+        child,
+        control,
+    }
+}
+
+fn remote_run(server: &Server, bootstrap: &Path, extra: &[&str]) -> (Option<i32>, String) {
+    let out = fobsim()
+        .args([
+            "run",
+            "--engine",
+            "iam-http",
+            "--endpoint",
+            &server.endpoint,
+        ])
+        .arg("--bootstrap")
+        .arg(bootstrap)
+        .arg("--control")
+        .arg(&server.control)
+        .args(extra)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// A transcript without error messages (they name the endpoint's
+/// namespaced users and serials) and without the engine label.
+fn comparable(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, _)| *k != "message" && *k != "engine")
+                .map(|(k, v)| (k.clone(), comparable(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(comparable).collect()),
+        other => other.clone(),
+    }
+}
+
+fn scenarios(report: &str) -> Vec<Value> {
+    let v: Value = serde_json::from_str(report).unwrap_or_else(|e| panic!("{e}: {report}"));
+    v["scenarios"].as_array().expect("scenarios").clone()
+}
+
+#[test]
+fn the_suite_over_a_running_endpoint_matches_in_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let boot_dir = dir.path().join("boot");
+    let wrote = fobsim()
+        .args(["run", "--write-bootstrap"])
+        .arg(&boot_dir)
+        .output()
+        .unwrap();
+    assert!(wrote.status.success(), "{wrote:?}");
+    let bootstrap = boot_dir.join("bootstrap.toml");
+    let server = serve(dir.path(), &bootstrap);
+
+    // A run under another seed is refused before it touches the endpoint:
+    // its fobs are not the provisioned ones.
+    let (code, text) = remote_run(
+        &server,
+        &bootstrap,
+        &["--seed", "2", "--only", "enable-two-consecutive"],
+    );
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("another --seed"), "{text}");
+    assert!(text.contains("0 passed"), "{text}");
+
+    let remote_json = dir.path().join("remote.json");
+    let (code, text) = remote_run(
+        &server,
+        &bootstrap,
+        &[
+            "--format",
+            "json",
+            "--allow-na",
+            "--out",
+            remote_json.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, Some(0), "{text}");
+    let remote = scenarios(&std::fs::read_to_string(&remote_json).unwrap());
+
+    let local = fobsim()
+        .args(["run", "--engine", "iam-http", "--format", "json"])
+        .output()
+        .unwrap();
+    let local = scenarios(&String::from_utf8(local.stdout).unwrap());
+    let builtin = fobsim().args(["run", "--format", "json"]).output().unwrap();
+    let builtin = scenarios(&String::from_utf8(builtin.stdout).unwrap());
+    assert_eq!(remote.len(), local.len());
+    assert_eq!(remote.len(), builtin.len());
+
+    let (mut same, mut settings) = (0, 0);
+    for ((r, l), b) in remote.iter().zip(&local).zip(&builtin) {
+        let id = r["id"].as_str().unwrap();
+        assert_eq!(id, l["id"].as_str().unwrap());
+        if r["verdict"] == "n/a" && r["capability"] == "settings" {
+            // A running endpoint's rules cannot change per scenario.
+            settings += 1;
+            continue;
+        }
+        // Byte for byte the in-process iam-http transcript (messages aside).
+        assert_eq!(comparable(r), comparable(l), "{id}");
+        if r["verdict"] == "n/a" {
+            let cap = r["capability"].as_str().unwrap();
+            assert!(
+                [
+                    "console-sign-in",
+                    "root-user",
+                    "root-recovery",
+                    "observe-lockout"
+                ]
+                .contains(&cap),
+                "{id}: n/a for {cap}"
+            );
+        } else {
+            assert_eq!(r["verdict"], b["verdict"], "{id}: built-in disagrees");
+            same += 1;
+        }
+    }
+    assert!(same >= 20, "{same} scenarios ran to the end over HTTP");
+    assert!(settings >= 1, "scenarios with settings are n/a");
+
+    // A second run on the same database is refused, scenario by scenario:
+    // the codes the first run used stay used.
+    let (code, text) = remote_run(&server, &bootstrap, &["--only", "enable-two-consecutive"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("already ran there"), "{text}");
+}
+
+#[test]
+fn endpoint_flags_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    // --endpoint needs --bootstrap and --control.
+    fobsim()
+        .args([
+            "run",
+            "--engine",
+            "iam-http",
+            "--endpoint",
+            "http://127.0.0.1:9",
+        ])
+        .assert()
+        .code(2);
+    // Only the iam-http engine speaks to an endpoint.
+    let boot_dir = dir.path().join("boot");
+    fobsim()
+        .args([
+            "run",
+            "--only",
+            "session-token-with-mfa",
+            "--write-bootstrap",
+        ])
+        .arg(&boot_dir)
+        .assert()
+        .success();
+    let bootstrap = boot_dir.join("bootstrap.toml");
+    let out = fobsim()
+        .args([
+            "run",
+            "--engine",
+            "builtin",
+            "--endpoint",
+            "http://127.0.0.1:9",
+        ])
+        .arg("--bootstrap")
+        .arg(&bootstrap)
+        .args(["--control", "/nonexistent/clock.sock"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--engine iam-http"));
+    // No control socket: a clear error naming it, exit 2.
+    let out = fobsim()
+        .args([
+            "run",
+            "--engine",
+            "iam-http",
+            "--endpoint",
+            "http://127.0.0.1:9",
+        ])
+        .arg("--bootstrap")
+        .arg(&bootstrap)
+        .args(["--control", "/nonexistent/clock.sock"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("/nonexistent/clock.sock"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_system_clock_endpoint_is_refused_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let boot_dir = dir.path().join("boot");
+    fobsim()
+        .args([
+            "run",
+            "--only",
+            "session-token-with-mfa",
+            "--write-bootstrap",
+        ])
+        .arg(&boot_dir)
+        .assert()
+        .success();
+    let bootstrap = boot_dir.join("bootstrap.toml");
+    let control = dir.path().join("clock.sock");
+    let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("fobsim"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+        .arg(dir.path().join("iam.db"))
+        .arg("--bootstrap")
+        .arg(&bootstrap)
+        .arg("--control")
+        .arg(&control)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let v: Value = serde_json::from_str(&line).unwrap();
+    let out = fobsim()
+        .args([
+            "run",
+            "--engine",
+            "iam-http",
+            "--only",
+            "session-token-with-mfa",
+        ])
+        .args(["--endpoint", v["endpoint"].as_str().unwrap()])
+        .arg("--bootstrap")
+        .arg(&bootstrap)
+        .arg("--control")
+        .arg(&control)
+        .output()
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("--clock manual"), "{text}");
+}
