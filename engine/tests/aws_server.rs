@@ -569,17 +569,17 @@ fn abuse_gets_aws_errors_and_the_server_keeps_serving() {
     let cases: Vec<(Vec<u8>, u16, &str)> = vec![
         (
             b"Action=GetUser&Version=2010-05-08&UserName=%zz".to_vec(),
-            400,
+            404,
             "MalformedQueryString",
         ),
         (
             b"Action=GetUser&Version=2010-05-08&UserName=%ff".to_vec(),
-            400,
+            404,
             "MalformedQueryString",
         ),
         (
             b"Action=GetUser&Action=GetUser&Version=2010-05-08".to_vec(),
-            400,
+            404,
             "MalformedQueryString",
         ),
         (
@@ -601,7 +601,7 @@ fn abuse_gets_aws_errors_and_the_server_keeps_serving() {
         ),
         (
             b"\x00\x01\x02\xff garbage".to_vec(),
-            400,
+            404,
             "MalformedQueryString",
         ),
         (b"\x00\x01\x02 garbage".to_vec(), 400, "MissingAction"),

@@ -357,8 +357,8 @@ def aws_error_shape(status, body):
 def robustness(w):
     alice_iam = w.boto("iam", "alice")
     cases = [
-        ("malformed form", b"Action=GetUser&Version=2010-05-08&UserName=%zz", 400, "MalformedQueryString"),
-        ("non-UTF-8 form", b"Action=GetUser&Version=2010-05-08&UserName=%ff%fe", 400, "MalformedQueryString"),
+        ("malformed form", b"Action=GetUser&Version=2010-05-08&UserName=%zz", 404, "MalformedQueryString"),
+        ("non-UTF-8 form", b"Action=GetUser&Version=2010-05-08&UserName=%ff%fe", 404, "MalformedQueryString"),
         ("unknown action", b"Action=CreateUser&Version=2010-05-08&UserName=x", 400, "InvalidAction"),
         ("wrong version", b"Action=GetUser&Version=2099-01-01", 400, "InvalidAction"),
         ("missing action", b"Version=2010-05-08", 400, "MissingAction"),

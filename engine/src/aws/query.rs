@@ -49,8 +49,10 @@ pub enum FormError {
 }
 
 impl From<FormError> for AwsError {
+    /// `MalformedQueryString` with HTTP 404, as AWS's Common Errors page
+    /// documents it for every Query-protocol service.
     fn from(e: FormError) -> Self {
-        AwsError::sender(400, "MalformedQueryString", e.to_string())
+        AwsError::sender(404, "MalformedQueryString", e.to_string())
     }
 }
 
