@@ -30,24 +30,18 @@ impl Drop for Server {
     }
 }
 
-fn serve(dir: &Path, bootstrap: &Path) -> Server {
+/// `fobsim serve` on loopback with the clock `clock` (`manual` or
+/// `system`), a control socket and its first stdout line (parsed).
+fn serve(dir: &Path, bootstrap: &Path, clock: &str) -> (Server, Value) {
     let control = dir.join("clock.sock");
     let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("fobsim"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--clock",
-            "manual",
-            "--db",
-        ])
+        .args(["serve", "--listen", "127.0.0.1:0", "--workers", "1"])
+        .args(["--clock", clock, "--db"])
         .arg(dir.join("iam.db"))
         .arg("--bootstrap")
         .arg(bootstrap)
         .arg("--control")
         .arg(&control)
-        .arg("--workers")
-        .arg("1")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -57,13 +51,25 @@ fn serve(dir: &Path, bootstrap: &Path) -> Server {
         .read_line(&mut line)
         .expect("fobsim serve prints its endpoint");
     let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
-    assert_eq!(v["clock"], "manual", "{line}");
-    assert_eq!(v["users_created"], 73, "{line}");
-    Server {
+    assert_eq!(v["clock"], clock, "{line}");
+    let server = Server {
         endpoint: v["endpoint"].as_str().expect("endpoint").to_string(),
         child,
         control,
+    };
+    (server, v)
+}
+
+/// `fobsim run --write-bootstrap DIR/boot [--only ONLY]`: the bootstrap file.
+fn write_bootstrap(dir: &Path, only: Option<&str>) -> PathBuf {
+    let boot_dir = dir.join("boot");
+    let mut cmd = fobsim();
+    cmd.args(["run", "--write-bootstrap"]).arg(&boot_dir);
+    if let Some(only) = only {
+        cmd.args(["--only", only]);
     }
+    cmd.assert().success();
+    boot_dir.join("bootstrap.toml")
 }
 
 fn remote_run(server: &Server, bootstrap: &Path, extra: &[&str]) -> (Option<i32>, String) {
@@ -111,15 +117,10 @@ fn scenarios(report: &str) -> Vec<Value> {
 #[test]
 fn the_suite_over_a_running_endpoint_matches_in_process() {
     let dir = tempfile::tempdir().unwrap();
-    let boot_dir = dir.path().join("boot");
-    let wrote = fobsim()
-        .args(["run", "--write-bootstrap"])
-        .arg(&boot_dir)
-        .output()
-        .unwrap();
-    assert!(wrote.status.success(), "{wrote:?}");
-    let bootstrap = boot_dir.join("bootstrap.toml");
-    let server = serve(dir.path(), &bootstrap);
+    let bootstrap = write_bootstrap(dir.path(), None);
+    let (server, started) = serve(dir.path(), &bootstrap, "manual");
+    assert_eq!(started["users_created"], 73, "{started}");
+    assert_eq!(started["tokens_imported"], 84, "{started}");
 
     // A run under another seed is refused before it touches the endpoint:
     // its fobs are not the provisioned ones.
@@ -210,18 +211,7 @@ fn endpoint_flags_are_checked() {
         .assert()
         .code(2);
     // Only the iam-http engine speaks to an endpoint.
-    let boot_dir = dir.path().join("boot");
-    fobsim()
-        .args([
-            "run",
-            "--only",
-            "session-token-with-mfa",
-            "--write-bootstrap",
-        ])
-        .arg(&boot_dir)
-        .assert()
-        .success();
-    let bootstrap = boot_dir.join("bootstrap.toml");
+    let bootstrap = write_bootstrap(dir.path(), Some("session-token-with-mfa"));
     let out = fobsim()
         .args([
             "run",
@@ -261,52 +251,9 @@ fn endpoint_flags_are_checked() {
 #[test]
 fn a_system_clock_endpoint_is_refused_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
-    let boot_dir = dir.path().join("boot");
-    fobsim()
-        .args([
-            "run",
-            "--only",
-            "session-token-with-mfa",
-            "--write-bootstrap",
-        ])
-        .arg(&boot_dir)
-        .assert()
-        .success();
-    let bootstrap = boot_dir.join("bootstrap.toml");
-    let control = dir.path().join("clock.sock");
-    let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("fobsim"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
-        .arg(dir.path().join("iam.db"))
-        .arg("--bootstrap")
-        .arg(&bootstrap)
-        .arg("--control")
-        .arg(&control)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let v: Value = serde_json::from_str(&line).unwrap();
-    let out = fobsim()
-        .args([
-            "run",
-            "--engine",
-            "iam-http",
-            "--only",
-            "session-token-with-mfa",
-        ])
-        .args(["--endpoint", v["endpoint"].as_str().unwrap()])
-        .arg("--bootstrap")
-        .arg(&bootstrap)
-        .arg("--control")
-        .arg(&control)
-        .output()
-        .unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{text}");
+    let bootstrap = write_bootstrap(dir.path(), Some("session-token-with-mfa"));
+    let (server, _) = serve(dir.path(), &bootstrap, "system");
+    let (code, text) = remote_run(&server, &bootstrap, &["--only", "session-token-with-mfa"]);
+    assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("--clock manual"), "{text}");
 }

@@ -70,14 +70,14 @@ impl std::fmt::Debug for IamHttp {
     }
 }
 
-fn setup_err(message: impl Into<String>) -> AdapterError {
+pub(crate) fn setup_err(message: impl Into<String>) -> AdapterError {
     AdapterError::Setup {
         adapter: NAME.into(),
         message: message.into(),
     }
 }
 
-fn transport(message: impl Into<String>) -> AdapterError {
+pub(crate) fn transport(message: impl Into<String>) -> AdapterError {
     AdapterError::Transport {
         adapter: NAME.into(),
         message: message.into(),
@@ -205,20 +205,7 @@ impl EngineAdapter for IamHttp {
             .as_mut()
             .ok_or_else(|| transport("call before begin"))?;
         live.clock.store(now.as_millis(), Ordering::SeqCst);
-        let who = match request {
-            Request::Enable { who, .. }
-            | Request::Resync { who, .. }
-            | Request::Deactivate { who, .. }
-            | Request::ListDevices { who }
-            | Request::Session { who, .. } => who,
-            other => {
-                return Err(transport(format!(
-                    "{:?} has no HTTP API (capability {} not declared)",
-                    other.capability(),
-                    other.capability().as_str()
-                )));
-            }
-        };
+        let who = api_principal(request)?;
         let Some(creds) = live.keys.get(who).cloned() else {
             // A principal the setup did not create: AWS would not know the key.
             return Ok(Answer::Error {
@@ -245,6 +232,23 @@ impl EngineAdapter for IamHttp {
             },
             _ => Reply::None,
         }))
+    }
+}
+
+/// Who acts in a request that has an AWS API; an adapter error for the
+/// others (the runner never sends them: their capabilities are not declared).
+pub(crate) fn api_principal(request: &Request) -> Result<&Who, AdapterError> {
+    match request {
+        Request::Enable { who, .. }
+        | Request::Resync { who, .. }
+        | Request::Deactivate { who, .. }
+        | Request::ListDevices { who }
+        | Request::Session { who, .. } => Ok(who),
+        other => Err(transport(format!(
+            "{:?} has no HTTP API (capability {} not declared)",
+            other.capability(),
+            other.capability().as_str()
+        ))),
     }
 }
 

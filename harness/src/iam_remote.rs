@@ -43,7 +43,7 @@ use sha2::Digest as _;
 use crate::adapter::{
     AdapterError, Answer, Capability, EngineAdapter, Reply, Request, Setup, Who, user_password,
 };
-use crate::iam_http::{ADMIN_POLICY, answer, aws_query};
+use crate::iam_http::{ADMIN_POLICY, answer, api_principal, aws_query, setup_err, transport};
 use crate::runner::{device_spec, seed_record};
 use crate::scenario::Scenario;
 
@@ -364,20 +364,6 @@ impl std::fmt::Debug for IamRemote {
     }
 }
 
-fn setup_err(message: impl Into<String>) -> AdapterError {
-    AdapterError::Setup {
-        adapter: NAME.into(),
-        message: message.into(),
-    }
-}
-
-fn transport(message: impl Into<String>) -> AdapterError {
-    AdapterError::Transport {
-        adapter: NAME.into(),
-        message: message.into(),
-    }
-}
-
 fn creds(k: &fobsim_engine::aws::bootstrap::AccessKeySpec) -> Credentials {
     Credentials {
         access_key_id: k.id.clone(),
@@ -562,20 +548,7 @@ impl EngineAdapter for IamRemote {
             .current
             .as_ref()
             .ok_or_else(|| transport("call before begin"))?;
-        let who = match request {
-            Request::Enable { who, .. }
-            | Request::Resync { who, .. }
-            | Request::Deactivate { who, .. }
-            | Request::ListDevices { who }
-            | Request::Session { who, .. } => who,
-            other => {
-                return Err(transport(format!(
-                    "{:?} has no HTTP API (capability {} not declared)",
-                    other.capability(),
-                    other.capability().as_str()
-                )));
-            }
-        };
+        let who = api_principal(request)?;
         let (user, creds) = match who {
             Who::Root => match &self.root {
                 Some(c) => (None, c.clone()),
