@@ -1,6 +1,7 @@
 //! `fobsim run --engine iam-http --endpoint URL --bootstrap FILE --control
-//! SOCKET` against a real, already-running `fobsim serve` (a child process
-//! on loopback, SQLite, manual clock): the bootstrap `--write-bootstrap`
+//! SOCKET | --faketime-file FILE` against a real, already-running `fobsim
+//! serve` (a child process on loopback, SQLite; a manual clock on the
+//! control plane, or the system clock under libfaketime): the bootstrap `--write-bootstrap`
 //! writes provisions it, the suite gets the verdicts of the in-process
 //! `iam-http` adapter (and of the built-in engine wherever HTTP can say
 //! it), and a stale or mismatched endpoint is a clear error.
@@ -20,7 +21,9 @@ fn fobsim() -> Command {
 struct Server {
     child: Child,
     endpoint: String,
-    control: PathBuf,
+    /// How `fobsim run` moves its clock: `--control SOCKET` or
+    /// `--faketime-file FILE`.
+    clock_args: [String; 2],
 }
 
 impl Drop for Server {
@@ -30,32 +33,70 @@ impl Drop for Server {
     }
 }
 
-/// `fobsim serve` on loopback with the clock `clock` (`manual` or
-/// `system`), a control socket and its first stdout line (parsed).
-fn serve(dir: &Path, bootstrap: &Path, clock: &str) -> (Server, Value) {
+/// How the test endpoint's clock moves.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ClockMode {
+    /// `--clock manual --control SOCKET`.
+    Manual,
+    /// `--clock system` with a control socket that cannot move it.
+    System,
+    /// `--clock system` under libfaketime with a timestamp file.
+    FakeTime,
+}
+
+/// `fobsim serve` on loopback, SQLite in `dir`, and its first stdout line.
+fn serve(dir: &Path, bootstrap: &Path, mode: ClockMode) -> (Server, Value) {
     let control = dir.join("clock.sock");
-    let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("fobsim"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--workers", "1"])
-        .args(["--clock", clock, "--db"])
+    let clock_file = dir.join("faketime");
+    let mut cmd = StdCommand::new(assert_cmd::cargo::cargo_bin("fobsim"));
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--workers", "1", "--db"])
         .arg(dir.join("iam.db"))
         .arg("--bootstrap")
         .arg(bootstrap)
-        .arg("--control")
-        .arg(&control)
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("fobsim serve starts");
+        .stderr(Stdio::inherit());
+    let clock_args = match mode {
+        ClockMode::Manual | ClockMode::System => {
+            let clock = if mode == ClockMode::Manual {
+                "manual"
+            } else {
+                "system"
+            };
+            cmd.args(["--clock", clock, "--control"]).arg(&control);
+            ["--control".to_string(), control.display().to_string()]
+        }
+        ClockMode::FakeTime => {
+            // Fails loudly where libfaketime is missing (tests/run.sh
+            // installs it through tests/matrix/setup.sh).
+            let lib =
+                fobsim_harness::adapters::libfaketime("iam-http").unwrap_or_else(|p| panic!("{p}"));
+            std::fs::write(&clock_file, "+0\n").unwrap();
+            cmd.env("LD_PRELOAD", lib)
+                .env("FAKETIME_TIMESTAMP_FILE", &clock_file)
+                .env("FAKETIME_NO_CACHE", "1")
+                .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+            [
+                "--faketime-file".to_string(),
+                clock_file.display().to_string(),
+            ]
+        }
+    };
+    let mut child = cmd.spawn().expect("fobsim serve starts");
     let mut line = String::new();
     std::io::BufReader::new(child.stdout.take().expect("piped stdout"))
         .read_line(&mut line)
         .expect("fobsim serve prints its endpoint");
     let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
-    assert_eq!(v["clock"], clock, "{line}");
+    let expected = if mode == ClockMode::Manual {
+        "manual"
+    } else {
+        "system"
+    };
+    assert_eq!(v["clock"], expected, "{line}");
     let server = Server {
         endpoint: v["endpoint"].as_str().expect("endpoint").to_string(),
         child,
-        control,
+        clock_args,
     };
     (server, v)
 }
@@ -83,8 +124,7 @@ fn remote_run(server: &Server, bootstrap: &Path, extra: &[&str]) -> (Option<i32>
         ])
         .arg("--bootstrap")
         .arg(bootstrap)
-        .arg("--control")
-        .arg(&server.control)
+        .args(&server.clock_args)
         .args(extra)
         .output()
         .unwrap();
@@ -116,9 +156,20 @@ fn scenarios(report: &str) -> Vec<Value> {
 
 #[test]
 fn the_suite_over_a_running_endpoint_matches_in_process() {
+    suite_matches_in_process(ClockMode::Manual);
+}
+
+/// The same with the endpoint's clock moved by libfaketime (how an engine
+/// without fobsim's control plane is driven).
+#[test]
+fn the_suite_over_a_faketime_endpoint_matches_in_process() {
+    suite_matches_in_process(ClockMode::FakeTime);
+}
+
+fn suite_matches_in_process(mode: ClockMode) {
     let dir = tempfile::tempdir().unwrap();
     let bootstrap = write_bootstrap(dir.path(), None);
-    let (server, started) = serve(dir.path(), &bootstrap, "manual");
+    let (server, started) = serve(dir.path(), &bootstrap, mode);
     assert_eq!(started["users_created"], 73, "{started}");
     assert_eq!(started["tokens_imported"], 84, "{started}");
 
@@ -199,7 +250,7 @@ fn the_suite_over_a_running_endpoint_matches_in_process() {
 #[test]
 fn endpoint_flags_are_checked() {
     let dir = tempfile::tempdir().unwrap();
-    // --endpoint needs --bootstrap and --control.
+    // --endpoint needs --bootstrap ...
     fobsim()
         .args([
             "run",
@@ -227,6 +278,25 @@ fn endpoint_flags_are_checked() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--engine iam-http"));
+    // ... and a way to move the endpoint's clock.
+    let out = fobsim()
+        .args([
+            "run",
+            "--engine",
+            "iam-http",
+            "--endpoint",
+            "http://127.0.0.1:9",
+        ])
+        .arg("--bootstrap")
+        .arg(&bootstrap)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--control SOCKET") && err.contains("--faketime-file"),
+        "{err}"
+    );
     // No control socket: a clear error naming it, exit 2.
     let out = fobsim()
         .args([
@@ -252,7 +322,7 @@ fn endpoint_flags_are_checked() {
 fn a_system_clock_endpoint_is_refused_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let bootstrap = write_bootstrap(dir.path(), Some("session-token-with-mfa"));
-    let (server, _) = serve(dir.path(), &bootstrap, "system");
+    let (server, _) = serve(dir.path(), &bootstrap, ClockMode::System);
     let (code, text) = remote_run(&server, &bootstrap, &["--only", "session-token-with-mfa"]);
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("--clock manual"), "{text}");

@@ -1,5 +1,6 @@
 //! The `iam-http` adapter against an endpoint that is already running:
-//! `fobsim run --engine iam-http --endpoint URL --bootstrap FILE --control SOCKET`.
+//! `fobsim run --engine iam-http --endpoint URL --bootstrap FILE --control SOCKET`
+//! (or `--faketime-file FILE`).
 //!
 //! One long-running endpoint serves every scenario, so scenarios are kept
 //! apart by names instead of a fresh engine each: scenario `S`'s user
@@ -7,9 +8,11 @@
 //! `GAHT00000001` is the endpoint's token `GAHT00000001.T`, where `T` is
 //! [`tag`]`(S)` (eight hex digits of a SHA-256 of the scenario id). Time is
 //! not shared state: before every request the endpoint's clock is set to
-//! the scenario's time through the control plane (the JSON-lines protocol
-//! of `fobsim serve|emulate --clock manual --control SOCKET`, documented
-//! in `docs/serial-protocol.md`), and the request is signed at that time.
+//! the scenario's time, and the request is signed at that time — through
+//! the control plane (the JSON-lines protocol of `fobsim serve|emulate
+//! --clock manual --control SOCKET`, documented in
+//! `docs/serial-protocol.md`), or through a libfaketime timestamp file for
+//! an engine that has no control plane ([`ClockControl`]).
 //!
 //! [`write_bootstrap`] writes the bootstrap file that provisions an
 //! endpoint for a set of scenarios under a run seed: the account and a
@@ -338,18 +341,48 @@ struct Current {
     unserials: HashMap<String, String>,
 }
 
+/// How the adapter moves the endpoint's clock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClockControl {
+    /// fobsim's control plane: JSON lines on a Unix socket
+    /// (`fobsim serve --clock manual --control SOCKET`); the clock is set
+    /// to each request's time exactly.
+    Socket(PathBuf),
+    /// A libfaketime timestamp file: the endpoint runs with
+    /// `LD_PRELOAD=libfaketime.so.1 FAKETIME_TIMESTAMP_FILE=FILE
+    /// FAKETIME_NO_CACHE=1` and the adapter writes the offset from real
+    /// time before each request (any engine on Linux, no control plane).
+    FakeTimeFile(PathBuf),
+}
+
+impl std::fmt::Display for ClockControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClockControl::Socket(p) => write!(f, "control socket {}", p.display()),
+            ClockControl::FakeTimeFile(p) => write!(f, "faketime file {}", p.display()),
+        }
+    }
+}
+
+enum Clock {
+    Socket {
+        client: ControlClient,
+        at: Option<Timestamp>,
+    },
+    File(PathBuf),
+}
+
 /// The adapter for an already-running endpoint.
 pub struct IamRemote {
     endpoint: String,
     bootstrap_path: PathBuf,
-    control_path: PathBuf,
+    clock_control: ClockControl,
     client: Client,
-    control: ControlClient,
+    clock: Clock,
     users: HashMap<String, Credentials>,
     root: Option<Credentials>,
     seeds: HashMap<String, SeedRecord>,
     current: Option<Current>,
-    clock_at: Option<Timestamp>,
 }
 
 impl std::fmt::Debug for IamRemote {
@@ -357,7 +390,7 @@ impl std::fmt::Debug for IamRemote {
         f.debug_struct("IamRemote")
             .field("endpoint", &self.endpoint)
             .field("bootstrap", &self.bootstrap_path)
-            .field("control", &self.control_path)
+            .field("clock", &self.clock_control)
             .field("users", &self.users.len())
             .field("tokens", &self.seeds.len())
             .finish_non_exhaustive()
@@ -373,18 +406,18 @@ fn creds(k: &fobsim_engine::aws::bootstrap::AccessKeySpec) -> Credentials {
 }
 
 impl IamRemote {
-    /// Connect to `endpoint` (`http://HOST:PORT`) and its clock's control
-    /// socket, with the users, keys and seed records of `bootstrap` (the
-    /// file the endpoint was provisioned with).
+    /// Connect to `endpoint` (`http://HOST:PORT`) with the users, keys and
+    /// seed records of `bootstrap` (the file the endpoint was provisioned
+    /// with), moving its clock through `clock`.
     ///
     /// # Errors
     /// [`AdapterError::Setup`]: an unreadable bootstrap or seed file, a bad
-    /// endpoint, an unreachable endpoint or control socket, a control
-    /// plane whose clock cannot be moved.
+    /// endpoint, an unreachable control socket or one whose clock cannot
+    /// be moved, an unwritable faketime file.
     pub fn connect(
         endpoint: &str,
         bootstrap: &Path,
-        control_path: &Path,
+        clock: ClockControl,
     ) -> Result<IamRemote, AdapterError> {
         let boot = Bootstrap::load(bootstrap)
             .map_err(|e| setup_err(format!("{}: {e}", bootstrap.display())))?;
@@ -405,45 +438,64 @@ impl IamRemote {
             .collect();
         let root = boot.account.access_keys.first().map(creds);
         let client = Client::new(endpoint).map_err(|e| setup_err(e.to_string()))?;
-        let mut control = ControlClient::connect(control_path, Duration::from_secs(10))
-            .map_err(|e| setup_err(e.to_string()))?;
-        // The clock must be movable: a system clock refuses `set`.
-        let state = control
-            .send(&ControlRequest::Get)
-            .map_err(|e| setup_err(e.to_string()))?;
-        if let Some(e) = state.error {
-            return Err(setup_err(format!("control socket: {e}")));
-        }
+        let driver = match &clock {
+            ClockControl::Socket(path) => {
+                let mut c = ControlClient::connect(path, Duration::from_secs(10))
+                    .map_err(|e| setup_err(e.to_string()))?;
+                let state = c
+                    .send(&ControlRequest::Get)
+                    .map_err(|e| setup_err(e.to_string()))?;
+                if let Some(e) = state.error {
+                    return Err(setup_err(format!("control socket: {e}")));
+                }
+                Clock::Socket {
+                    client: c,
+                    at: None,
+                }
+            }
+            ClockControl::FakeTimeFile(path) => {
+                // The file must be writable now, not at the first request.
+                crate::adapters::write_faketime_offset(path, None)
+                    .map_err(|e| setup_err(format!("faketime file {}: {e}", path.display())))?;
+                Clock::File(path.clone())
+            }
+        };
         Ok(IamRemote {
             endpoint: endpoint.to_string(),
             bootstrap_path: bootstrap.to_path_buf(),
-            control_path: control_path.to_path_buf(),
+            clock_control: clock,
             client,
-            control,
+            clock: driver,
             users,
             root,
             seeds,
             current: None,
-            clock_at: None,
         })
     }
 
     fn set_clock(&mut self, now: Timestamp) -> Result<(), AdapterError> {
-        if self.clock_at == Some(now) {
-            return Ok(());
+        match &mut self.clock {
+            Clock::Socket { client, at } => {
+                if *at == Some(now) {
+                    return Ok(());
+                }
+                let r = client
+                    .send(&ControlRequest::Set {
+                        time: now.to_string(),
+                    })
+                    .map_err(|e| transport(format!("control socket: {e}")))?;
+                if let Some(e) = r.error {
+                    return Err(transport(format!(
+                        "the endpoint's clock cannot be moved ({e}): start it with --clock manual --control SOCKET"
+                    )));
+                }
+                *at = Some(now);
+            }
+            // The faked clock runs at real rate from the offset written:
+            // write it before every request.
+            Clock::File(path) => crate::adapters::write_faketime_offset(path, Some(now))
+                .map_err(|e| transport(format!("faketime file {}: {e}", path.display())))?,
         }
-        let r = self
-            .control
-            .send(&ControlRequest::Set {
-                time: now.to_string(),
-            })
-            .map_err(|e| transport(format!("control socket: {e}")))?;
-        if let Some(e) = r.error {
-            return Err(transport(format!(
-                "the endpoint's clock cannot be moved ({e}): start it with --clock manual --control SOCKET"
-            )));
-        }
-        self.clock_at = Some(now);
         Ok(())
     }
 
@@ -522,12 +574,25 @@ impl EngineAdapter for IamRemote {
                 .call(fobsim_engine::aws::Service::Iam, &query, c, setup.start)
                 .map_err(|e| setup_err(format!("{}: {e}", self.endpoint)))?;
             if r.status != 200 {
+                let message = r.message().unwrap_or_default();
+                let hint = if message.contains("Signature expired")
+                    || r.code().as_deref() == Some("RequestExpired")
+                {
+                    format!(
+                        "the endpoint's clock does not follow the {}",
+                        self.clock_control
+                    )
+                } else {
+                    format!(
+                        "was the endpoint started with {}?",
+                        self.bootstrap_path.display()
+                    )
+                };
                 return Err(setup_err(format!(
-                    "listing {name}'s devices (scenario {}'s {u}) answered HTTP {} {}: was the endpoint started with {}?",
+                    "listing {name}'s devices (scenario {}'s {u}) answered HTTP {} {} ({message}): {hint}",
                     setup.scenario,
                     r.status,
                     r.code().unwrap_or_default(),
-                    self.bootstrap_path.display()
                 )));
             }
             let held = fobsim_engine::aws::xml::texts_of(&r.body, "SerialNumber");

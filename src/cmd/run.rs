@@ -49,8 +49,9 @@ pub struct Args {
     /// With `--engine iam-http`: run against this already-running endpoint
     /// (`http://HOST:PORT`) instead of a server per scenario. Needs
     /// `--bootstrap` (the file it was provisioned with, from
-    /// `--write-bootstrap`) and `--control` (its clock's control socket).
-    #[arg(long, value_name = "URL", requires_all = ["bootstrap", "control"])]
+    /// `--write-bootstrap`) and a way to move its clock: `--control` or
+    /// `--faketime-file`.
+    #[arg(long, value_name = "URL", requires = "bootstrap")]
     endpoint: Option<String>,
     /// The bootstrap file the endpoint was started with (users' access keys,
     /// seed files).
@@ -60,6 +61,17 @@ pub struct Args {
     /// manual --control SOCKET`): scenarios move time.
     #[arg(long, value_name = "SOCKET", requires = "endpoint")]
     control: Option<PathBuf>,
+    /// The libfaketime timestamp file the endpoint runs under
+    /// (`LD_PRELOAD=libfaketime.so.1 FAKETIME_TIMESTAMP_FILE=FILE
+    /// FAKETIME_NO_CACHE=1 FAKETIME_DONT_FAKE_MONOTONIC=1`): for an
+    /// engine without fobsim's control plane.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "endpoint",
+        conflicts_with = "control"
+    )]
+    faketime_file: Option<PathBuf>,
     /// Write the bootstrap that provisions one endpoint for the selected
     /// scenarios under `--seed` (DIR/bootstrap.toml, seeds.csv,
     /// harness-policy.json), then exit. Start the endpoint with it (e.g.
@@ -166,16 +178,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let mut engine = match (&args.endpoint, &args.bootstrap, &args.control) {
-        (Some(url), Some(boot), Some(control)) => {
+    let mut engine = match (&args.endpoint, &args.bootstrap) {
+        (Some(url), Some(boot)) => {
+            use fobsim_harness::iam_remote::{ClockControl, IamRemote};
             anyhow::ensure!(
                 args.engine == "iam-http",
                 "--endpoint needs --engine iam-http (got {:?})",
                 args.engine
             );
-            Box::new(fobsim_harness::iam_remote::IamRemote::connect(
-                url, boot, control,
-            )?) as Box<dyn EngineAdapter>
+            let clock = match (&args.control, &args.faketime_file) {
+                (Some(socket), _) => ClockControl::Socket(socket.clone()),
+                (None, Some(file)) => ClockControl::FakeTimeFile(file.clone()),
+                (None, None) => anyhow::bail!(
+                    "--endpoint needs a way to move the endpoint's clock (scenarios span years): --control SOCKET (fobsim serve --clock manual --control SOCKET) or --faketime-file FILE (an engine under libfaketime)"
+                ),
+            };
+            Box::new(IamRemote::connect(url, boot, clock)?) as Box<dyn EngineAdapter>
         }
         _ => adapter(&args.engine, args.store, args.seed)?,
     };

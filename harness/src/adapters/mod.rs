@@ -176,6 +176,32 @@ pub fn libfaketime(engine: &str) -> Result<PathBuf, SetupProblem> {
     })
 }
 
+/// Point a libfaketime timestamp file (`FAKETIME_TIMESTAMP_FILE`, read
+/// on every call with `FAKETIME_NO_CACHE=1`) at `now`: an offset from real
+/// time in seconds (`+0` for real time), so the faked clock runs from
+/// there at real rate. The file is replaced by a rename, so a reader never
+/// sees half a line.
+///
+/// # Errors
+/// Writing or renaming the file failed.
+pub fn write_faketime_offset(
+    file: &Path,
+    now: Option<fobsim_firmware::Timestamp>,
+) -> std::io::Result<()> {
+    let text = match now {
+        None => "+0\n".to_string(),
+        Some(t) => {
+            let real = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
+            format!("{:+.3}\n", t.as_millis() as f64 / 1000.0 - real)
+        }
+    };
+    let tmp = file.with_extension("new");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, file)
+}
+
 /// Seed records by serial (what a vendor shipped for the scenario).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Seeds(HashMap<String, SeedRecord>);

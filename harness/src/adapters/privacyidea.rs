@@ -38,7 +38,7 @@ use std::net::TcpListener;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use fobsim_engine::aws::client::Client;
 use fobsim_engine::aws::query::encode_form;
@@ -106,12 +106,6 @@ fn free_port() -> Result<u16, SetupProblem> {
     l.local_addr()
         .map(|a| a.port())
         .map_err(|e| problem(format!("no free port: {e}")))
-}
-
-fn real_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 fn log_tail(dir: &Path) -> String {
@@ -289,17 +283,7 @@ impl PrivacyIdea {
 
     /// Put the server's clock at `now` (`None`: real time).
     fn set_clock(&self, now: Option<Timestamp>) -> Result<(), AdapterError> {
-        let text = match now {
-            None => "+0\n".to_string(),
-            Some(t) => {
-                let offset = t.as_millis() as f64 / 1000.0 - real_now();
-                format!("{offset:+.3}\n")
-            }
-        };
-        // Write a new file and rename it: the server never reads half a line.
-        let tmp = self.clock_file.with_extension("new");
-        std::fs::write(&tmp, text)
-            .and_then(|()| std::fs::rename(&tmp, &self.clock_file))
+        super::write_faketime_offset(&self.clock_file, now)
             .map_err(|e| transport(NAME, format!("clock file: {e}")))
     }
 
