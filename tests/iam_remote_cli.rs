@@ -263,59 +263,37 @@ fn endpoint_flags_are_checked() {
         .code(2);
     // Only the iam-http engine speaks to an endpoint.
     let bootstrap = write_bootstrap(dir.path(), Some("session-token-with-mfa"));
-    let out = fobsim()
-        .args([
-            "run",
-            "--engine",
-            "builtin",
-            "--endpoint",
-            "http://127.0.0.1:9",
-        ])
-        .arg("--bootstrap")
-        .arg(&bootstrap)
-        .args(["--control", "/nonexistent/clock.sock"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--engine iam-http"));
+    // `fobsim run --engine ENGINE --endpoint (nothing listens) --bootstrap
+    // B CLOCK...`: exit code and stderr.
+    let refused = |engine: &str, clock: &[&str]| {
+        let out = fobsim()
+            .args([
+                "run",
+                "--engine",
+                engine,
+                "--endpoint",
+                "http://127.0.0.1:9",
+            ])
+            .arg("--bootstrap")
+            .arg(&bootstrap)
+            .args(clock)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let no_socket = ["--control", "/nonexistent/clock.sock"];
+    let err = refused("builtin", &no_socket);
+    assert!(err.contains("--engine iam-http"), "{err}");
     // ... and a way to move the endpoint's clock.
-    let out = fobsim()
-        .args([
-            "run",
-            "--engine",
-            "iam-http",
-            "--endpoint",
-            "http://127.0.0.1:9",
-        ])
-        .arg("--bootstrap")
-        .arg(&bootstrap)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused("iam-http", &[]);
     assert!(
         err.contains("--control SOCKET") && err.contains("--faketime-file"),
         "{err}"
     );
-    // No control socket: a clear error naming it, exit 2.
-    let out = fobsim()
-        .args([
-            "run",
-            "--engine",
-            "iam-http",
-            "--endpoint",
-            "http://127.0.0.1:9",
-        ])
-        .arg("--bootstrap")
-        .arg(&bootstrap)
-        .args(["--control", "/nonexistent/clock.sock"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("/nonexistent/clock.sock"),
-        "{out:?}"
-    );
+    // No control socket: a clear error naming it.
+    let err = refused("iam-http", &no_socket);
+    assert!(err.contains("/nonexistent/clock.sock"), "{err}");
 }
 
 #[test]
