@@ -178,8 +178,8 @@ pub fn libfaketime(engine: &str) -> Result<PathBuf, SetupProblem> {
 
 /// Point a libfaketime timestamp file (`FAKETIME_TIMESTAMP_FILE`, read
 /// on every call with `FAKETIME_NO_CACHE=1`) at `now`: an offset from real
-/// time in seconds (`+0` for real time), so the faked clock runs from
-/// there at real rate. The file is replaced by a rename, so a reader never
+/// time in seconds with milliseconds (`+0` for real time), so the faked
+/// clock runs from `now` (never earlier) at real rate. The file is replaced by a rename, so a reader never
 /// sees half a line.
 ///
 /// # Errors
@@ -191,10 +191,17 @@ pub fn write_faketime_offset(
     let text = match now {
         None => "+0\n".to_string(),
         Some(t) => {
-            let real = std::time::SystemTime::now()
+            let real_ms = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0.0, |d| d.as_secs_f64());
-            format!("{:+.3}\n", t.as_millis() as f64 / 1000.0 - real)
+                .map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+            // Rounded up to the millisecond: the faked clock must never read
+            // before `now`. Rounded to nearest, a request at a step boundary
+            // (the suite's codes are typed there) could be judged up to
+            // 0.5 ms earlier, in the step before.
+            let offset = (t.as_millis() as f64 - real_ms).ceil() as i64;
+            let sign = if offset < 0 { '-' } else { '+' };
+            let abs = offset.unsigned_abs();
+            format!("{sign}{}.{:03}\n", abs / 1000, abs % 1000)
         }
     };
     let tmp = file.with_extension("new");
@@ -266,4 +273,52 @@ pub(crate) fn tail(bytes: &[u8], n: usize) -> String {
     let s = s.trim();
     let start = s.char_indices().rev().nth(n).map_or(0, |(i, _)| i);
     s[start..].replace('\n', " | ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fobsim_firmware::Timestamp;
+
+    fn real_ms() -> f64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+            * 1000.0
+    }
+
+    /// The faked clock never reads before the time asked for, and at most
+    /// a millisecond (plus the time the write took) after it.
+    #[test]
+    fn the_faketime_offset_never_lands_before_now() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("faketime");
+        write_faketime_offset(&file, None).unwrap();
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "+0\n");
+        for i in 0..2_000u64 {
+            // Step boundaries in the past and the future, as the suite types codes.
+            let target = Timestamp::from_millis(1_767_225_600_000 + i * 30_000 + i % 7);
+            let before = real_ms();
+            write_faketime_offset(&file, Some(target)).unwrap();
+            let after = real_ms();
+            let text = std::fs::read_to_string(&file).unwrap();
+            let (_, frac) = text.trim().split_once('.').unwrap();
+            assert_eq!(frac.len(), 3, "{text}");
+            assert!(text.starts_with('+') || text.starts_with('-'), "{text}");
+            let offset_ms: f64 = text.trim().parse::<f64>().unwrap() * 1000.0;
+            let t = target.as_millis() as f64;
+            // Read at any moment after the write: real >= the write's real time.
+            assert!(
+                after + offset_ms >= t - 1e-3,
+                "{text}: {} ms early",
+                t - after - offset_ms
+            );
+            assert!(
+                before + offset_ms <= t + 1.0 + (after - before) + 1e-3,
+                "{text}"
+            );
+        }
+        assert!(!file.with_extension("new").exists());
+    }
 }
