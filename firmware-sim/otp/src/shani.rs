@@ -166,27 +166,82 @@ pub(crate) fn hmac_sha1_x4(inner: &[u32; 5], outer: &[u32; 5], c: [u64; 4]) -> [
     ]
 }
 
-/// HMAC-SHA256 of four independent counters (see [`hmac_sha1_x4`]).
+/// HMAC-SHA256 of four independent counters (see [`hmac_sha1_x4`]). The
+/// four inner and then the four outer compressions run in lock-step
+/// ([`sha256_block_x4`]): a single chain of `sha256rnds2` is latency-bound,
+/// four independent chains keep the SHA unit busy.
 #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
 pub(crate) fn hmac_sha256_x4(
     inner: &[u32; 8],
     outer: &[u32; 8],
     counters: [u64; 4],
 ) -> [[u32; 8]; 4] {
-    let ih = counters.map(|c| {
-        let mut m = [0u32; 16];
-        m[0] = (c >> 32) as u32;
-        m[1] = c as u32;
-        m[2] = 0x8000_0000;
-        m[15] = (64 + 8) * 8;
-        sha256_block(*inner, m)
+    let ih = sha256_block_x4(
+        *inner,
+        counters.map(|c| {
+            let mut m = [0u32; 16];
+            m[0] = (c >> 32) as u32;
+            m[1] = c as u32;
+            m[2] = 0x8000_0000;
+            m[15] = (64 + 8) * 8;
+            m
+        }),
+    );
+    sha256_block_x4(
+        *outer,
+        ih.map(|h| {
+            let mut m = [0u32; 16];
+            m[..8].copy_from_slice(&h);
+            m[8] = 0x8000_0000;
+            m[15] = (64 + 32) * 8;
+            m
+        }),
+    )
+}
+
+/// Four SHA-256 compressions of the same state over four messages, round
+/// by round in lock-step (the same result as four [`sha256_block`] calls).
+#[inline]
+#[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+fn sha256_block_x4(s: [u32; 8], m: [[u32; 16]; 4]) -> [[u32; 8]; 4] {
+    let abef0 = set(s[0], s[1], s[4], s[5]);
+    let cdgh0 = set(s[2], s[3], s[6], s[7]);
+    let mut abef = [abef0; 4];
+    let mut cdgh = [cdgh0; 4];
+    let mut w = m.map(|m| {
+        [
+            set(m[3], m[2], m[1], m[0]),
+            set(m[7], m[6], m[5], m[4]),
+            set(m[11], m[10], m[9], m[8]),
+            set(m[15], m[14], m[13], m[12]),
+        ]
     });
-    ih.map(|h| {
-        let mut m = [0u32; 16];
-        m[..8].copy_from_slice(&h);
-        m[8] = 0x8000_0000;
-        m[15] = (64 + 32) * 8;
-        sha256_block(*outer, m)
+    for r in 0..16 {
+        let i = r % 4;
+        for j in 0..4 {
+            if r >= 4 {
+                let t = _mm_add_epi32(
+                    _mm_sha256msg1_epu32(w[j][i], w[j][(i + 1) % 4]),
+                    _mm_alignr_epi8::<4>(w[j][(i + 3) % 4], w[j][(i + 2) % 4]),
+                );
+                w[j][i] = _mm_sha256msg2_epu32(t, w[j][(i + 3) % 4]);
+            }
+            sha256_rounds4(r, &mut abef[j], &mut cdgh[j], w[j][i]);
+        }
+    }
+    std::array::from_fn(|j| {
+        let abef = _mm_add_epi32(abef[j], abef0);
+        let cdgh = _mm_add_epi32(cdgh[j], cdgh0);
+        [
+            lane::<3>(abef),
+            lane::<2>(abef),
+            lane::<3>(cdgh),
+            lane::<2>(cdgh),
+            lane::<1>(abef),
+            lane::<0>(abef),
+            lane::<1>(cdgh),
+            lane::<0>(cdgh),
+        ]
     })
 }
 
