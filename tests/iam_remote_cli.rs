@@ -291,8 +291,26 @@ fn endpoint_flags_are_checked() {
         err.contains("--control SOCKET") && err.contains("--faketime-file"),
         "{err}"
     );
-    // No control socket: a clear error naming it.
+    // Nothing listens at the endpoint: one clear error naming it.
     let err = refused("iam-http", &no_socket);
+    assert!(err.contains("cannot reach http://127.0.0.1:9"), "{err}");
+    // No control socket: a clear error naming it.
+    let (server, _) = serve(dir.path(), &bootstrap, ClockMode::Manual);
+    let out = fobsim()
+        .args([
+            "run",
+            "--engine",
+            "iam-http",
+            "--endpoint",
+            &server.endpoint,
+        ])
+        .arg("--bootstrap")
+        .arg(&bootstrap)
+        .args(no_socket)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("/nonexistent/clock.sock"), "{err}");
 }
 
