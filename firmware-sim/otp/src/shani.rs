@@ -201,28 +201,13 @@ fn sha256_block_x4(s: [u32; 8], m: [[u32; 16]; 4]) -> [[u32; 8]; 4] {
         let i = r % 4;
         for j in 0..4 {
             if r >= 4 {
-                let t = _mm_add_epi32(
-                    _mm_sha256msg1_epu32(w[j][i], w[j][(i + 1) % 4]),
-                    _mm_alignr_epi8::<4>(w[j][(i + 3) % 4], w[j][(i + 2) % 4]),
-                );
-                w[j][i] = _mm_sha256msg2_epu32(t, w[j][(i + 3) % 4]);
+                sha256_schedule(&mut w[j], i);
             }
             sha256_rounds4(r, &mut abef[j], &mut cdgh[j], w[j][i]);
         }
     }
     std::array::from_fn(|j| {
-        let abef = _mm_add_epi32(abef[j], abef0);
-        let cdgh = _mm_add_epi32(cdgh[j], cdgh0);
-        [
-            lane::<3>(abef),
-            lane::<2>(abef),
-            lane::<3>(cdgh),
-            lane::<2>(cdgh),
-            lane::<1>(abef),
-            lane::<0>(abef),
-            lane::<1>(cdgh),
-            lane::<0>(cdgh),
-        ]
+        sha256_state(_mm_add_epi32(abef[j], abef0), _mm_add_epi32(cdgh[j], cdgh0))
     })
 }
 
@@ -236,6 +221,33 @@ const K256: [u32; 64] = [
     0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
     0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
 ];
+
+/// The next four message words in place of `w[i]` (the oldest of four).
+#[inline]
+#[target_feature(enable = "sha,sse2,ssse3")]
+fn sha256_schedule(w: &mut [__m128i; 4], i: usize) {
+    let t = _mm_add_epi32(
+        _mm_sha256msg1_epu32(w[i], w[(i + 1) % 4]),
+        _mm_alignr_epi8::<4>(w[(i + 3) % 4], w[(i + 2) % 4]),
+    );
+    w[i] = _mm_sha256msg2_epu32(t, w[(i + 3) % 4]);
+}
+
+/// The eight state words from the ABEF / CDGH registers.
+#[inline]
+#[target_feature(enable = "sse4.1")]
+fn sha256_state(abef: __m128i, cdgh: __m128i) -> [u32; 8] {
+    [
+        lane::<3>(abef),
+        lane::<2>(abef),
+        lane::<3>(cdgh),
+        lane::<2>(cdgh),
+        lane::<1>(abef),
+        lane::<0>(abef),
+        lane::<1>(cdgh),
+        lane::<0>(cdgh),
+    ]
+}
 
 /// Four SHA-256 rounds with message words `w` (lane 0 = first word).
 #[inline]
@@ -271,25 +283,10 @@ fn sha256_block(s: [u32; 8], m: [u32; 16]) -> [u32; 8] {
     }
     for r in 4..16 {
         let i = r % 4;
-        let t = _mm_add_epi32(
-            _mm_sha256msg1_epu32(w[i], w[(i + 1) % 4]),
-            _mm_alignr_epi8::<4>(w[(i + 3) % 4], w[(i + 2) % 4]),
-        );
-        w[i] = _mm_sha256msg2_epu32(t, w[(i + 3) % 4]);
+        sha256_schedule(&mut w, i);
         sha256_rounds4(r, &mut abef, &mut cdgh, w[i]);
     }
-    let abef = _mm_add_epi32(abef, abef0);
-    let cdgh = _mm_add_epi32(cdgh, cdgh0);
-    [
-        lane::<3>(abef),
-        lane::<2>(abef),
-        lane::<3>(cdgh),
-        lane::<2>(cdgh),
-        lane::<1>(abef),
-        lane::<0>(abef),
-        lane::<1>(cdgh),
-        lane::<0>(cdgh),
-    ]
+    sha256_state(_mm_add_epi32(abef, abef0), _mm_add_epi32(cdgh, cdgh0))
 }
 
 /// The inner block of HMAC-SHA256(counter): the counter, padding, length.
