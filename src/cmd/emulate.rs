@@ -22,6 +22,35 @@ pub enum ClockKind {
     Manual,
 }
 
+/// The true clock of `--clock KIND [--start TIME] [--control SOCKET]`
+/// (`fobsim emulate` and `fobsim serve`).
+///
+/// # Errors
+/// `--start` without a manual clock, a manual clock without a control
+/// socket (nothing could move it), a malformed `--start`.
+pub fn true_clock(
+    kind: ClockKind,
+    start: Option<&str>,
+    has_control: bool,
+) -> anyhow::Result<Clock> {
+    Ok(match kind {
+        ClockKind::System => {
+            anyhow::ensure!(start.is_none(), "--start needs --clock manual");
+            Clock::System
+        }
+        ClockKind::Manual => {
+            anyhow::ensure!(
+                has_control,
+                "--clock manual needs --control SOCKET (time moves only through it)"
+            );
+            Clock::manual(match start {
+                Some(s) => s.parse::<Timestamp>()?,
+                None => fobsim_emulator::clock::system_now(),
+            })
+        }
+    })
+}
+
 /// How the fobs are exposed to the host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Transport {
@@ -96,23 +125,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         None => FleetSpec::uniform(&args.model, args.count, args.seed)?,
     };
-    let clock = match args.clock {
-        ClockKind::System => {
-            anyhow::ensure!(args.start.is_none(), "--start needs --clock manual");
-            Clock::System
-        }
-        ClockKind::Manual => {
-            anyhow::ensure!(
-                args.control.is_some(),
-                "--clock manual needs --control SOCKET (time moves only through it)"
-            );
-            let start = match &args.start {
-                Some(s) => s.parse::<Timestamp>()?,
-                None => fobsim_emulator::clock::system_now(),
-            };
-            Clock::manual(start)
-        }
-    };
+    let clock = true_clock(args.clock, args.start.as_deref(), args.control.is_some())?;
     let fleet = Arc::new(Fleet::new(&spec, clock, args.test_mode)?);
     if let Some(path) = &args.export_seeds {
         export_seeds(&fleet, path)?;

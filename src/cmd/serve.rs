@@ -16,9 +16,9 @@ use fobsim_emulator::{Clock, Fleet};
 use fobsim_engine::aws::bootstrap::Bootstrap;
 use fobsim_engine::aws::server;
 use fobsim_engine::aws::service::{AwsService, ServiceConfig};
-use fobsim_engine::{Engine, KeySource, Timestamp};
+use fobsim_engine::{Engine, KeySource};
 
-use super::emulate::ClockKind;
+use super::emulate::{ClockKind, true_clock};
 
 /// Arguments of `fobsim serve`.
 #[derive(Debug, clap::Args)]
@@ -105,23 +105,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 args.max_skew
             )
         })?;
-    let clock = match args.clock {
-        ClockKind::System => {
-            anyhow::ensure!(args.start.is_none(), "--start needs --clock manual");
-            Clock::System
-        }
-        ClockKind::Manual => {
-            anyhow::ensure!(
-                args.control.is_some(),
-                "--clock manual needs --control SOCKET (time moves only through it)"
-            );
-            let start = match &args.start {
-                Some(s) => s.parse::<Timestamp>()?,
-                None => fobsim_emulator::clock::system_now(),
-            };
-            Clock::manual(start)
-        }
-    };
+    let clock = true_clock(args.clock, args.start.as_deref(), args.control.is_some())?;
     // No fobs: the fleet is only the clock and its control plane.
     let fleet = Arc::new(Fleet::from_specs(Vec::new(), clock, false)?);
     let now = {
