@@ -353,6 +353,53 @@ impl Engine {
     }
 
     /// The prepared key of `serial`, from the cache or the store.
+    /// The checked input of an enable or a resync, in AWS's order of
+    /// checks: the serial, both codes' shape, the principal, the token, then
+    /// both codes against the token's digit count.
+    fn pair_input(
+        &self,
+        who: &Principal,
+        serial: &str,
+        code1: &str,
+        code2: &str,
+    ) -> Result<(Arc<Totp>, Code, Code), EngineError> {
+        check_serial(serial)?;
+        precheck_code(code1, "authenticationCode1")?;
+        precheck_code(code2, "authenticationCode2")?;
+        self.require_principal(who)?;
+        let totp = self
+            .totp(serial)?
+            .ok_or_else(|| EngineError::no_such_device(serial))?;
+        let c1 = parse_code(code1, "authenticationCode1", totp.digits())?;
+        let c2 = parse_code(code2, "authenticationCode2", totp.digits())?;
+        Ok((totp, c1, c2))
+    }
+
+    /// The step of `c1` (with `c2` the next) within the sync window, above
+    /// `last_step`, and the offset it teaches: the second code's step minus
+    /// the current step.
+    fn find_pair(
+        &self,
+        totp: &Totp,
+        now: Timestamp,
+        last_step: Option<u64>,
+        c1: Code,
+        c2: Code,
+    ) -> Result<(u64, i64), EngineError> {
+        let current = step_now(totp, now)?;
+        let min_first = last_step.map_or(0, |l| l.saturating_add(1));
+        let first = search_pair(
+            totp,
+            current,
+            self.profile.sync_window_steps,
+            min_first,
+            c1,
+            c2,
+        )
+        .ok_or_else(EngineError::invalid_code)?;
+        Ok((first, offset_of(first + 1, current)))
+    }
+
     fn totp(&self, serial: &str) -> Result<Option<Arc<Totp>>, EngineError> {
         if let Some(t) = self.keys.read().get(serial) {
             return Ok(Some(Arc::clone(t)));
@@ -600,15 +647,7 @@ impl Engine {
                 "Hardware MFA for the root user can be enabled from the AWS Management Console only, not from the AWS CLI or AWS API.",
             ));
         }
-        check_serial(serial)?;
-        precheck_code(code1, "authenticationCode1")?;
-        precheck_code(code2, "authenticationCode2")?;
-        self.require_principal(who)?;
-        let totp = self
-            .totp(serial)?
-            .ok_or_else(|| EngineError::no_such_device(serial))?;
-        let c1 = parse_code(code1, "authenticationCode1", totp.digits())?;
-        let c2 = parse_code(code2, "authenticationCode2", totp.digits())?;
+        let (totp, c1, c2) = self.pair_input(who, serial, code1, code2)?;
         let dev = self
             .store
             .device(serial)?
@@ -620,27 +659,11 @@ impl Engine {
         if self.store.devices_of(who)?.len() >= max as usize {
             return Err(limit(max));
         }
-        let current = step_now(&totp, now)?;
-        let min_first = dev.last_step.map_or(0, |l| l.saturating_add(1));
-        let first = search_pair(
-            &totp,
-            current,
-            self.profile.sync_window_steps,
-            min_first,
-            c1,
-            c2,
-        )
-        .ok_or_else(EngineError::invalid_code)?;
-        let second = first + 1;
-        match self.store.assign(
-            serial,
-            who,
-            now,
-            offset_of(second, current),
-            first,
-            second,
-            max,
-        )? {
+        let (first, offset) = self.find_pair(&totp, now, dev.last_step, c1, c2)?;
+        match self
+            .store
+            .assign(serial, who, now, offset, first, first + 1, max)?
+        {
             AssignOutcome::Assigned => Ok(()),
             AssignOutcome::NoSuchToken => Err(EngineError::no_such_device(serial)),
             AssignOutcome::InUse => Err(EngineError::device_in_use()),
@@ -667,35 +690,16 @@ impl Engine {
         code1: &str,
         code2: &str,
     ) -> Result<(), EngineError> {
-        check_serial(serial)?;
-        precheck_code(code1, "authenticationCode1")?;
-        precheck_code(code2, "authenticationCode2")?;
-        self.require_principal(who)?;
-        let totp = self
-            .totp(serial)?
-            .ok_or_else(|| EngineError::no_such_device(serial))?;
-        let c1 = parse_code(code1, "authenticationCode1", totp.digits())?;
-        let c2 = parse_code(code2, "authenticationCode2", totp.digits())?;
+        let (totp, c1, c2) = self.pair_input(who, serial, code1, code2)?;
         self.store.forget(serial);
         let st = self
             .store
             .verify_state(serial, who)?
             .ok_or_else(|| EngineError::no_such_device(serial))?;
-        let current = step_now(&totp, now)?;
-        let min_first = st.last_step.map_or(0, |l| l.saturating_add(1));
-        let first = search_pair(
-            &totp,
-            current,
-            self.profile.sync_window_steps,
-            min_first,
-            c1,
-            c2,
-        )
-        .ok_or_else(EngineError::invalid_code)?;
-        let second = first + 1;
+        let (first, offset) = self.find_pair(&totp, now, st.last_step, c1, c2)?;
         if self
             .store
-            .commit_resync(serial, who, first, second, offset_of(second, current))?
+            .commit_resync(serial, who, first, first + 1, offset)?
         {
             Ok(())
         } else {
