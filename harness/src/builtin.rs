@@ -128,6 +128,33 @@ pub fn profile_for(settings: &[(String, String)], seed: u64) -> Result<Profile, 
     Ok(p)
 }
 
+/// Put a scenario's account, users and registered tokens into a fresh
+/// engine (shared with the `iam-http` adapter, which serves that engine).
+///
+/// # Errors
+/// What the engine refused, as a message naming the step.
+pub(crate) fn populate(engine: &Engine, setup: &Setup) -> Result<(), String> {
+    let a = &setup.account;
+    engine
+        .create_account(
+            &a.id,
+            &a.alias,
+            &a.root_email,
+            &a.root_phone,
+            &a.root_password,
+        )
+        .map_err(|e| format!("create account: {e}"))?;
+    for (u, p) in &setup.users {
+        engine
+            .create_user(u, p)
+            .map_err(|e| format!("create user {u}: {e}"))?;
+    }
+    engine
+        .import_seeds(&setup.seeds)
+        .map_err(|e| format!("import seeds: {e}"))?;
+    Ok(())
+}
+
 fn principal(w: &Who) -> Principal {
     match w {
         Who::Root => Principal::Root,
@@ -181,27 +208,9 @@ impl EngineAdapter for Builtin {
                     .map_err(|e| Self::setup_err(e.to_string()))?
             }
         };
-        let a = &setup.account;
-        engine
-            .create_account(
-                &a.id,
-                &a.alias,
-                &a.root_email,
-                &a.root_phone,
-                &a.root_password,
-            )
-            .map_err(|e| Self::setup_err(format!("create account: {e}")))?;
-        self.root_password = a.root_password.clone();
-        self.passwords.clear();
-        for (u, p) in &setup.users {
-            engine
-                .create_user(u, p)
-                .map_err(|e| Self::setup_err(format!("create user {u}: {e}")))?;
-            self.passwords.insert(u.clone(), p.clone());
-        }
-        engine
-            .import_seeds(&setup.seeds)
-            .map_err(|e| Self::setup_err(format!("import seeds: {e}")))?;
+        populate(&engine, setup).map_err(Self::setup_err)?;
+        self.root_password = setup.account.root_password.clone();
+        self.passwords = setup.users.iter().cloned().collect();
         self.engine = Some(engine);
         Ok(())
     }

@@ -122,16 +122,7 @@ impl IamHttp {
             other => other,
         })?;
         let engine = Engine::in_memory(profile);
-        let a = &setup.account;
-        engine
-            .create_account(
-                &a.id,
-                &a.alias,
-                &a.root_email,
-                &a.root_phone,
-                &a.root_password,
-            )
-            .map_err(|e| setup_err(format!("create account: {e}")))?;
+        crate::builtin::populate(&engine, setup).map_err(setup_err)?;
         let mut ring = KeyRing::new(&[0x11; 32], Some(self.seed));
         let mut keys = HashMap::new();
         let root = key_for(0, self.seed);
@@ -144,10 +135,7 @@ impl IamHttp {
         keys.insert(Who::Root, root);
         let admin = Arc::new(Policy::parse(ADMIN_POLICY).map_err(|e| setup_err(e.to_string()))?);
         let mut policies = HashMap::new();
-        for (i, (user, password)) in setup.users.iter().enumerate() {
-            engine
-                .create_user(user, password)
-                .map_err(|e| setup_err(format!("create user {user}: {e}")))?;
+        for (i, (user, _)) in setup.users.iter().enumerate() {
             let k = key_for(i + 1, self.seed);
             ring.add_access_key(
                 &k.access_key_id,
@@ -158,9 +146,6 @@ impl IamHttp {
             keys.insert(Who::User(user.clone()), k);
             policies.insert(user.clone(), vec![Arc::clone(&admin)]);
         }
-        engine
-            .import_seeds(&setup.seeds)
-            .map_err(|e| setup_err(format!("import seeds: {e}")))?;
         let clock = Arc::new(AtomicU64::new(setup.start.as_millis()));
         let c = Arc::clone(&clock);
         let now = Arc::new(move || Timestamp::from_millis(c.load(Ordering::SeqCst)));
