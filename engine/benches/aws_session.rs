@@ -16,23 +16,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use fobsim_engine::aws::Service;
 use fobsim_engine::aws::client::build_request;
-use fobsim_engine::aws::credentials::KeyRing;
-use fobsim_engine::aws::policy::Policy;
 use fobsim_engine::aws::server;
-use fobsim_engine::aws::service::{AwsService, ServiceConfig};
-use fobsim_engine::aws::sigv4::Credentials;
-use fobsim_engine::{
-    Channel, Engine, KeySource, Principal, Profile, SqliteOptions, SqliteStore, Timestamp, testing,
-};
-use fobsim_firmware::Fob;
+use fobsim_engine::{Engine, KeySource, Profile, SqliteOptions, SqliteStore, testing};
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
 
 const SEED_POLICY: &str = include_str!("../../fixtures/policies/manage-own-mfa.json");
@@ -42,89 +34,6 @@ fn env(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn creds(i: usize) -> Credentials {
-    Credentials {
-        access_key_id: format!("AKIABENCH{i:011}"),
-        secret_access_key: format!("bench-secret-{i:08}-0123456789"),
-        session_token: None,
-    }
-}
-
-struct Setup {
-    service: Arc<AwsService>,
-    clock: Arc<AtomicU64>,
-    fobs: Vec<Fob>,
-    after_enable: Timestamp,
-}
-
-fn setup(engine: Engine, n: usize) -> Setup {
-    let t0 = testing::T0;
-    let mut fobs: Vec<Fob> = (0..n as u64).map(|i| testing::gaht_fob(i, t0)).collect();
-    engine
-        .create_account(
-            testing::ACCOUNT_ID,
-            testing::ALIAS,
-            testing::ROOT_EMAIL,
-            testing::ROOT_PHONE,
-            testing::ROOT_PASSWORD,
-        )
-        .unwrap();
-    testing::import(&engine, &fobs).unwrap();
-    let t2 = t0.add_millis(30_000);
-    engine
-        .batch(|e| {
-            for (i, fob) in fobs.iter_mut().enumerate() {
-                let name = format!("u{i:05}");
-                e.create_user(&name, testing::USER_PASSWORD).unwrap();
-                let c1 = testing::press(fob, t0);
-                let c2 = testing::press(fob, t2);
-                e.enable_mfa_device(
-                    t2,
-                    Channel::Console,
-                    &Principal::user(&name),
-                    fob.serial().as_str(),
-                    &c1,
-                    &c2,
-                )
-                .unwrap();
-            }
-        })
-        .unwrap();
-    let mut ring = KeyRing::new(&[5; 32], Some(1));
-    let policy = Arc::new(Policy::parse(SEED_POLICY).unwrap());
-    let mut policies = HashMap::new();
-    for i in 0..n {
-        let name = format!("u{i:05}");
-        let c = creds(i);
-        ring.add_access_key(
-            &c.access_key_id,
-            &c.secret_access_key,
-            Principal::user(&name),
-        )
-        .unwrap();
-        policies.insert(name, vec![Arc::clone(&policy)]);
-    }
-    let clock = Arc::new(AtomicU64::new(t2.as_millis()));
-    let c = Arc::clone(&clock);
-    let now = Arc::new(move || Timestamp::from_millis(c.load(Ordering::Relaxed)));
-    let service = Arc::new(
-        AwsService::new(
-            Arc::new(engine),
-            ring,
-            policies,
-            now,
-            ServiceConfig::default(),
-        )
-        .unwrap(),
-    );
-    Setup {
-        service,
-        clock,
-        fobs,
-        after_enable: t2,
-    }
 }
 
 /// Send each request on one connection in turn; return the latencies.
@@ -173,7 +82,7 @@ fn run(label: &str, engine: Engine) {
     let rounds = env("AWS_BENCH_ROUNDS", 10);
     let conns = env("AWS_BENCH_CONNS", 64).max(1);
     let workers = env("AWS_BENCH_WORKERS", 2).max(1);
-    let mut s = setup(engine, users);
+    let mut s = testing::enrolled_service(engine, users, SEED_POLICY).unwrap();
     let server_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .enable_all()
@@ -209,7 +118,7 @@ fn run(label: &str, engine: Engine) {
                     ("SerialNumber", &serial),
                     ("TokenCode", &code),
                 ],
-                &creds(i),
+                &testing::enrolled_credentials(i),
                 "us-east-1",
                 now,
             );

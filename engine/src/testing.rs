@@ -39,6 +39,109 @@ pub const FOB_SEED: u64 = 42;
 /// A fixed database key for tests (never use it for real data).
 pub const TEST_KEY: [u8; 32] = [0x42; 32];
 
+/// The access key of enrolled user `i` (`u00000`, `u00001`, …) of
+/// [`enrolled_service`].
+#[must_use]
+pub fn enrolled_credentials(i: usize) -> crate::aws::sigv4::Credentials {
+    crate::aws::sigv4::Credentials {
+        access_key_id: format!("AKIABENCH{i:011}"),
+        secret_access_key: format!("bench-secret-{i:08}-0123456789"),
+        session_token: None,
+    }
+}
+
+/// The name of enrolled user `i` of [`enrolled_service`].
+#[must_use]
+pub fn enrolled_user(i: usize) -> String {
+    format!("u{i:05}")
+}
+
+/// What [`enrolled_service`] builds.
+pub struct EnrolledService {
+    /// The AWS face of the engine.
+    pub service: std::sync::Arc<crate::aws::service::AwsService>,
+    /// The service's clock in ms since the epoch (starts at `after_enable`).
+    pub clock: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// User `i`'s fob.
+    pub fobs: Vec<Fob>,
+    /// When the devices were enabled: `T0 + 30 s`.
+    pub after_enable: Timestamp,
+}
+
+/// The HTTP benchmarks' fixture: the test account and `n` users
+/// ([`enrolled_user`], keys [`enrolled_credentials`], the policy
+/// `policy_json` attached), each with one fob enabled with its codes at
+/// [`T0`] and `T0 + 30 s`, behind an [`AwsService`](crate::aws::service::AwsService)
+/// whose clock the caller moves.
+///
+/// # Errors
+/// What the engine refuses; a malformed policy or key (as `ValidationError`).
+pub fn enrolled_service(
+    engine: Engine,
+    n: usize,
+    policy_json: &str,
+) -> Result<EnrolledService, EngineError> {
+    use crate::aws::credentials::KeyRing;
+    use crate::aws::policy::Policy;
+    use crate::aws::service::{AwsService, ServiceConfig};
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicU64;
+    let invalid = |e: &dyn std::fmt::Display| {
+        EngineError::new(crate::error::ErrorKind::ValidationError, e.to_string())
+    };
+    let t0 = T0;
+    let mut fobs: Vec<Fob> = (0..n as u64).map(|i| gaht_fob(i, t0)).collect();
+    create_account(&engine)?;
+    import(&engine, &fobs)?;
+    let t2 = t0.add_millis(30_000);
+    engine.batch(|e| {
+        fobs.iter_mut().enumerate().try_for_each(|(i, fob)| {
+            let name = enrolled_user(i);
+            let c1 = press(fob, t0);
+            let c2 = press(fob, t2);
+            e.create_user(&name, USER_PASSWORD)?;
+            e.enable_mfa_device(
+                t2,
+                crate::types::Channel::Console,
+                &Principal::user(&name),
+                fob.serial().as_str(),
+                &c1,
+                &c2,
+            )
+        })
+    })??;
+    let mut ring = KeyRing::new(&[5; 32], Some(1));
+    let policy = Arc::new(Policy::parse(policy_json).map_err(|e| invalid(&e))?);
+    let mut policies = std::collections::HashMap::new();
+    for i in 0..n {
+        let c = enrolled_credentials(i);
+        ring.add_access_key(
+            &c.access_key_id,
+            &c.secret_access_key,
+            Principal::user(&enrolled_user(i)),
+        )
+        .map_err(|e| invalid(&e))?;
+        policies.insert(enrolled_user(i), vec![Arc::clone(&policy)]);
+    }
+    let clock = Arc::new(AtomicU64::new(t2.as_millis()));
+    let c = Arc::clone(&clock);
+    let now =
+        Arc::new(move || Timestamp::from_millis(c.load(std::sync::atomic::Ordering::Relaxed)));
+    let service = Arc::new(AwsService::new(
+        Arc::new(engine),
+        ring,
+        policies,
+        now,
+        ServiceConfig::default(),
+    )?);
+    Ok(EnrolledService {
+        service,
+        clock,
+        fobs,
+        after_enable: t2,
+    })
+}
+
 /// Create the test account (root user) and the [`USERS`].
 ///
 /// # Errors

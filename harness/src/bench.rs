@@ -35,11 +35,7 @@ use std::time::{Duration, Instant};
 
 use fobsim_engine::aws::Service;
 use fobsim_engine::aws::client::build_request;
-use fobsim_engine::aws::credentials::KeyRing;
-use fobsim_engine::aws::policy::Policy;
 use fobsim_engine::aws::server;
-use fobsim_engine::aws::service::{AwsService, ServiceConfig};
-use fobsim_engine::aws::sigv4::Credentials;
 use fobsim_engine::{Channel, Engine, Principal, Profile, Timestamp, testing};
 use fobsim_firmware::Fob;
 use fobsim_otp::{Algorithm, Code, Totp};
@@ -1136,14 +1132,6 @@ fn cpu_seconds(pgid: Option<u32>) -> Option<f64> {
     }
 }
 
-fn creds(i: usize) -> Credentials {
-    Credentials {
-        access_key_id: format!("AKIABENCH{i:011}"),
-        secret_access_key: format!("bench-secret-{i:08}-0123456789"),
-        session_token: None,
-    }
-}
-
 /// Read one HTTP/1.1 response (status line, headers, Content-Length body or
 /// until EOF). Returns (status, body).
 ///
@@ -1212,67 +1200,12 @@ fn http_bench(opts: &Options, engine: Engine) -> Result<HttpResult, BenchError> 
     let users = if opts.quick { 200 } else { 2000 };
     let rounds = if opts.quick { 2 } else { 5 };
     let conns = opts.concurrency.max(1);
-    let t0 = testing::T0;
-    let mut fobs: Vec<Fob> = (0..users as u64)
-        .map(|i| testing::gaht_fob(i, t0))
-        .collect();
-    testing::create_account(&engine).map_err(|e| setup("account", e))?;
-    testing::import(&engine, &fobs).map_err(|e| setup("import", e))?;
-    let t2 = t0.add_millis(30_000);
-    let mut failed = None;
-    engine
-        .batch(|e| {
-            for (i, fob) in fobs.iter_mut().enumerate() {
-                let name = format!("u{i:05}");
-                let c1 = testing::press(fob, t0);
-                let c2 = testing::press(fob, t2);
-                let r = e.create_user(&name, testing::USER_PASSWORD).and_then(|()| {
-                    e.enable_mfa_device(
-                        t2,
-                        Channel::Console,
-                        &Principal::user(&name),
-                        fob.serial().as_str(),
-                        &c1,
-                        &c2,
-                    )
-                });
-                if let Err(err) = r {
-                    failed = Some(err.to_string());
-                    return;
-                }
-            }
-        })
-        .map_err(|e| setup("users", e))?;
-    if let Some(f) = failed {
-        return Err(setup("users", f));
-    }
-    let mut ring = KeyRing::new(&[5; 32], Some(1));
-    let policy = Arc::new(Policy::parse(SEED_POLICY).map_err(|e| setup("policy", e))?);
-    let mut policies = std::collections::HashMap::new();
-    for i in 0..users {
-        let name = format!("u{i:05}");
-        let c = creds(i);
-        ring.add_access_key(
-            &c.access_key_id,
-            &c.secret_access_key,
-            Principal::user(&name),
-        )
-        .map_err(|e| setup("access key", e))?;
-        policies.insert(name, vec![Arc::clone(&policy)]);
-    }
-    let clock = Arc::new(AtomicU64::new(t2.as_millis()));
-    let c = Arc::clone(&clock);
-    let now = Arc::new(move || Timestamp::from_millis(c.load(Ordering::Relaxed)));
-    let service = Arc::new(
-        AwsService::new(
-            Arc::new(engine),
-            ring,
-            policies,
-            now,
-            ServiceConfig::default(),
-        )
-        .map_err(|e| setup("service", e))?,
-    );
+    let testing::EnrolledService {
+        service,
+        clock,
+        mut fobs,
+        after_enable: t2,
+    } = testing::enrolled_service(engine, users, SEED_POLICY).map_err(|e| setup("users", e))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -1304,7 +1237,7 @@ fn http_bench(opts: &Options, engine: Engine) -> Result<HttpResult, BenchError> 
                         ("SerialNumber", &serial),
                         ("TokenCode", &code),
                     ],
-                    &creds(i),
+                    &testing::enrolled_credentials(i),
                     "us-east-1",
                     now,
                 ));
