@@ -19,33 +19,38 @@ pub const EIO: u16 = 5;
 /// The `UHID_CREATE2` of a fob's vendor device: `uniq` = serial.
 #[must_use]
 pub fn create_vendor(serial: &str, model: &str, index: usize) -> Event {
-    Event::Create2(Box::new(Create2 {
-        name: format!("{} {serial}", product_name(model)),
-        phys: format!("fobsim/uhid/{index}"),
-        uniq: serial.to_string(),
-        bus: BUS_USB,
-        vendor: u32::from(VENDOR_ID),
-        product: u32::from(PRODUCT_ID),
-        version: u32::from(DEVICE_VERSION),
-        country: 0,
-        descriptor: VENDOR_REPORT_DESCRIPTOR.to_vec(),
-    }))
+    create(
+        format!("{} {serial}", product_name(model)),
+        format!("fobsim/uhid/{index}"),
+        serial,
+        VENDOR_REPORT_DESCRIPTOR,
+    )
 }
 
 /// The `UHID_CREATE2` of a fob's boot keyboard (a second HID device: a uhid
 /// device has one report descriptor).
 #[must_use]
 pub fn create_keyboard(serial: &str, model: &str, index: usize) -> Event {
+    create(
+        format!("{} {serial} keyboard", product_name(model)),
+        format!("fobsim/uhid/{index}/kbd"),
+        serial,
+        KEYBOARD_REPORT_DESCRIPTOR,
+    )
+}
+
+/// A `UHID_CREATE2` with fobsim's USB ids, `uniq` = serial.
+fn create(name: String, phys: String, serial: &str, descriptor: &[u8]) -> Event {
     Event::Create2(Box::new(Create2 {
-        name: format!("{} {serial} keyboard", product_name(model)),
-        phys: format!("fobsim/uhid/{index}/kbd"),
+        name,
+        phys,
         uniq: serial.to_string(),
         bus: BUS_USB,
         vendor: u32::from(VENDOR_ID),
         product: u32::from(PRODUCT_ID),
         version: u32::from(DEVICE_VERSION),
         country: 0,
-        descriptor: KEYBOARD_REPORT_DESCRIPTOR.to_vec(),
+        descriptor: descriptor.to_vec(),
     }))
 }
 
