@@ -310,10 +310,7 @@ impl Matrix {
     /// Pretty JSON, newline-terminated; deterministic (no wall times).
     #[must_use]
     pub fn json(&self) -> String {
-        let mut s = serde_json::to_string_pretty(self)
-            .unwrap_or_else(|e| format!("{{\"error\":{:?}}}", e.to_string()));
-        s.push('\n');
-        s
+        crate::report::pretty_json(self)
     }
 
     /// Whether every engine could be set up and ran without harness errors.

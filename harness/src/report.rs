@@ -51,6 +51,15 @@ impl Summary {
     }
 }
 
+/// `value` as pretty JSON, newline-terminated (a serialization failure
+/// becomes `{"error": ...}`, never a panic).
+pub(crate) fn pretty_json(value: &impl Serialize) -> String {
+    let mut s = serde_json::to_string_pretty(value)
+        .unwrap_or_else(|e| format!("{{\"error\":{:?}}}", e.to_string()));
+    s.push('\n');
+    s
+}
+
 /// A whole run: what the JSON report contains.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report<'a> {
@@ -82,10 +91,7 @@ impl<'a> Report<'a> {
     /// Pretty JSON, newline-terminated. Deterministic: no wall times.
     #[must_use]
     pub fn json(&self) -> String {
-        let mut s = serde_json::to_string_pretty(self)
-            .unwrap_or_else(|e| format!("{{\"error\":{:?}}}", e.to_string()));
-        s.push('\n');
-        s
+        pretty_json(self)
     }
 
     /// Human text: one line per scenario; failures and errors followed by
