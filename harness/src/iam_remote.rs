@@ -372,6 +372,35 @@ enum Clock {
     File(PathBuf),
 }
 
+impl Clock {
+    /// Put the endpoint's clock at `now`.
+    fn set(&mut self, now: Timestamp) -> Result<(), AdapterError> {
+        match self {
+            Clock::Socket { client, at } => {
+                if *at == Some(now) {
+                    return Ok(());
+                }
+                let r = client
+                    .send(&ControlRequest::Set {
+                        time: now.to_string(),
+                    })
+                    .map_err(|e| transport(format!("control socket: {e}")))?;
+                if let Some(e) = r.error {
+                    return Err(transport(format!(
+                        "the endpoint's clock cannot be moved ({e}): start it with --clock manual --control SOCKET"
+                    )));
+                }
+                *at = Some(now);
+            }
+            // The faked clock runs at real rate from the offset written:
+            // write it before every request.
+            Clock::File(path) => crate::adapters::write_faketime_offset(path, Some(now))
+                .map_err(|e| transport(format!("faketime file {}: {e}", path.display())))?,
+        }
+        Ok(())
+    }
+}
+
 /// The adapter for an already-running endpoint.
 pub struct IamRemote {
     endpoint: String,
@@ -482,32 +511,6 @@ impl IamRemote {
         })
     }
 
-    fn set_clock(&mut self, now: Timestamp) -> Result<(), AdapterError> {
-        match &mut self.clock {
-            Clock::Socket { client, at } => {
-                if *at == Some(now) {
-                    return Ok(());
-                }
-                let r = client
-                    .send(&ControlRequest::Set {
-                        time: now.to_string(),
-                    })
-                    .map_err(|e| transport(format!("control socket: {e}")))?;
-                if let Some(e) = r.error {
-                    return Err(transport(format!(
-                        "the endpoint's clock cannot be moved ({e}): start it with --clock manual --control SOCKET"
-                    )));
-                }
-                *at = Some(now);
-            }
-            // The faked clock runs at real rate from the offset written:
-            // write it before every request.
-            Clock::File(path) => crate::adapters::write_faketime_offset(path, Some(now))
-                .map_err(|e| transport(format!("faketime file {}: {e}", path.display())))?,
-        }
-        Ok(())
-    }
-
     fn stale(&self, what: String) -> AdapterError {
         setup_err(format!(
             "{what} in {}: the file was written for other scenarios or another --seed; write it again with `fobsim run --write-bootstrap DIR` (same scenarios, same --seed) and restart the endpoint with it",
@@ -569,7 +572,7 @@ impl EngineAdapter for IamRemote {
             cur.unserials.insert(name.clone(), raw.to_string());
             cur.serials.insert(raw.to_string(), name);
         }
-        self.set_clock(setup.start)?;
+        self.clock.set(setup.start)?;
         // Each scenario's users must start with no device. This also
         // proves the endpoint knows the bootstrap's keys.
         for (u, (name, c)) in &cur.users {
@@ -625,7 +628,7 @@ impl EngineAdapter for IamRemote {
         let who = api_principal(request)?;
         let (user, creds) = match who {
             Who::Root => match &self.root {
-                Some(c) => (None, c.clone()),
+                Some(c) => (None, c),
                 None => {
                     return Err(setup_err(format!(
                         "{} declares no root access key ([account] access_keys)",
@@ -634,7 +637,7 @@ impl EngineAdapter for IamRemote {
                 }
             },
             Who::User(u) => match cur.users.get(u) {
-                Some((name, c)) => (Some(name.clone()), c.clone()),
+                Some((name, c)) => (Some(name.as_str()), c),
                 // A principal the scenario did not declare: AWS would not
                 // know the key.
                 None => {
@@ -648,20 +651,19 @@ impl EngineAdapter for IamRemote {
             },
         };
         let mapped = map_serial(request, &cur.serials);
-        let unserials = cur.unserials.clone();
-        let Some((service, params)) = aws_query(&mapped, user.as_deref()) else {
+        let Some((service, params)) = aws_query(&mapped, user) else {
             return Err(transport("unreachable request kind"));
         };
-        self.set_clock(now)?;
+        self.clock.set(now)?;
         let reply = self
             .client
-            .call(service, &params, &creds, now)
+            .call(service, &params, creds, now)
             .map_err(|e| transport(format!("{}: {e}", self.endpoint)))?;
         Ok(answer(&reply, |r| match request {
             Request::ListDevices { .. } => Reply::Devices {
                 devices: fobsim_engine::aws::xml::texts_of(&r.body, "SerialNumber")
                     .into_iter()
-                    .map(|s| unserials.get(&s).cloned().unwrap_or(s))
+                    .map(|s| cur.unserials.get(&s).cloned().unwrap_or(s))
                     .collect(),
             },
             _ => Reply::None,
