@@ -576,14 +576,15 @@ impl EngineAdapter for IamRemote {
         // Each scenario's users must start with no device. This also
         // proves the endpoint knows the bootstrap's keys.
         for (u, (name, c)) in &cur.users {
-            let query = [
-                ("Action", "ListMFADevices"),
-                ("UserName", name.as_str()),
-                ("MaxItems", "1000"),
-            ];
+            let list = Request::ListDevices {
+                who: Who::User(u.clone()),
+            };
+            let Some((service, query)) = aws_query(&list, Some(name)) else {
+                return Err(transport("unreachable request kind"));
+            };
             let r = self
                 .client
-                .call(fobsim_engine::aws::Service::Iam, &query, c, setup.start)
+                .call(service, &query, c, setup.start)
                 .map_err(|e| setup_err(format!("{}: {e}", self.endpoint)))?;
             if r.status != 200 {
                 let message = r.message().unwrap_or_default();
