@@ -352,7 +352,6 @@ impl Engine {
         }
     }
 
-    /// The prepared key of `serial`, from the cache or the store.
     /// The checked input of an enable or a resync, in AWS's order of
     /// checks: the serial, both codes' shape, the principal, the token, then
     /// both codes against the token's digit count.
@@ -400,6 +399,7 @@ impl Engine {
         Ok((first, offset_of(first + 1, current)))
     }
 
+    /// The prepared key of `serial`, from the cache or the store.
     fn totp(&self, serial: &str) -> Result<Option<Arc<Totp>>, EngineError> {
         if let Some(t) = self.keys.read().get(serial) {
             return Ok(Some(Arc::clone(t)));
