@@ -815,6 +815,9 @@ impl Engine {
         let code = parse_code(code, "tokenCode", totp.digits())?;
         // Attempt 0 may use the store's cached state; anything but a
         // success is re-checked once against fresh state before it counts.
+        // A search that missed on a state is not run again on the same
+        // state: it would miss again (a wrong code costs one search).
+        let mut missed: Option<crate::store::VerifyState> = None;
         for fresh in [false, true] {
             if fresh {
                 self.store.forget(serial);
@@ -833,22 +836,31 @@ impl Engine {
                 }
                 continue;
             }
+            if missed == Some(st) {
+                break;
+            }
             let current = step_now(&totp, now)?;
             let expected = add_offset(current, st.offset);
-            if let Some(step) = search_one(
+            let found = search_one(
                 &totp,
                 expected,
                 self.profile.auth_window_steps,
                 st.last_step,
                 code,
-            ) && self.store.commit_success(
-                serial,
-                who,
-                step,
-                replay_barrier(&totp, expected, self.profile.auth_window_steps, step, code),
-                offset_of(step, current),
-                now,
-            )? {
+            );
+            if found.is_none() {
+                missed = Some(st);
+            }
+            if let Some(step) = found
+                && self.store.commit_success(
+                    serial,
+                    who,
+                    step,
+                    replay_barrier(&totp, expected, self.profile.auth_window_steps, step, code),
+                    offset_of(step, current),
+                    now,
+                )?
+            {
                 return Ok(());
             }
         }
