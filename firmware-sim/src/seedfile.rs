@@ -392,6 +392,21 @@ pub fn parse_pskc(text: &str) -> Result<Vec<SeedRecord>, SeedFileError> {
             .count()
             + 1
     };
+    // Event positions only move forward: count the newlines since the last
+    // event, not from the start (linear in the file, not quadratic).
+    let (mut counted_to, mut counted_line) = (0usize, 1usize);
+    let mut line_at = |pos: u64| -> usize {
+        let end = usize::try_from(pos).unwrap_or(usize::MAX).min(text.len());
+        if end < counted_to {
+            return line_of(pos);
+        }
+        counted_line += text.as_bytes()[counted_to..end]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count();
+        counted_to = end;
+        counted_line
+    };
     let mut reader = Reader::from_str(text);
     let mut path: Vec<String> = Vec::new();
     let mut current: Option<Pending> = None;
@@ -406,7 +421,7 @@ pub fn parse_pskc(text: &str) -> Result<Vec<SeedRecord>, SeedFileError> {
                 format!("malformed XML: {e}"),
             )
         })?;
-        let line = line_of(pos);
+        let line = line_at(pos);
         match event {
             ev @ (Event::Start(_) | Event::Empty(_)) => {
                 let self_closing = matches!(ev, Event::Empty(_));
