@@ -462,14 +462,6 @@ fn secret(alg: Algorithm) -> Vec<u8> {
     (0..n).map(|i| i as u8 ^ 0x5a).collect()
 }
 
-fn alg_id(alg: Algorithm) -> &'static str {
-    match alg {
-        Algorithm::Sha1 => "sha1",
-        Algorithm::Sha256 => "sha256",
-        Algorithm::Sha512 => "sha512",
-    }
-}
-
 fn otp_group(opts: &Options, rows: &mut Vec<Row>) -> Result<(), BenchError> {
     // Runs of ours and totp-rs are interleaved (one run of each in turn), so
     // a change in the machine's load hits both sides of the ratio alike.
@@ -478,7 +470,7 @@ fn otp_group(opts: &Options, rows: &mut Vec<Row>) -> Result<(), BenchError> {
         min_time: opts.min_time(),
     };
     for alg in Algorithm::ALL {
-        let a = alg_id(alg);
+        let a = alg.as_str();
         let ours = Totp::new(alg, &secret(alg), 6, 30, 0).map_err(|e| setup("totp", e))?;
         let their_alg = match alg {
             Algorithm::Sha1 => totp_rs::Algorithm::SHA1,
@@ -558,7 +550,7 @@ fn otp_group(opts: &Options, rows: &mut Vec<Row>) -> Result<(), BenchError> {
     if opts.peers {
         opts.say("otp: pyotp");
         for alg in Algorithm::ALL {
-            let a = alg_id(alg);
+            let a = alg.as_str();
             let id = format!("otp.{a}.pyotp");
             let name = format!("pyotp TOTP.at {alg}");
             rows.push(match pyotp_rate(opts, a) {

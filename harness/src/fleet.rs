@@ -56,6 +56,16 @@ pub struct FleetStats {
     pub accepted_after_resync: u64,
 }
 
+impl std::ops::AddAssign for FleetStats {
+    fn add_assign(&mut self, s: FleetStats) {
+        self.sign_ins += s.sign_ins;
+        self.accepted += s.accepted;
+        self.resyncs += s.resyncs;
+        self.resync_failures += s.resync_failures;
+        self.accepted_after_resync += s.accepted_after_resync;
+    }
+}
+
 impl FleetStats {
     /// Accepted first tries / sign-ins.
     #[must_use]
@@ -167,6 +177,7 @@ pub fn simulate(
         }
         Ok(())
     })??;
+    let serials: Vec<String> = fobs.iter().map(|f| f.serial().to_string()).collect();
     // Each user signs in at their own minute of the working day.
     let minute: Vec<i64> = (0..spec.fobs)
         .map(|_| rng.random_range(0..600i64))
@@ -178,12 +189,11 @@ pub fn simulate(
         clock.set(day_start);
         let mut run_day = |e: &Engine| -> Result<FleetStats, FleetError> {
             let mut s = FleetStats::default();
-            for ((fob, w), m) in fobs.iter_mut().zip(&who).zip(&minute) {
+            for (((fob, w), m), serial) in fobs.iter_mut().zip(&who).zip(&minute).zip(&serials) {
                 let now = day_start.add_millis(m * 60_000);
-                let serial = fob.serial().as_str().to_string();
                 let c = code(fob, now);
                 s.sign_ins += 1;
-                if e.verify_session_mfa(now, w, &serial, &c).is_ok() {
+                if e.verify_session_mfa(now, w, serial, &c).is_ok() {
                     s.accepted += 1;
                     continue;
                 }
@@ -191,14 +201,14 @@ pub fn simulate(
                 s.resyncs += 1;
                 let r1 = code(fob, now.add_millis(30_000));
                 let r2 = code(fob, now.add_millis(60_000));
-                if e.resync_mfa_device(now.add_millis(60_000), w, &serial, &r1, &r2)
+                if e.resync_mfa_device(now.add_millis(60_000), w, serial, &r1, &r2)
                     .is_err()
                 {
                     s.resync_failures += 1;
                     continue;
                 }
                 let c = code(fob, now.add_millis(90_000));
-                if e.verify_session_mfa(now.add_millis(90_000), w, &serial, &c)
+                if e.verify_session_mfa(now.add_millis(90_000), w, serial, &c)
                     .is_ok()
                 {
                     s.accepted_after_resync += 1;
@@ -211,11 +221,7 @@ pub fn simulate(
         } else {
             run_day(engine)?
         };
-        stats.sign_ins += s.sign_ins;
-        stats.accepted += s.accepted;
-        stats.resyncs += s.resyncs;
-        stats.resync_failures += s.resync_failures;
-        stats.accepted_after_resync += s.accepted_after_resync;
+        stats += s;
         progress(day);
     }
     Ok(stats)

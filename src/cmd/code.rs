@@ -67,18 +67,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let totp = Totp::new(algorithm, secret.expose(), args.digits, args.step, args.t0)?;
         let at = match &args.at {
             Some(s) => parse_time(s)?,
-            None => system_now(),
+            None => fobsim_emulator::clock::system_now(),
         };
         totp.code_at(at.as_secs())?
     };
     println!("{code}");
     Ok(ExitCode::SUCCESS)
-}
-
-/// The one place this command reads the system clock: the CLI edge.
-fn system_now() -> Timestamp {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    Timestamp::from_millis(ms)
 }

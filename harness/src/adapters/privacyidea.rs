@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 
 use fobsim_engine::aws::client::Client;
 use fobsim_engine::aws::query::encode_form;
-use fobsim_firmware::{Algorithm, Kind, Timestamp};
+use fobsim_firmware::{Kind, Timestamp};
 use serde_json::Value;
 
 use super::{SetupProblem, cleanup, libfaketime, refuse, setup_err, transport, venv};
@@ -493,11 +493,7 @@ impl EngineAdapter for PrivacyIdea {
             let serial = s.serial.to_string();
             let hex = s.secret.to_hex();
             let digits = s.digits.to_string();
-            let hash = match s.algorithm {
-                Algorithm::Sha1 => "sha1",
-                Algorithm::Sha256 => "sha256",
-                Algorithm::Sha512 => "sha512",
-            };
+            let hash = s.algorithm.as_str();
             let mut form = vec![
                 ("serial", serial.as_str()),
                 ("otpkey", hex.as_str()),
