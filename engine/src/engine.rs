@@ -56,25 +56,43 @@ impl std::fmt::Debug for Engine {
     }
 }
 
-fn os_seed() -> [u8; 32] {
-    let mut seed = [0u8; 32];
-    if getrandom::fill(&mut seed).is_err() {
-        // Fall back to std's per-process random hasher keys.
+/// A ChaCha20 RNG from `seed` (deterministic: tests) or, for `None`, from
+/// the operating system (falling back to std's per-process random hasher
+/// keys if `getrandom` fails). Shared by the engine and the AWS key ring.
+pub(crate) fn rng_from(seed: Option<u64>) -> ChaCha20Rng {
+    if let Some(seed) = seed {
+        return ChaCha20Rng::seed_from_u64(seed);
+    }
+    let mut bytes = [0u8; 32];
+    if getrandom::fill(&mut bytes).is_err() {
         use std::hash::{BuildHasher, Hasher};
-        for (i, chunk) in seed.chunks_mut(8).enumerate() {
+        for (i, chunk) in bytes.chunks_mut(8).enumerate() {
             let mut h = std::collections::hash_map::RandomState::new().build_hasher();
             h.write_usize(i);
             chunk.copy_from_slice(&h.finish().to_le_bytes());
         }
     }
-    seed
+    ChaCha20Rng::from_seed(bytes)
 }
 
-fn user_name_ok(name: &str) -> bool {
-    (1..=64).contains(&name.len())
+/// Constant-time equality of two byte strings (secrets, signatures).
+pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// IAM's user-name rule: 1-64 characters of `[\w+=,.@-]`.
+fn check_user_name(name: &str) -> Result<(), EngineError> {
+    let ok = (1..=64).contains(&name.len())
         && name
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c))
+            .all(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(EngineError::validation(format!(
+            "Value at 'userName' failed to satisfy constraint: {name:?} must be 1-64 characters of [\\w+=,.@-]"
+        )))
+    }
 }
 
 fn check_serial(serial: &str) -> Result<(), EngineError> {
@@ -213,14 +231,6 @@ fn offset_of(step: u64, current: u64) -> i64 {
     i64::try_from(d).unwrap_or(if d < 0 { i64::MIN } else { i64::MAX })
 }
 
-fn ct_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
-}
-
 impl Engine {
     /// An engine over any store.
     #[must_use]
@@ -231,10 +241,7 @@ impl Engine {
     /// An engine over a boxed store.
     #[must_use]
     pub fn with_store(profile: Profile, store: Box<dyn Store>) -> Self {
-        let rng = match profile.rng_seed {
-            Some(seed) => ChaCha20Rng::seed_from_u64(seed),
-            None => ChaCha20Rng::from_seed(os_seed()),
-        };
+        let rng = rng_from(profile.rng_seed);
         Engine {
             profile,
             store,
@@ -338,11 +345,7 @@ impl Engine {
         match who {
             Principal::Root => self.account_row().map(|_| ()),
             Principal::User(name) => {
-                if !user_name_ok(name) {
-                    return Err(EngineError::validation(format!(
-                        "Value at 'userName' failed to satisfy constraint: {name:?} must be 1-64 characters of [\\w+=,.@-]"
-                    )));
-                }
+                check_user_name(name)?;
                 self.account_row()?;
                 match self.store.user(name)? {
                     Some(_) => Ok(()),
@@ -509,11 +512,7 @@ impl Engine {
     /// without an account; [`ErrorKind::EntityAlreadyExists`] ("User with
     /// name X already exists.").
     pub fn create_user(&self, name: &str, password: &str) -> Result<(), EngineError> {
-        if !user_name_ok(name) {
-            return Err(EngineError::validation(format!(
-                "Value at 'userName' failed to satisfy constraint: {name:?} must be 1-64 characters of [\\w+=,.@-]"
-            )));
-        }
+        check_user_name(name)?;
         check_password(password)?;
         self.account_row()?;
         let exists = || {
@@ -1019,8 +1018,8 @@ impl Engine {
                 "The verification codes have expired; start again.",
             ));
         }
-        let ok_email = ct_eq(email_code, &p.email_code);
-        let ok_phone = ct_eq(phone_code, &p.phone_code);
+        let ok_email = ct_eq(email_code.as_bytes(), p.email_code.as_bytes());
+        let ok_phone = ct_eq(phone_code.as_bytes(), p.phone_code.as_bytes());
         if !(ok_email && ok_phone) {
             return Err(EngineError::new(
                 ErrorKind::RecoveryFailed,

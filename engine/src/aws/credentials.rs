@@ -16,7 +16,7 @@ use data_encoding::{BASE32_NOPAD, BASE64, BASE64URL_NOPAD};
 use fobsim_otp::Timestamp;
 use parking_lot::Mutex;
 use rand_chacha::ChaCha20Rng;
-use rand_chacha::rand_core::{Rng, SeedableRng};
+use rand_chacha::rand_core::Rng;
 use zeroize::Zeroizing;
 
 use super::AwsError;
@@ -137,22 +137,7 @@ impl KeyRing {
     /// issued credentials deterministic (tests); `None` draws from the OS.
     #[must_use]
     pub fn new(session_key: &[u8; 32], rng_seed: Option<u64>) -> Self {
-        let rng = match rng_seed {
-            Some(s) => ChaCha20Rng::seed_from_u64(s),
-            None => {
-                let mut seed = [0u8; 32];
-                if getrandom::fill(&mut seed).is_err() {
-                    // Fall back to std's per-process random keys.
-                    use std::hash::{BuildHasher, Hasher};
-                    for (i, c) in seed.chunks_mut(8).enumerate() {
-                        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-                        h.write_usize(i);
-                        c.copy_from_slice(&h.finish().to_le_bytes());
-                    }
-                }
-                ChaCha20Rng::from_seed(seed)
-            }
-        };
+        let rng = crate::engine::rng_from(rng_seed);
         KeyRing {
             long_term: HashMap::new(),
             cipher: XChaCha20Poly1305::new(session_key.into()),

@@ -307,10 +307,6 @@ pub fn string_to_sign(amz_date: &str, scope: &str, canonical_request: &str) -> S
     )
 }
 
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// What a verified request told us.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {
@@ -430,7 +426,7 @@ pub fn verify(
     let sts = string_to_sign(&raw_date, &scope, &creq);
     let key = signing_key(secret, auth.date, auth.region, auth.service);
     let expected = hex::encode(hmac(&key, sts.as_bytes()));
-    if !ct_eq(expected.as_bytes(), auth.signature.as_bytes()) {
+    if !crate::engine::ct_eq(expected.as_bytes(), auth.signature.as_bytes()) {
         return Err(signature_mismatch());
     }
     check_time(t, now, max_skew_ms)?;
