@@ -384,6 +384,18 @@ impl Fleet {
         self.with_fob(index, |fob, now| execute(cmd, fob, now, test_mode))
     }
 
+    /// [`Fleet::execute`] for a transport serving fob `index`: an index
+    /// out of range answers `ERR 409 no such fob` instead of `None`.
+    #[must_use]
+    pub fn reply(&self, index: usize, cmd: &Command) -> Reply {
+        self.execute(index, cmd).unwrap_or_else(|| {
+            Reply::Err(crate::serial::protocol::ProtocolError::new(
+                crate::serial::protocol::ErrorCode::Conflict,
+                "no such fob",
+            ))
+        })
+    }
+
     /// The fleet's seed records, for a vendor seed file. The only way the
     /// secrets leave the fleet.
     #[must_use]

@@ -104,14 +104,7 @@ pub struct SerialFleet {
 
 /// Serve fob `index` of `fleet` on `pty` until the task is aborted.
 async fn run_port(mut pty: pty::Pty, fleet: Arc<Fleet>, index: usize, ended: Arc<AtomicU64>) {
-    let mut exec = |cmd: &Command| {
-        fleet.execute(index, cmd).unwrap_or_else(|| {
-            Reply::Err(protocol::ProtocolError::new(
-                ErrorCode::Conflict,
-                "no such fob",
-            ))
-        })
-    };
+    let mut exec = |cmd: &Command| fleet.reply(index, cmd);
     loop {
         match pty.accept().await {
             // An IO error ends one client's connection, never the port.

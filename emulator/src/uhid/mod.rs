@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 
 use crate::fleet::Fleet;
 use crate::hid::HidOptions;
-use crate::serial::protocol::{Command, ErrorCode, ProtocolError, Reply};
+use crate::serial::protocol::Command;
 
 use device::{UhidFob, create_keyboard, create_vendor};
 use event::{EVENT_SIZE, Event};
@@ -146,11 +146,7 @@ async fn serve_fob(
     options: HidOptions,
 ) {
     let mut fob = UhidFob::new(options);
-    let mut exec = |cmd: &Command| {
-        fleet
-            .execute(index, cmd)
-            .unwrap_or_else(|| Reply::Err(ProtocolError::new(ErrorCode::Conflict, "no such fob")))
-    };
+    let mut exec = |cmd: &Command| fleet.reply(index, cmd);
     let mut vbuf = vec![0u8; EVENT_SIZE];
     let mut kbuf = vec![0u8; EVENT_SIZE];
     loop {

@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use crate::clock::lock;
 use crate::fleet::Fleet;
 use crate::hid::{DEVICE_VERSION, HidOptions, PRODUCT_ID, VENDOR_ID, product_name};
-use crate::serial::protocol::{Command, ErrorCode, ProtocolError, Reply};
+use crate::serial::protocol::Command;
 
 use super::descriptors::Descriptors;
 use super::device::UsbFob;
@@ -205,11 +205,7 @@ impl UsbipServer {
         let export = &self.exports[index];
         let mut dev = UsbFob::new(export.desc.clone(), self.options);
         let fleet = &self.fleet;
-        let mut exec = |cmd: &Command| {
-            fleet.execute(index, cmd).unwrap_or_else(|| {
-                Reply::Err(ProtocolError::new(ErrorCode::Conflict, "no such fob"))
-            })
-        };
+        let mut exec = |cmd: &Command| fleet.reply(index, cmd);
         let mut out = Vec::new();
         loop {
             while let Some((cmd, used)) = Cmd::decode(&buf)? {
