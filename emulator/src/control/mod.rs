@@ -24,7 +24,8 @@
 pub mod client;
 pub mod server;
 
-use fobsim_firmware::{Battery, Drift, Fob};
+use crate::serial::protocol::DriftChange;
+use fobsim_firmware::{Battery, Fob};
 use fobsim_otp::Timestamp;
 use fobsim_otp::time::parse_duration_ms;
 use serde::{Deserialize, Serialize};
@@ -360,22 +361,12 @@ fn try_apply(fleet: &Fleet, req: &Request) -> Result<Response, ControlError> {
             let model = fleet.devices()[index].model();
             let state = fleet
                 .with_fob(index, |fob, now| {
-                    let result = match (offset_ms, *ppm, jitter_ms) {
-                        (None, None, None) => Ok(()),
-                        (None, Some(p), None) => fob.set_ppm(now, p),
-                        _ => {
-                            let cur = fob.drift(now);
-                            fob.set_drift(
-                                now,
-                                Drift {
-                                    offset_ms: offset_ms.unwrap_or(cur.offset_ms),
-                                    ppm: ppm.unwrap_or(cur.ppm),
-                                    jitter_ms: jitter_ms.unwrap_or(cur.jitter_ms),
-                                },
-                            )
-                        }
+                    let change = DriftChange {
+                        offset_ms,
+                        ppm: *ppm,
+                        jitter_ms,
                     };
-                    result.map(|()| fob_state(fob, model, now))
+                    change.apply(fob, now).map(|()| fob_state(fob, model, now))
                 })
                 .ok_or_else(|| ControlError::new(ControlErrorCode::NoSuchFob, "no such fob"))?
                 .map_err(|e| ControlError::new(ControlErrorCode::BadValue, e.to_string()))?;

@@ -6,7 +6,7 @@
 
 use std::fmt::Write as _;
 
-use fobsim_firmware::{Battery, Display, Drift, Fob, Kind, Timestamp};
+use fobsim_firmware::{Battery, Display, Drift, Fob, FobError, Kind, Timestamp};
 use fobsim_otp::time::parse_duration_ms;
 use fobsim_otp::{Algorithm, Code};
 
@@ -61,6 +61,30 @@ impl DriftChange {
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.offset_ms.is_none() && self.ppm.is_none() && self.jitter_ms.is_none()
+    }
+
+    /// Apply to `fob` at `now`: nothing for a query; a ppm-only change
+    /// re-anchors the skew at `now` (device time does not jump); otherwise
+    /// the given parts replace the current drift's.
+    ///
+    /// # Errors
+    /// The fob refuses the values (e.g. an out-of-range skew).
+    pub fn apply(&self, fob: &mut Fob, now: Timestamp) -> Result<(), FobError> {
+        match (self.offset_ms, self.ppm, self.jitter_ms) {
+            (None, None, None) => Ok(()),
+            (None, Some(ppm), None) => fob.set_ppm(now, ppm),
+            _ => {
+                let cur = fob.drift(now);
+                fob.set_drift(
+                    now,
+                    Drift {
+                        offset_ms: self.offset_ms.unwrap_or(cur.offset_ms),
+                        ppm: self.ppm.unwrap_or(cur.ppm),
+                        jitter_ms: self.jitter_ms.unwrap_or(cur.jitter_ms),
+                    },
+                )
+            }
+        }
     }
 }
 
@@ -614,28 +638,10 @@ pub fn execute(cmd: &Command, fob: &mut Fob, now: Timestamp, test_mode: bool) ->
                 "battery is dead: the RTC has stopped",
             )),
         },
-        Command::Drift(change) => {
-            let result = if change.is_empty() {
-                Ok(())
-            } else if let (None, Some(ppm), None) = (change.offset_ms, change.ppm, change.jitter_ms)
-            {
-                fob.set_ppm(now, ppm)
-            } else {
-                let cur = fob.drift(now);
-                fob.set_drift(
-                    now,
-                    Drift {
-                        offset_ms: change.offset_ms.unwrap_or(cur.offset_ms),
-                        ppm: change.ppm.unwrap_or(cur.ppm),
-                        jitter_ms: change.jitter_ms.unwrap_or(cur.jitter_ms),
-                    },
-                )
-            };
-            match result {
-                Ok(()) => Reply::Drift(fob.drift(now)),
-                Err(e) => Reply::Err(ProtocolError::new(ErrorCode::BadArgument, e.to_string())),
-            }
-        }
+        Command::Drift(change) => match change.apply(fob, now) {
+            Ok(()) => Reply::Drift(fob.drift(now)),
+            Err(e) => Reply::Err(ProtocolError::new(ErrorCode::BadArgument, e.to_string())),
+        },
         Command::Battery(op) => {
             match op {
                 BatteryOp::Get => {}
