@@ -449,15 +449,33 @@ impl<'a> Runner<'a> {
     }
 
     fn check(line: usize, e: &mut Entry, expect: &Outcome, ans: &Answer) -> Result<(), Stop> {
-        e.expected = Some(expect.to_string());
-        e.got = Some(ans.short());
-        if matches(expect, ans) {
+        Self::expect(
+            line,
+            e,
+            expect.to_string(),
+            ans.short(),
+            matches(expect, ans),
+        )
+    }
+
+    /// Record what was expected and what came on the entry; `held` false
+    /// stops the scenario there.
+    fn expect(
+        line: usize,
+        e: &mut Entry,
+        expected: String,
+        got: String,
+        held: bool,
+    ) -> Result<(), Stop> {
+        e.expected = Some(expected.clone());
+        e.got = Some(got.clone());
+        if held {
             Ok(())
         } else {
             Err(Stop::Fail {
                 line,
-                expected: expect.to_string(),
-                got: ans.short(),
+                expected,
+                got,
             })
         }
     }
@@ -542,15 +560,7 @@ impl<'a> Runner<'a> {
                         DisplayExpect::Code => "code",
                         DisplayExpect::Blank => "blank",
                     };
-                    e.expected = Some(exp.into());
-                    e.got = Some(got.into());
-                    if exp != got {
-                        return Err(Stop::Fail {
-                            line,
-                            expected: exp.into(),
-                            got: got.into(),
-                        });
-                    }
+                    Self::expect(line, e, exp.into(), got.into(), exp == got)?;
                 }
                 if let (Some(name), Some(code)) = (capture, shown.code()) {
                     st.vars.insert(name.clone(), code.to_string());
@@ -716,15 +726,9 @@ impl<'a> Runner<'a> {
                     Answer::Ok { .. } => "none".to_string(),
                     other => other.short(),
                 };
-                e.expected = Some(show(&want));
-                e.got = Some(got.clone());
-                if got != show(&want) {
-                    return Err(Stop::Fail {
-                        line,
-                        expected: show(&want),
-                        got,
-                    });
-                }
+                let want = show(&want);
+                let held = got == want;
+                Self::expect(line, e, want, got, held)?;
             }
             Action::Recover {
                 email,
@@ -814,27 +818,14 @@ impl<'a> Runner<'a> {
                 let off = d.driver.clock_offset_ms(now).map_err(drv_err)?;
                 e.device_clock = off.map(|o| device_clock(now, o));
                 let expected = format!("{min}..{max} steps");
-                e.expected = Some(expected.clone());
                 let Some(off) = off else {
-                    e.got = Some("dead battery".into());
-                    return Err(Stop::Fail {
-                        line,
-                        expected,
-                        got: "dead battery".into(),
-                    });
+                    return Self::expect(line, e, expected, "dead battery".into(), false);
                 };
                 let p = i64::try_from(period.saturating_mul(1000)).unwrap_or(i64::MAX);
                 let t = i64::try_from(now.as_millis()).unwrap_or(i64::MAX);
                 let steps = t.saturating_add(off).div_euclid(p) - t.div_euclid(p);
-                let got = format!("{steps} steps");
-                e.got = Some(got.clone());
-                if steps < *min || steps > *max {
-                    return Err(Stop::Fail {
-                        line,
-                        expected,
-                        got,
-                    });
-                }
+                let held = (*min..=*max).contains(&steps);
+                Self::expect(line, e, expected, format!("{steps} steps"), held)?;
             }
             Action::ExpectLocked { device, locked } => {
                 let serial = Self::serial(st, &DeviceRef::Named(device.clone()));
@@ -849,15 +840,8 @@ impl<'a> Runner<'a> {
                     } => "unlocked".to_string(),
                     other => other.short(),
                 };
-                e.expected = Some(expected.clone());
-                e.got = Some(got.clone());
-                if got != expected {
-                    return Err(Stop::Fail {
-                        line,
-                        expected,
-                        got,
-                    });
-                }
+                let held = got == expected;
+                Self::expect(line, e, expected, got, held)?;
             }
             Action::Repeat { .. } => {}
         }
