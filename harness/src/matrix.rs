@@ -51,6 +51,10 @@ pub struct Options {
     pub seed: u64,
     /// The drift map grid, or `None` for no maps.
     pub sweep: Option<SweepSpec>,
+    /// Verifications per engine for [`verify_throughput`] on the engine
+    /// the scenarios ran on (0: not measured). Not in the matrix itself
+    /// (wall times are not deterministic): in [`Timings::throughput`].
+    pub throughput: u32,
 }
 
 /// One cell of the table.
@@ -140,8 +144,11 @@ pub struct Matrix {
 pub struct Timings {
     /// Per engine: (name, scenarios, drift map).
     pub engines: Vec<(String, Duration, Duration)>,
-    /// The whole run.
+    /// The whole run, throughput measurements excluded.
     pub total: Duration,
+    /// Per engine: verification throughput through the adapter, or why it
+    /// was not measured (only with [`Options::throughput`] > 0).
+    pub throughput: Vec<(String, Result<Throughput, String>)>,
 }
 
 fn cell_of(r: &ScenarioResult) -> Cell {
@@ -202,6 +209,7 @@ pub fn run(
         }
     }
     let started = Instant::now();
+    let mut measuring = Duration::ZERO;
     let mut columns = Vec::new();
     let mut timings = Timings::default();
     let mut rows: Vec<Row> = scenarios
@@ -216,6 +224,11 @@ pub fn run(
         let mut engine = match adapters::open(name, opts.seed) {
             Ok(e) => e,
             Err(OpenError::Setup(problem)) => {
+                if opts.throughput > 0 {
+                    timings
+                        .throughput
+                        .push((name.clone(), Err(problem.to_string())));
+                }
                 for row in &mut rows {
                     row.cells.push(Cell {
                         engine: name.clone(),
@@ -257,6 +270,13 @@ pub fn run(
         timings
             .engines
             .push((name.clone(), t_scenarios, t1.elapsed()));
+        if opts.throughput > 0 {
+            // On the engine just used: no second start (privacyIDEA's takes ~10 s).
+            let t2 = Instant::now();
+            let t = verify_throughput(engine.as_mut(), opts.throughput).map_err(|e| e.to_string());
+            timings.throughput.push((name.clone(), t));
+            measuring += t2.elapsed();
+        }
         let mut caps: Vec<Capability> = engine.capabilities().to_vec();
         caps.sort();
         columns.push(Column {
@@ -268,7 +288,7 @@ pub fn run(
             sweep,
         });
     }
-    timings.total = started.elapsed();
+    timings.total = started.elapsed().saturating_sub(measuring);
     let sweep_grid = opts.sweep.as_ref().map(describe_grid);
     Ok((
         Matrix {

@@ -23,6 +23,7 @@ fn matrix_privacyidea() {
             delays_ms: vec![0],
             ..matrix::default_sweep()
         }),
+        throughput: 0,
     };
     let (m, _timings) = matrix::run(&opts, &scenarios, &mut |_, _, _| {}).expect("known engines");
     for c in &m.engines {

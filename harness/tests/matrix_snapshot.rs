@@ -23,6 +23,7 @@ fn matrix() {
         // No drift maps here, to keep this file short: `fobsim matrix` draws
         // them, and privacyIDEA's snapshot pins one row of its map.
         sweep: None,
+        throughput: 0,
     };
     let (m, _timings) = matrix::run(&opts, &scenarios, &mut |_, _, _| {}).expect("known engines");
     for c in &m.engines {

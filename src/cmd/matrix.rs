@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use fobsim_harness::adapters::{self, cleanup};
+use fobsim_harness::adapters::cleanup;
 use fobsim_harness::matrix::{self, Options};
 use fobsim_harness::runner::DEFAULT_SEED;
 use fobsim_harness::suite;
@@ -84,6 +84,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         engines: args.engines.clone(),
         seed: args.seed,
         sweep: (!args.no_sweep).then(matrix::default_sweep),
+        throughput: args.bench,
     };
     let (m, timings) = matrix::run(&opts, &scenarios, &mut |_, _, _| {})?;
     let body = match args.format {
@@ -113,20 +114,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             t_sw.as_secs_f64()
         );
     }
-    if args.bench > 0 {
-        for name in &args.engines {
-            match adapters::open(name, args.seed) {
-                Ok(mut engine) => match matrix::verify_throughput(engine.as_mut(), args.bench) {
-                    Ok(t) => eprintln!(
-                        "  {name:12} {:9.1} verifications/s through the adapter ({} in {:.3} s)",
-                        t.per_second(),
-                        t.verifications,
-                        t.elapsed.as_secs_f64()
-                    ),
-                    Err(e) => eprintln!("  {name:12} throughput not measured: {e}"),
-                },
-                Err(e) => eprintln!("  {name:12} throughput not measured: {e}"),
-            }
+    for (name, t) in &timings.throughput {
+        match t {
+            Ok(t) => eprintln!(
+                "  {name:12} {:9.1} verifications/s through the adapter ({} in {:.3} s)",
+                t.per_second(),
+                t.verifications,
+                t.elapsed.as_secs_f64()
+            ),
+            Err(e) => eprintln!("  {name:12} throughput not measured: {e}"),
         }
     }
     Ok(if m.complete() && m.builtin_conforms() {
