@@ -321,31 +321,41 @@ fn expand(pattern: &str, ctx: &RequestContext<'_>) -> Option<Vec<(char, bool)>> 
     Some(out)
 }
 
-/// Match an expanded pattern (literal `*`/`?` from variables are literal).
-fn matches_tokens(tokens: &[(char, bool)], text: &str, fold: bool) -> bool {
-    // Map literal wildcard characters to private-use stand-ins on both sides.
-    const STAR: char = '\u{e000}';
-    const QMARK: char = '\u{e001}';
-    let lit = |c: char| match c {
-        '*' => STAR,
-        '?' => QMARK,
+/// A literal `*` / `?` as a private-use stand-in, so that after variable
+/// substitution it matches only itself (applied to both sides).
+fn lit(c: char) -> char {
+    match c {
+        '*' => '\u{e000}',
+        '?' => '\u{e001}',
         c => c,
-    };
+    }
+}
+
+/// Match an expanded pattern (literal `*`/`?` from variables are literal)
+/// against `text` already mapped through [`lit`].
+fn matches_tokens(tokens: &[(char, bool)], text: &[char], fold: bool) -> bool {
     let pattern: Vec<char> = tokens
         .iter()
         .map(|(c, wild)| if *wild { *c } else { lit(*c) })
         .collect();
-    let text: Vec<char> = text.chars().map(lit).collect();
-    wildcard(&pattern, &text, fold)
+    wildcard(&pattern, text, fold)
+}
+
+/// The request's action and resource as characters, split once per
+/// evaluation rather than once per pattern.
+struct Chars {
+    action: Vec<char>,
+    resource: Vec<char>,
+    /// The resource through [`lit`] (only when a policy uses variables).
+    resource_lit: Vec<char>,
 }
 
 impl Statement {
-    fn applies(&self, ctx: &RequestContext<'_>, variables: bool) -> bool {
+    fn applies(&self, ctx: &RequestContext<'_>, chars: &Chars, variables: bool) -> bool {
         let action_hit = |list: &[String]| {
             list.iter().any(|p| {
                 let pc: Vec<char> = p.chars().collect();
-                let tc: Vec<char> = ctx.action.chars().collect();
-                wildcard(&pc, &tc, true)
+                wildcard(&pc, &chars.action, true)
             })
         };
         let action_ok = match &self.actions {
@@ -358,11 +368,10 @@ impl Statement {
         let resource_hit = |list: &[String]| {
             list.iter().any(|p| {
                 if variables {
-                    expand(p, ctx).is_some_and(|t| matches_tokens(&t, ctx.resource, false))
+                    expand(p, ctx).is_some_and(|t| matches_tokens(&t, &chars.resource_lit, false))
                 } else {
                     let pc: Vec<char> = p.chars().collect();
-                    let tc: Vec<char> = ctx.resource.chars().collect();
-                    wildcard(&pc, &tc, false)
+                    wildcard(&pc, &chars.resource, false)
                 }
             })
         };
@@ -381,10 +390,19 @@ impl Statement {
 /// Evaluate identity policies: explicit deny, then allow, else default deny.
 #[must_use]
 pub fn evaluate(policies: &[std::sync::Arc<Policy>], ctx: &RequestContext<'_>) -> Decision {
+    let chars = Chars {
+        action: ctx.action.chars().collect(),
+        resource: ctx.resource.chars().collect(),
+        resource_lit: if policies.iter().any(|p| p.variables) {
+            ctx.resource.chars().map(lit).collect()
+        } else {
+            Vec::new()
+        },
+    };
     let mut allowed = false;
     for p in policies {
         for s in &p.statements {
-            if s.applies(ctx, p.variables) {
+            if s.applies(ctx, &chars, p.variables) {
                 match s.effect {
                     Effect::Deny => return Decision::ExplicitDeny(s.sid.clone()),
                     Effect::Allow => allowed = true,
