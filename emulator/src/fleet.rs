@@ -262,29 +262,19 @@ impl Fleet {
     /// firmware refuses a drift.
     pub fn new(spec: &FleetSpec, clock: Clock, test_mode: bool) -> Result<Self, FleetError> {
         let now = clock.now();
-        let mut seen = HashSet::new();
-        let mut devices = Vec::with_capacity(spec.fobs.len());
-        for (i, e) in spec.fobs.iter().enumerate() {
-            if !seen.insert(e.serial.as_str()) {
-                return Err(FleetError::DuplicateSerial(e.serial.to_string()));
-            }
-            let err = |source| FleetError::Fob {
-                index: i + 1,
-                source,
-            };
-            let mut fs = FobSpec::seeded(e.model, e.serial.clone(), spec.seed, now).map_err(err)?;
+        // Lazily: one spec at a time, never a second list of every fob.
+        let specs = spec.fobs.iter().enumerate().map(|(i, e)| {
+            let mut fs =
+                FobSpec::seeded(e.model, e.serial.clone(), spec.seed, now).map_err(|source| {
+                    FleetError::Fob {
+                        index: i + 1,
+                        source,
+                    }
+                })?;
             fs.drift = e.drift;
-            devices.push(Device {
-                serial: e.serial.clone(),
-                model: e.model.name,
-                fob: Mutex::new(Fob::new(fs).map_err(err)?),
-            });
-        }
-        Ok(Fleet {
-            clock,
-            devices,
-            test_mode,
-        })
+            Ok(fs)
+        });
+        Fleet::build(specs, clock, test_mode)
     }
 
     /// A fleet of fobs built from explicit specs (secrets, drift and RTC
@@ -298,12 +288,18 @@ impl Fleet {
         clock: Clock,
         test_mode: bool,
     ) -> Result<Self, FleetError> {
-        let mut seen = HashSet::new();
+        Fleet::build(specs.into_iter().map(Ok), clock, test_mode)
+    }
+
+    /// The fobs of `specs` (1-based indexes in errors); serials must be unique.
+    fn build(
+        specs: impl ExactSizeIterator<Item = Result<FobSpec, FleetError>>,
+        clock: Clock,
+        test_mode: bool,
+    ) -> Result<Self, FleetError> {
         let mut devices = Vec::with_capacity(specs.len());
-        for (i, spec) in specs.into_iter().enumerate() {
-            if !seen.insert(spec.serial.clone()) {
-                return Err(FleetError::DuplicateSerial(spec.serial.to_string()));
-            }
+        for (i, spec) in specs.enumerate() {
+            let spec = spec?;
             let serial = spec.serial.clone();
             let model = spec.model.name;
             let fob = Fob::new(spec).map_err(|source| FleetError::Fob {
@@ -315,6 +311,11 @@ impl Fleet {
                 model,
                 fob: Mutex::new(fob),
             });
+        }
+        // Borrowed serials: no second copy of every serial at the peak.
+        let mut seen = HashSet::with_capacity(devices.len());
+        if let Some(d) = devices.iter().find(|d| !seen.insert(d.serial.as_str())) {
+            return Err(FleetError::DuplicateSerial(d.serial.to_string()));
         }
         Ok(Fleet {
             clock,
