@@ -26,7 +26,6 @@
 use std::hint::black_box;
 use std::io::{BufReader, Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
-use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -1289,11 +1288,6 @@ impl Drop for PeerServer {
     }
 }
 
-fn free_port() -> Result<u16, BenchError> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?.port())
-}
-
 /// One request on its own connection (`Connection: close`); returns
 /// (status, parsed JSON body).
 fn pi_request(
@@ -1354,10 +1348,8 @@ fn privacyidea_bench(opts: &Options) -> Result<HttpResult, BenchError> {
             "privacyIDEA pi-manage",
         )?;
     }
-    let port = free_port()?;
+    let port = cleanup::free_port()?;
     let gunicorn = venv.join("bin/gunicorn");
-    let log = std::fs::File::create(dir.path().join("server.log"))?;
-    let log2 = log.try_clone()?;
     let (mut cmd, server) = if gunicorn.is_file() {
         let mut c = Command::new(&gunicorn);
         c.args([
@@ -1383,17 +1375,11 @@ fn privacyidea_bench(opts: &Options) -> Result<HttpResult, BenchError> {
             "pi-manage run (Flask dev server; gunicorn not in the venv)",
         )
     };
-    let child = cmd
-        .env("PRIVACYIDEA_CONFIGFILE", &cfg)
-        .current_dir(dir.path())
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(log2)
-        .process_group(0)
-        .spawn()
+    cmd.env("PRIVACYIDEA_CONFIGFILE", &cfg)
+        .current_dir(dir.path());
+    let child = cleanup::spawn_server(&mut cmd, &dir.path().join("server.log"))
         .map_err(|e| peer("privacyIDEA", format!("cannot start: {e}")))?;
     let pid = child.id();
-    cleanup::register_process(pid);
     let server_guard = PeerServer { pid, child };
     let addr: SocketAddr = SocketAddr::from(([127, 0, 0, 1], port));
     let log_tail = |dir: &Path| {

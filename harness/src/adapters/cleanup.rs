@@ -174,3 +174,36 @@ pub fn stop_server(pid: u32, child: Option<std::process::Child>, dir: &Path) {
     forget_process(pid);
     forget_dir(dir);
 }
+
+/// A free TCP port on 127.0.0.1 (for a server started next).
+///
+/// # Errors
+/// No socket could be bound.
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Start `cmd` as a peer server: its own process group (so stopping it
+/// stops its workers), stdin closed, stdout and stderr appended to the
+/// created file `log`, its PID registered here until it is stopped.
+///
+/// # Errors
+/// The log cannot be created or the program cannot start.
+pub fn spawn_server(
+    cmd: &mut std::process::Command,
+    log: &Path,
+) -> std::io::Result<std::process::Child> {
+    use std::os::unix::process::CommandExt as _;
+    let out = std::fs::File::create(log)?;
+    let err = out.try_clone()?;
+    let child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .process_group(0)
+        .spawn()?;
+    register_process(child.id());
+    Ok(child)
+}

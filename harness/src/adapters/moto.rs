@@ -15,10 +15,8 @@
 //! resync, deactivate, list devices. Not: console sign-in, root user,
 //! root recovery, lockout state, settings.
 
-use std::net::TcpListener;
-use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use fobsim_engine::aws::Service;
@@ -109,25 +107,13 @@ impl Moto {
             .tempdir()
             .map_err(|e| problem(format!("temp folder: {e}")))?;
         cleanup::register_dir(dir.path());
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .map_err(|e| problem(format!("no free port: {e}")))?;
-        let log = std::fs::File::create(dir.path().join("server.log"))
-            .map_err(|e| problem(format!("server log: {e}")))?;
-        let log2 = log
-            .try_clone()
-            .map_err(|e| problem(format!("server log: {e}")))?;
-        let child = Command::new(&program)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log2)
-            .process_group(0)
-            .spawn()
-            .map_err(|e| problem(format!("cannot start moto_server: {e}")))?;
+        let port = cleanup::free_port().map_err(|e| problem(format!("no free port: {e}")))?;
+        let child = cleanup::spawn_server(
+            Command::new(&program).args(["-H", "127.0.0.1", "-p", &port.to_string()]),
+            &dir.path().join("server.log"),
+        )
+        .map_err(|e| problem(format!("cannot start moto_server: {e}")))?;
         let pid = child.id();
-        cleanup::register_process(pid);
         let mut me = Moto {
             child: Some(child),
             pid,

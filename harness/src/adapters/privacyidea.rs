@@ -34,8 +34,6 @@
 //! Not declared: API enable, root user, root recovery, settings.
 
 use std::collections::HashSet;
-use std::net::TcpListener;
-use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -99,13 +97,6 @@ fn problem(missing: impl Into<String>) -> SetupProblem {
 #[must_use]
 pub fn venv_dir() -> PathBuf {
     venv("FOBSIM_PRIVACYIDEA_VENV", "venv-pi")
-}
-
-fn free_port() -> Result<u16, SetupProblem> {
-    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| problem(format!("no free port: {e}")))?;
-    l.local_addr()
-        .map(|a| a.port())
-        .map_err(|e| problem(format!("no free port: {e}")))
 }
 
 fn log_tail(dir: &Path) -> String {
@@ -175,27 +166,19 @@ impl PrivacyIdea {
         std::fs::write(&clock_file, "+0\n").map_err(|e| problem(format!("clock file: {e}")))?;
         std::fs::write(dir.path().join("passwd"), "")
             .map_err(|e| problem(format!("users file: {e}")))?;
-        let port = free_port()?;
-        let log = std::fs::File::create(dir.path().join("server.log"))
-            .map_err(|e| problem(format!("server log: {e}")))?;
-        let log2 = log
-            .try_clone()
-            .map_err(|e| problem(format!("server log: {e}")))?;
-        let child = Command::new(&manage)
-            .args(["run", "-h", "127.0.0.1", "-p", &port.to_string()])
-            .env("PRIVACYIDEA_CONFIGFILE", &cfg)
-            .env("LD_PRELOAD", &faketime)
-            .env("FAKETIME_TIMESTAMP_FILE", &clock_file)
-            .env("FAKETIME_NO_CACHE", "1")
-            .env("FAKETIME_DONT_RESET", "1")
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log2)
-            .process_group(0)
-            .spawn()
-            .map_err(|e| problem(format!("cannot start pi-manage run: {e}")))?;
+        let port = cleanup::free_port().map_err(|e| problem(format!("no free port: {e}")))?;
+        let child = cleanup::spawn_server(
+            Command::new(&manage)
+                .args(["run", "-h", "127.0.0.1", "-p", &port.to_string()])
+                .env("PRIVACYIDEA_CONFIGFILE", &cfg)
+                .env("LD_PRELOAD", &faketime)
+                .env("FAKETIME_TIMESTAMP_FILE", &clock_file)
+                .env("FAKETIME_NO_CACHE", "1")
+                .env("FAKETIME_DONT_RESET", "1"),
+            &dir.path().join("server.log"),
+        )
+        .map_err(|e| problem(format!("cannot start pi-manage run: {e}")))?;
         let pid = child.id();
-        cleanup::register_process(pid);
         let endpoint = format!("http://127.0.0.1:{port}");
         Client::new(&endpoint).map_err(|e| problem(e.to_string()))?;
         let mut me = PrivacyIdea {
