@@ -135,9 +135,9 @@ fn fob_shows_totp_of_its_device_time() {
     let t = 1_767_225_600u64 + 47;
     assert_eq!(v["step"], t / 30);
     let model = fobsim_firmware::preset("gaht").unwrap();
-    let secret = fobsim_firmware::derive_secret(7, &model.serial(1).unwrap(), 20).unwrap();
+    let secret = fobsim_core::derive_secret(7, &model.serial(1).unwrap(), 20).unwrap();
     let totp =
-        fobsim_otp::Totp::new(fobsim_otp::Algorithm::Sha1, secret.expose(), 6, 30, 0).unwrap();
+        fobsim_core::Totp::new(fobsim_core::Algorithm::Sha1, secret.expose(), 6, 30, 0).unwrap();
     assert_eq!(v["display"], totp.code_at(t).unwrap().to_string());
 }
 

@@ -5,7 +5,7 @@ use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
-use fobsim_otp::{Timestamp, Totp};
+use fobsim_core::{Timestamp, Totp};
 
 const BIN: &str = env!("CARGO_BIN_EXE_fobsim");
 const T0: u64 = 1_700_000_000;
@@ -71,7 +71,7 @@ impl Drop for Emulator {
 
 fn code_at(seeds: &Path, serial: &str, secs: u64) -> String {
     let text = std::fs::read_to_string(seeds).unwrap();
-    let recs = fobsim_firmware::seedfile::parse(&text).unwrap();
+    let recs = fobsim_core::seedfile::parse(&text).unwrap();
     let r = recs.iter().find(|r| r.serial.as_str() == serial).unwrap();
     let totp = Totp::new(r.algorithm, r.secret.expose(), u32::from(r.digits), 30, 0).unwrap();
     totp.code_at(secs).unwrap().to_string()

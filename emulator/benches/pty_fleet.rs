@@ -11,8 +11,8 @@ use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use fobsim_core::Timestamp;
 use fobsim_emulator::{Clock, Fleet, FleetSpec, SerialFleet};
-use fobsim_otp::Timestamp;
 
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")

@@ -8,12 +8,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use fobsim_core::Timestamp;
 use fobsim_emulator::hid::HidOptions;
 use fobsim_emulator::serial::protocol::Command;
 use fobsim_emulator::usbip::client::Imported;
 use fobsim_emulator::usbip::{UsbipServer, bus_id};
 use fobsim_emulator::{Clock, Fleet, FleetSpec};
-use fobsim_otp::Timestamp;
 use tokio::net::{TcpListener, TcpStream};
 
 fn env(name: &str, default: usize) -> usize {

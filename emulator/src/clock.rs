@@ -8,7 +8,7 @@
 use std::sync::Mutex;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use fobsim_otp::Timestamp;
+use fobsim_core::Timestamp;
 
 /// A manual true-time clock: frozen (it reads what it was set to) or
 /// running (it moves at the rate of a monotonic clock from where it was).

@@ -23,9 +23,10 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
 
-use fobsim_firmware::{Drift, Fob, FobError, FobSpec, Model, SeedRecord, Serial, SerialError};
-use fobsim_otp::Timestamp;
-use fobsim_otp::time::parse_duration_ms;
+use fobsim_core::Timestamp;
+use fobsim_core::time::parse_duration_ms;
+use fobsim_core::{SeedRecord, Serial, SerialError};
+use fobsim_firmware::{Drift, Fob, FobError, FobSpec, Model};
 use serde::Deserialize;
 
 use crate::clock::{Clock, lock};

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use fobsim_otp::Timestamp;
+use fobsim_core::Timestamp;
 
 use crate::clock::Clock;
 use crate::fleet::{Fleet, FleetError, FleetSpec};

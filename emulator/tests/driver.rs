@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
+use fobsim_core::Timestamp;
 use fobsim_emulator::serial::driver::{PtyFobError, PtyHost};
-use fobsim_firmware::{Drift, Fob, FobSpec, Timestamp, preset};
+use fobsim_firmware::{Drift, Fob, FobSpec, preset};
 
 fn spec(model: &str, now: Timestamp) -> FobSpec {
     let m = preset(model).unwrap();

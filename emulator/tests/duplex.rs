@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
+use fobsim_core::Timestamp;
 use fobsim_emulator::control::{Request, Response};
 use fobsim_emulator::serial::Command;
 use fobsim_emulator::{Clock, Fleet, FleetSpec};
-use fobsim_otp::Timestamp;
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 
 fn fleet() -> Arc<Fleet> {

@@ -2,11 +2,12 @@
 //! every command, the answer over HID (status + text) is the serial reply
 //! line (`OK text` / `ERR code text`), on the same fob at the same time.
 
+use fobsim_core::Timestamp;
 use fobsim_emulator::hid::HidOptions;
 use fobsim_emulator::hid::frame::{AnswerAssembler, encode_command};
 use fobsim_emulator::hid::session::HidSession;
 use fobsim_emulator::serial::protocol::{Command, execute};
-use fobsim_firmware::{Fob, FobSpec, Timestamp, preset};
+use fobsim_firmware::{Fob, FobSpec, preset};
 
 fn fob(now: Timestamp) -> Fob {
     let m = preset("c200").unwrap();

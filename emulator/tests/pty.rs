@@ -3,11 +3,12 @@
 
 use std::time::Duration;
 
+use fobsim_core::derive_secret;
+use fobsim_core::{Timestamp, Totp};
 use fobsim_emulator::FleetSpec;
 use fobsim_emulator::serial::client::{ClientError, SerialClient};
 use fobsim_emulator::testing::SerialTestbed;
-use fobsim_firmware::{Display, Drift, derive_secret, preset};
-use fobsim_otp::{Timestamp, Totp};
+use fobsim_firmware::{Display, Drift, preset};
 
 /// Generous: only bounds how long a broken test hangs.
 const TIMEOUT: Duration = Duration::from_secs(10);

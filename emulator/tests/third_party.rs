@@ -12,10 +12,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use fobsim_core::derive_secret;
+use fobsim_core::{Timestamp, Totp};
 use fobsim_emulator::FleetSpec;
 use fobsim_emulator::testing::SerialTestbed;
-use fobsim_firmware::{Drift, derive_secret, preset};
-use fobsim_otp::{Timestamp, Totp};
+use fobsim_firmware::{Drift, preset};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 const START: Timestamp = Timestamp::from_secs(1_800_000_000);

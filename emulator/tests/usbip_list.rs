@@ -5,10 +5,10 @@
 use std::process::Command;
 use std::sync::Arc;
 
+use fobsim_core::Timestamp;
 use fobsim_emulator::hid::HidOptions;
 use fobsim_emulator::usbip::UsbipServer;
 use fobsim_emulator::{Clock, Fleet, FleetSpec};
-use fobsim_otp::Timestamp;
 
 fn usbip_binary() -> String {
     for p in ["/usr/sbin/usbip", "/usr/bin/usbip", "/sbin/usbip"] {

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use fobsim_core::Timestamp;
 use fobsim_emulator::hid::HidOptions;
 use fobsim_emulator::serial::protocol::{Command, parse_display};
 use fobsim_emulator::usbip::client::{ClientError, Imported, list};
@@ -12,7 +13,6 @@ use fobsim_emulator::usbip::pdu::{Direction, Ret};
 use fobsim_emulator::usbip::{UsbipServer, bus_id};
 use fobsim_emulator::{Clock, Fleet, FleetSpec};
 use fobsim_firmware::Display;
-use fobsim_otp::Timestamp;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 

@@ -6,16 +6,17 @@
 use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use fobsim_engine::{Channel, Engine, Principal, Profile, testing};
-use fobsim_otp::Totp;
+use fobsim_core::Totp;
+use fobsim_core::{Channel, Principal};
+use fobsim_engine::{Engine, Profile, testing};
 
-fn totp_of(fob: &fobsim_firmware::Fob) -> Totp {
+fn totp_of(fob: &fobsim_engine::testing::TestToken) -> Totp {
     let r = fob.seed_record();
     Totp::new(r.algorithm, r.secret.expose(), 6, 30, 0).unwrap()
 }
 
 /// Enable fob 0 for alice at T0 and return its prepared TOTP.
-fn enable(engine: &Engine, fob: &fobsim_firmware::Fob) -> Totp {
+fn enable(engine: &Engine, fob: &fobsim_engine::testing::TestToken) -> Totp {
     let t = totp_of(fob);
     let now = testing::T0.add_millis(10_000);
     let c = now.as_secs() / 30;
@@ -34,7 +35,12 @@ fn enable(engine: &Engine, fob: &fobsim_firmware::Fob) -> Totp {
 
 /// One successful verification per iteration, each at a new step (the
 /// code is computed in the untimed setup).
-fn bench_verify(c: &mut Criterion, name: &str, engine: &Engine, fob: &fobsim_firmware::Fob) {
+fn bench_verify(
+    c: &mut Criterion,
+    name: &str,
+    engine: &Engine,
+    fob: &fobsim_engine::testing::TestToken,
+) {
     let totp = enable(engine, fob);
     let alice = Principal::user("alice");
     let serial = fob.serial().as_str().to_string();

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use fobsim_firmware::{Kind, SeedRecord};
-use fobsim_otp::{Code, Timestamp, Totp};
+use fobsim_core::{Code, Timestamp, Totp};
+use fobsim_core::{Kind, SeedRecord};
 use parking_lot::{Mutex, RwLock};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
@@ -17,9 +17,8 @@ use crate::store::{
     AccountRow, AssignOutcome, FailureOutcome, KeySource, MemoryStore, SqliteOptions, SqliteStore,
     Store, TokenRow, UserRow,
 };
-use crate::types::{
-    Channel, DeviceState, MfaDevice, OutboxChannel, OutboxMessage, Principal, UserInfo,
-};
+use crate::types::{DeviceState, MfaDevice, OutboxChannel, OutboxMessage, UserInfo};
+use fobsim_core::{Channel, Principal};
 
 #[derive(Default)]
 struct Recovery {
@@ -96,13 +95,11 @@ fn check_user_name(name: &str) -> Result<(), EngineError> {
 }
 
 fn check_serial(serial: &str) -> Result<(), EngineError> {
-    fobsim_firmware::Serial::new(serial)
-        .map(|_| ())
-        .map_err(|e| {
-            EngineError::validation(format!(
-                "Value at 'serialNumber' failed to satisfy constraint: {e}"
-            ))
-        })
+    fobsim_core::Serial::new(serial).map(|_| ()).map_err(|e| {
+        EngineError::validation(format!(
+            "Value at 'serialNumber' failed to satisfy constraint: {e}"
+        ))
+    })
 }
 
 /// Any well-formed code: 6–8 ASCII digits (the exact count is checked once
@@ -310,7 +307,7 @@ impl Engine {
     /// ```
     /// # use fobsim_engine::{Engine, Profile};
     /// let e = Engine::in_memory(Profile::for_tests());
-    /// let n = e.batch(|e| e.list_mfa_devices(&fobsim_engine::Principal::Root).is_err()).unwrap();
+    /// let n = e.batch(|e| e.list_mfa_devices(&fobsim_core::Principal::Root).is_err()).unwrap();
     /// assert!(n);
     /// ```
     ///
@@ -609,7 +606,7 @@ impl Engine {
     /// message for a malformed file or a duplicate serial in it; otherwise
     /// as [`Engine::import_seeds`].
     pub fn import_seed_file(&self, text: &str) -> Result<usize, EngineError> {
-        let records = fobsim_firmware::seedfile::parse(text)
+        let records = fobsim_core::seedfile::parse(text)
             .map_err(|e| EngineError::validation(format!("seed file: {e}")))?;
         self.import_seeds(&records)
     }
@@ -1090,7 +1087,7 @@ mod tests {
 
     fn totp() -> Totp {
         Totp::new(
-            fobsim_otp::Algorithm::Sha1,
+            fobsim_core::Algorithm::Sha1,
             b"12345678901234567890",
             6,
             30,
@@ -1136,7 +1133,7 @@ mod tests {
     #[test]
     fn code_collision_in_the_window() {
         let secret = hex::decode("3985f28a45ef6cd16664d487dc24bf61ceb0afb1").unwrap();
-        let t = Totp::new(fobsim_otp::Algorithm::Sha1, &secret, 6, 30, 0).unwrap();
+        let t = Totp::new(fobsim_core::Algorithm::Sha1, &secret, 6, 30, 0).unwrap();
         let start = 1_829_995_200 / 30; // 2027-12-28T12:00:00Z
         let lo = (start..start + 200)
             .find(|s| t.code_for_step(*s) == t.code_for_step(s + 2))

@@ -24,7 +24,8 @@
 //! batch, e.g. per simulated day).
 //!
 //! ```
-//! use fobsim_engine::{testing, Channel, Principal};
+//! use fobsim_core::{Channel, Principal};
+//! use fobsim_engine::testing;
 //! let now = testing::T0;
 //! let (engine, mut fobs) = testing::in_memory_with_fobs(1, now);
 //! let alice = Principal::user("alice");
@@ -51,9 +52,6 @@ mod types;
 
 pub use engine::Engine;
 pub use error::{EngineError, ErrorKind, ProfileError, StoreError};
-pub use fobsim_otp::Timestamp;
 pub use profile::{PasswordCost, Profile};
 pub use store::{KeySource, MemoryStore, SqliteOptions, SqliteStore, Store};
-pub use types::{
-    Channel, DeviceState, MfaDevice, OutboxChannel, OutboxMessage, Principal, UserInfo,
-};
+pub use types::{DeviceState, MfaDevice, OutboxChannel, OutboxMessage, UserInfo};

@@ -115,7 +115,7 @@ fn duration(key: &'static str, v: Option<String>, default: u64) -> Result<u64, P
         None => Ok(default),
         Some(s) => {
             let ms =
-                fobsim_otp::time::parse_duration_ms(&s).map_err(|e| ProfileError::Duration {
+                fobsim_core::time::parse_duration_ms(&s).map_err(|e| ProfileError::Duration {
                     key,
                     message: e.to_string(),
                 })?;

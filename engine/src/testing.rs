@@ -5,8 +5,7 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use fobsim_firmware::{Fob, FobSpec, preset};
-use fobsim_otp::Timestamp;
+use fobsim_core::{Algorithm, Kind, SeedRecord, Serial, Timestamp, Totp, derive_secret};
 
 use crate::engine::Engine;
 use crate::error::EngineError;
@@ -16,7 +15,7 @@ use crate::store::{
     AccountRow, AssignOutcome, DeviceRow, FailureOutcome, KeySource, Store, TokenRow, UserRow,
     VerifyState,
 };
-use crate::types::Principal;
+use fobsim_core::Principal;
 
 /// 2026-01-01T00:00:00Z: a convenient start of simulated time.
 pub const T0: Timestamp = Timestamp::from_secs(1_767_225_600);
@@ -63,7 +62,7 @@ pub struct EnrolledService {
     /// The service's clock in ms since the epoch (starts at `after_enable`).
     pub clock: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// User `i`'s fob.
-    pub fobs: Vec<Fob>,
+    pub fobs: Vec<TestToken>,
     /// When the devices were enabled: `T0 + 30 s`.
     pub after_enable: Timestamp,
 }
@@ -90,7 +89,7 @@ pub fn enrolled_service(
         EngineError::new(crate::error::ErrorKind::ValidationError, e.to_string())
     };
     let t0 = T0;
-    let mut fobs: Vec<Fob> = (0..n as u64).map(|i| gaht_fob(i, t0)).collect();
+    let mut fobs: Vec<TestToken> = (0..n as u64).map(|i| gaht_fob(i, t0)).collect();
     create_account(&engine)?;
     import(&engine, &fobs)?;
     let t2 = t0.add_millis(30_000);
@@ -102,7 +101,7 @@ pub fn enrolled_service(
             e.create_user(&name, USER_PASSWORD)?;
             e.enable_mfa_device(
                 t2,
-                crate::types::Channel::Console,
+                fobsim_core::Channel::Console,
                 &Principal::user(&name),
                 fob.serial().as_str(),
                 &c1,
@@ -154,33 +153,119 @@ pub fn create_account(engine: &Engine) -> Result<(), EngineError> {
     Ok(())
 }
 
-/// The `index`-th `gaht` fob (6 digits, 30 s, SHA1), RTC set at `now`,
-/// no drift, secret derived from [`FOB_SEED`].
+/// A token in perfect sync (optionally a fixed offset off true time): what
+/// the engine's tests need of a fob, without the device model (drifting
+/// clocks, batteries and buttons live in `fobsim-firmware`, which the
+/// engine does not depend on). The `index`-th token has the serial and the
+/// secret of the `index`-th `gaht` fob seeded with [`FOB_SEED`], so its
+/// codes are that fob's (checked by `engine/tests/test_token.rs`).
+#[derive(Debug, Clone)]
+pub struct TestToken {
+    record: SeedRecord,
+    totp: Totp,
+    offset_ms: i64,
+}
+
+impl TestToken {
+    /// A token in sync from any time-based seed record (another model's,
+    /// a vendor file's).
+    ///
+    /// # Errors
+    /// [`ErrorKind::ValidationError`](crate::ErrorKind::ValidationError) for
+    /// an event-based record or invalid parameters.
+    pub fn from_record(record: SeedRecord) -> Result<TestToken, EngineError> {
+        let invalid = |m: String| EngineError::new(crate::error::ErrorKind::ValidationError, m);
+        let Kind::Totp { period } = record.kind else {
+            return Err(invalid(format!("{} is event-based", record.serial)));
+        };
+        let totp = Totp::new(
+            record.algorithm,
+            record.secret.expose(),
+            u32::from(record.digits),
+            period,
+            0,
+        )
+        .map_err(|e| invalid(e.to_string()))?;
+        Ok(TestToken {
+            record,
+            totp,
+            offset_ms: 0,
+        })
+    }
+
+    /// The token's serial.
+    #[must_use]
+    pub fn serial(&self) -> &Serial {
+        &self.record.serial
+    }
+
+    /// The vendor's seed record (what [`import`] registers).
+    #[must_use]
+    pub fn seed_record(&self) -> SeedRecord {
+        self.record.clone()
+    }
+
+    /// Step length in seconds.
+    #[must_use]
+    pub fn period(&self) -> u64 {
+        self.totp.period()
+    }
+
+    /// Let the token's clock run `ms` ahead of true time (behind if
+    /// negative) from now on.
+    pub fn set_offset_ms(&mut self, ms: i64) {
+        self.offset_ms = ms;
+    }
+
+    /// The step the token's clock is in at true time `now`.
+    #[must_use]
+    pub fn step_at(&self, now: Timestamp) -> u64 {
+        now.add_millis(self.offset_ms).as_secs() / self.totp.period()
+    }
+
+    /// The code the token shows at true time `now`.
+    #[must_use]
+    pub fn code_at(&self, now: Timestamp) -> String {
+        self.totp.code_for_step(self.step_at(now)).to_string()
+    }
+}
+
+/// The `index`-th test token: `gaht` parameters (6 digits, 30 s, SHA1),
+/// serial `GAHT` + 8 digits, secret derived from [`FOB_SEED`], in sync.
 ///
 /// # Panics
-/// Never for the built-in preset (its parameters are valid).
+/// Never: the parameters are valid.
 #[must_use]
-pub fn gaht_fob(index: u64, now: Timestamp) -> Fob {
+pub fn gaht_fob(index: u64, now: Timestamp) -> TestToken {
+    let _ = now;
     #[allow(clippy::expect_used)]
-    let model = preset("gaht").expect("gaht preset exists");
+    let serial: Serial = format!("GAHT{:08}", index % 100_000_000)
+        .parse()
+        .expect("GAHT + 8 digits is a valid serial");
     #[allow(clippy::expect_used)]
-    let spec = FobSpec::seeded(
-        model,
-        model.serial(index).expect("preset serials are valid"),
-        FOB_SEED,
-        now,
-    )
-    .expect("preset parameters are valid");
+    let secret = derive_secret(FOB_SEED, &serial, 20).expect("20 bytes is a valid length");
     #[allow(clippy::expect_used)]
-    Fob::new(spec).expect("no drift is valid")
+    let totp = Totp::new(Algorithm::Sha1, secret.expose(), 6, 30, 0).expect("valid parameters");
+    TestToken {
+        record: SeedRecord {
+            serial,
+            kind: Kind::Totp { period: 30 },
+            algorithm: Algorithm::Sha1,
+            digits: 6,
+            secret,
+            counter: 0,
+        },
+        totp,
+        offset_ms: 0,
+    }
 }
 
 /// Register the seed records of `fobs`.
 ///
 /// # Errors
 /// Whatever [`Engine::import_seeds`] returns.
-pub fn import(engine: &Engine, fobs: &[Fob]) -> Result<usize, EngineError> {
-    let recs: Vec<_> = fobs.iter().map(Fob::seed_record).collect();
+pub fn import(engine: &Engine, fobs: &[TestToken]) -> Result<usize, EngineError> {
+    let recs: Vec<_> = fobs.iter().map(TestToken::seed_record).collect();
     engine.import_seeds(&recs)
 }
 
@@ -190,9 +275,9 @@ pub fn import(engine: &Engine, fobs: &[Fob]) -> Result<usize, EngineError> {
 /// # Panics
 /// Never: the fixture data is valid.
 #[must_use]
-pub fn in_memory_with_fobs(n: u64, now: Timestamp) -> (Engine, Vec<Fob>) {
+pub fn in_memory_with_fobs(n: u64, now: Timestamp) -> (Engine, Vec<TestToken>) {
     let engine = Engine::in_memory(Profile::for_tests());
-    let fobs: Vec<Fob> = (0..n).map(|i| gaht_fob(i, now)).collect();
+    let fobs: Vec<TestToken> = (0..n).map(|i| gaht_fob(i, now)).collect();
     #[allow(clippy::expect_used)]
     create_account(&engine).expect("fixture account is valid");
     #[allow(clippy::expect_used)]
@@ -210,49 +295,32 @@ pub fn sqlite_with_fobs(
     n: u64,
     now: Timestamp,
     profile: Profile,
-) -> Result<(Engine, Vec<Fob>), EngineError> {
+) -> Result<(Engine, Vec<TestToken>), EngineError> {
     let engine = Engine::sqlite(path, &KeySource::Bytes(TEST_KEY), profile)?;
-    let fobs: Vec<Fob> = (0..n).map(|i| gaht_fob(i, now)).collect();
+    let fobs: Vec<TestToken> = (0..n).map(|i| gaht_fob(i, now)).collect();
     create_account(&engine)?;
     import(&engine, &fobs)?;
     Ok((engine, fobs))
 }
 
-/// Press the button at `now` and read the display (empty if blank, e.g. a
-/// dead battery).
-pub fn press(fob: &mut Fob, now: Timestamp) -> String {
-    fob.press(now)
-        .code()
-        .map(|c| c.to_string())
-        .unwrap_or_default()
+/// The code the token shows at `now` (a press, as a user reads it).
+pub fn press(fob: &mut TestToken, now: Timestamp) -> String {
+    fob.code_at(now)
 }
 
-/// What a user does at enable time: press, read code 1, wait until the
-/// device shows the next step (about 30 s), press, read code 2. Returns the
-/// two codes and the true time of the second press.
-pub fn two_codes_at(fob: &mut Fob, now: Timestamp) -> (String, String, Timestamp) {
-    let c1 = press(fob, now);
-    let period_ms = fob.model().period().unwrap_or(30).saturating_mul(1000);
-    let mut t2 = now.add_millis(i64::try_from(period_ms).unwrap_or(30_000));
-    // A skewed clock may have moved two steps in one period (step back) or
-    // none yet (wait a little longer): the user waits for the next code.
-    if let Some(s1) = fob.device_step(now) {
-        while fob.device_step(t2).is_some_and(|s| s > s1 + 1) && t2 > now {
-            t2 = t2.add_millis(-1000);
-        }
-        for _ in 0..600 {
-            if fob.device_step(t2).is_none_or(|s| s > s1) {
-                break;
-            }
-            t2 = t2.add_millis(1000);
-        }
-    }
-    let c2 = press(fob, t2);
+/// What a user does at enable time: read code 1, wait until the token
+/// shows the next step (one period), read code 2. Returns the two codes
+/// and the true time of the second reading.
+pub fn two_codes_at(fob: &mut TestToken, now: Timestamp) -> (String, String, Timestamp) {
+    let c1 = fob.code_at(now);
+    let period_ms = i64::try_from(fob.period().saturating_mul(1000)).unwrap_or(30_000);
+    let t2 = now.add_millis(period_ms);
+    let c2 = fob.code_at(t2);
     (c1, c2, t2)
 }
 
 /// [`two_codes_at`] without the time.
-pub fn two_codes(fob: &mut Fob, now: Timestamp) -> (String, String) {
+pub fn two_codes(fob: &mut TestToken, now: Timestamp) -> (String, String) {
     let (a, b, _) = two_codes_at(fob, now);
     (a, b)
 }

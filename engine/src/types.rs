@@ -1,67 +1,36 @@
 //! The nouns of the engine: principals, channels, devices, users, the outbox.
 
-use std::fmt;
+use fobsim_core::Timestamp;
 
-use fobsim_otp::Timestamp;
+use fobsim_core::Principal;
 
-/// Who acts, or whose device it is: the account's root user or an IAM user.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Principal {
-    /// The AWS account root user.
-    Root,
-    /// An IAM user, by name.
-    User(String),
+/// How the stores (and the key ring's sealed session tokens) key a
+/// principal: `#root` for the root user (IAM user names cannot contain
+/// `#`), the user name otherwise.
+pub(crate) trait StorageKey {
+    /// The key.
+    fn storage_key(&self) -> &str;
 }
 
-impl Principal {
-    /// An IAM user.
-    #[must_use]
-    pub fn user(name: &str) -> Principal {
-        Principal::User(name.to_string())
-    }
-
-    /// How the store keys this principal: `#root` for the root user (IAM
-    /// user names cannot contain `#`), the user name otherwise.
-    #[must_use]
-    pub fn storage_key(&self) -> &str {
+impl StorageKey for Principal {
+    fn storage_key(&self) -> &str {
         match self {
             Principal::Root => ROOT_KEY,
             Principal::User(n) => n,
         }
     }
+}
 
-    /// The inverse of [`Principal::storage_key`].
-    #[must_use]
-    pub fn from_storage_key(key: &str) -> Principal {
-        if key == ROOT_KEY {
-            Principal::Root
-        } else {
-            Principal::User(key.to_string())
-        }
+/// The inverse of [`StorageKey::storage_key`].
+pub(crate) fn principal_from_key(key: &str) -> Principal {
+    if key == ROOT_KEY {
+        Principal::Root
+    } else {
+        Principal::User(key.to_string())
     }
 }
 
 pub(crate) const ROOT_KEY: &str = "#root";
-
-impl fmt::Display for Principal {
-    /// `root` or the user name.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Principal::Root => f.write_str("root"),
-            Principal::User(n) => f.write_str(n),
-        }
-    }
-}
-
-/// The path a request came through. The seed lets the root user enable
-/// hardware MFA from the console only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Channel {
-    /// The AWS Management Console.
-    Console,
-    /// The AWS CLI or the IAM API.
-    Api,
-}
 
 /// One assigned MFA device, as `ListMFADevices` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,6 +14,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use fobsim_core::Principal;
+use fobsim_core::Timestamp;
 use fobsim_engine::aws::Service;
 use fobsim_engine::aws::client::Client;
 use fobsim_engine::aws::credentials::KeyRing;
@@ -21,7 +23,7 @@ use fobsim_engine::aws::policy::Policy;
 use fobsim_engine::aws::server::Loopback;
 use fobsim_engine::aws::service::{AwsService, ServiceConfig};
 use fobsim_engine::aws::sigv4::Credentials;
-use fobsim_engine::{Engine, KeySource, Principal, Profile, Timestamp, testing};
+use fobsim_engine::{Engine, KeySource, Profile, testing};
 
 const ENV_DB: &str = "AWS_CRASH_DB";
 const ENV_NOW: &str = "AWS_CRASH_NOW";

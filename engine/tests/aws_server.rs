@@ -10,6 +10,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use fobsim_core::Principal;
+use fobsim_core::Timestamp;
 use fobsim_engine::aws::Service;
 use fobsim_engine::aws::bootstrap::Bootstrap;
 use fobsim_engine::aws::client::{Client, Reply, build_request, read_response};
@@ -18,8 +20,8 @@ use fobsim_engine::aws::policy::Policy;
 use fobsim_engine::aws::service::{AwsService, ServiceConfig};
 use fobsim_engine::aws::sigv4::Credentials;
 use fobsim_engine::aws::{server, xml};
-use fobsim_engine::{Engine, Principal, Profile, Timestamp, testing};
-use fobsim_firmware::Fob;
+use fobsim_engine::testing::TestToken;
+use fobsim_engine::{Engine, Profile, testing};
 
 const SEED_POLICY: &str = include_str!("../../fixtures/policies/manage-own-mfa.json");
 const ALICE_KEY: &str = "AKIAALICE0000000001";
@@ -37,7 +39,7 @@ fn creds(id: &str) -> Credentials {
 struct Server {
     addr: SocketAddr,
     clock: Arc<AtomicU64>,
-    fobs: Vec<Fob>,
+    fobs: Vec<TestToken>,
     _stop: tokio::sync::oneshot::Sender<()>,
     _thread: std::thread::JoinHandle<()>,
 }
@@ -46,7 +48,7 @@ impl Server {
     fn start(profile: Profile, nfobs: u64) -> Server {
         let t0 = testing::T0;
         let engine = Engine::in_memory(profile);
-        let fobs: Vec<Fob> = (0..nfobs).map(|i| testing::gaht_fob(i, t0)).collect();
+        let fobs: Vec<TestToken> = (0..nfobs).map(|i| testing::gaht_fob(i, t0)).collect();
         testing::create_account(&engine).unwrap();
         testing::import(&engine, &fobs).unwrap();
         let mut ring = KeyRing::new(&[9; 32], Some(7));

@@ -7,13 +7,15 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
+use fobsim_core::Principal;
+use fobsim_core::Timestamp;
 use fobsim_engine::aws::Service;
 use fobsim_engine::aws::client::build_request;
 use fobsim_engine::aws::credentials::KeyRing;
 use fobsim_engine::aws::policy::Policy;
 use fobsim_engine::aws::service::{AwsService, ServiceConfig};
 use fobsim_engine::aws::sigv4::{Credentials, RequestParts};
-use fobsim_engine::{Principal, Timestamp, testing};
+use fobsim_engine::testing;
 
 const SEED_POLICY: &str = include_str!("../../fixtures/policies/manage-own-mfa.json");
 

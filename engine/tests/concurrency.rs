@@ -8,7 +8,8 @@ mod common;
 use std::sync::Barrier;
 
 use common::{Backend, at, fx_with, step};
-use fobsim_engine::{Channel, ErrorKind, Principal, Profile};
+use fobsim_core::{Channel, Principal};
+use fobsim_engine::{ErrorKind, Profile};
 
 const THREADS: usize = 32;
 

@@ -14,7 +14,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use common::{at, step};
-use fobsim_engine::{Engine, KeySource, Principal, Profile, testing};
+use fobsim_core::Principal;
+use fobsim_engine::{Engine, KeySource, Profile, testing};
 
 const ENV_DB: &str = "FOBSIM_ENGINE_CRASH_CHILD_DB";
 /// The batch in which the child slows down and announces `MID` after its
@@ -22,9 +23,9 @@ const ENV_DB: &str = "FOBSIM_ENGINE_CRASH_CHILD_DB";
 const ENV_SLOW: &str = "FOBSIM_ENGINE_CRASH_SLOW_BATCH";
 const FOBS: u64 = 60;
 
-fn code(fob: &fobsim_firmware::Fob, s: u64) -> String {
+fn code(fob: &fobsim_engine::testing::TestToken, s: u64) -> String {
     let r = fob.seed_record();
-    fobsim_otp::Totp::new(r.algorithm, r.secret.expose(), 6, 30, 0)
+    fobsim_core::Totp::new(r.algorithm, r.secret.expose(), 6, 30, 0)
         .unwrap()
         .code_for_step(s)
         .to_string()
@@ -66,7 +67,7 @@ fn crash_child() {
         engine
             .enable_mfa_device(
                 now,
-                fobsim_engine::Channel::Console,
+                fobsim_core::Channel::Console,
                 &user,
                 &serial,
                 &code(&fobs[k as usize], s - 1),

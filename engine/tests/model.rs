@@ -8,8 +8,10 @@
 mod common;
 
 use common::{Backend, fx_with};
-use fobsim_engine::{Channel, ErrorKind, Principal, Profile, Timestamp};
-use fobsim_otp::Totp;
+use fobsim_core::Timestamp;
+use fobsim_core::Totp;
+use fobsim_core::{Channel, Principal};
+use fobsim_engine::{ErrorKind, Profile};
 use proptest::prelude::*;
 
 /// alice, bob and the root user.

@@ -5,7 +5,8 @@
 mod common;
 
 use common::{Backend, Fx, at, fx, fx_with, step};
-use fobsim_engine::{Channel, EngineError, ErrorKind, OutboxChannel, Principal, Profile, testing};
+use fobsim_core::{Channel, Principal};
+use fobsim_engine::{EngineError, ErrorKind, OutboxChannel, Profile, testing};
 
 fn alice() -> Principal {
     Principal::user("alice")
@@ -20,7 +21,7 @@ fn enable_steps(
     who: &Principal,
     i: usize,
     s: u64,
-    now: fobsim_engine::Timestamp,
+    now: fobsim_core::Timestamp,
 ) -> Result<(), EngineError> {
     fx.engine.enable_mfa_device(
         now,
@@ -33,7 +34,7 @@ fn enable_steps(
 }
 
 /// Enable fob `i` for `who` on time: codes of the previous and current step.
-fn enable_now(fx: &Fx, who: &Principal, i: usize, now: fobsim_engine::Timestamp) {
+fn enable_now(fx: &Fx, who: &Principal, i: usize, now: fobsim_core::Timestamp) {
     let c = step(now);
     enable_steps(fx, who, i, c - 1, now).unwrap();
 }
@@ -43,7 +44,7 @@ fn sign(
     who: &Principal,
     i: usize,
     s: u64,
-    now: fobsim_engine::Timestamp,
+    now: fobsim_core::Timestamp,
 ) -> Result<(), EngineError> {
     fx.engine
         .verify_session_mfa(now, who, &fx.serial(i), &fx.code(i, s))
@@ -1033,7 +1034,7 @@ both!(seed_import_errors_change_nothing, |b| {
     let fx = fx(b, 0);
     let now = at(0);
     let fobs: Vec<_> = (10..13).map(|i| testing::gaht_fob(i, now)).collect();
-    let recs: Vec<_> = fobs.iter().map(fobsim_firmware::Fob::seed_record).collect();
+    let recs: Vec<_> = fobs.iter().map(testing::TestToken::seed_record).collect();
     // Duplicate serial within the input.
     let dup = vec![recs[0].clone(), recs[1].clone(), recs[0].clone()];
     let e = fx.engine.import_seeds(&dup).unwrap_err();
@@ -1079,9 +1080,9 @@ both!(seed_import_errors_change_nothing, |b| {
     }
     assert!(fx.engine.device_state("GAHT00000020").is_none());
     // A good CSV and a good PSKC file.
-    let csv = fobsim_firmware::seedfile::write_csv(&recs[1..2]);
+    let csv = fobsim_core::seedfile::write_csv(&recs[1..2]);
     assert_eq!(fx.engine.import_seed_file(&csv).unwrap(), 1);
-    let pskc = fobsim_firmware::seedfile::write_pskc(&recs[2..3]);
+    let pskc = fobsim_core::seedfile::write_pskc(&recs[2..3]);
     assert_eq!(fx.engine.import_seed_file(&pskc).unwrap(), 1);
     // The imported seed verifies real fob codes.
     let mut fob = fobs[2].clone();
@@ -1134,11 +1135,12 @@ both!(real_fob_with_drift_enable_sign_in_resync, |b| {
         .enable_mfa_device(t2, Channel::Console, &alice(), &serial, &c1, &c2)
         .unwrap();
     // +20 ppm: ~10.5 minutes a year. Sign in daily for a year.
-    fx.fobs[0].set_ppm(t2, 20.0).unwrap();
+    let mut fob = common::real_fob(0);
+    fob.set_ppm(t2, 20.0).unwrap();
     let mut now = t2;
     for _ in 0..365 {
         now = now.add_millis(86_400_000);
-        let code = testing::press(&mut fx.fobs[0], now);
+        let code = fob.press(now).code().unwrap().to_string();
         fx.engine
             .verify_session_mfa(now, &alice(), &serial, &code)
             .unwrap();
@@ -1170,10 +1172,11 @@ both!(eight_digit_and_sixty_second_tokens, |b| {
     let now = at(0);
     let mk = |model: &str, i: u64| {
         let m = fobsim_firmware::preset(model).unwrap();
-        fobsim_firmware::Fob::new(
+        let fob = fobsim_firmware::Fob::new(
             fobsim_firmware::FobSpec::seeded(m, m.serial(i).unwrap(), 7, now).unwrap(),
         )
-        .unwrap()
+        .unwrap();
+        testing::TestToken::from_record(fob.seed_record()).unwrap()
     };
     let mut d8 = mk("d8", 1);
     let mut c200 = mk("c200", 2);
@@ -1255,7 +1258,7 @@ fn store_failures_are_service_failures_and_change_nothing() {
     let fob = testing::gaht_fob(0, testing::T0);
     testing::import(&engine, std::slice::from_ref(&fob)).unwrap();
     let r = fob.seed_record();
-    let t = fobsim_otp::Totp::new(r.algorithm, r.secret.expose(), 6, 30, 0).unwrap();
+    let t = fobsim_core::Totp::new(r.algorithm, r.secret.expose(), 6, 30, 0).unwrap();
     let code = |s: u64| t.code_for_step(s).to_string();
     let now = at(0);
     let c = step(now);
@@ -1305,16 +1308,20 @@ fn store_failures_are_service_failures_and_change_nothing() {
 }
 
 #[test]
-fn two_codes_helper_reads_consecutive_codes_on_skewed_clocks() {
-    for ppm in [-90_000.0, -20.0, 0.0, 20.0, 90_000.0] {
-        for start in 0..4 {
-            let now = at(0).add_millis(start * 7_499);
-            let mut fob = testing::gaht_fob(3, testing::T0);
-            fob.set_ppm(testing::T0, ppm).unwrap();
-            let s1 = fob.device_step(now).unwrap();
-            let (c1, c2, t2) = testing::two_codes_at(&mut fob, now);
-            assert_eq!(fob.device_step(t2), Some(s1 + 1), "ppm {ppm} start {start}");
-            assert_ne!(c1, c2);
+fn test_tokens_show_the_codes_of_the_real_fobs_they_stand_for() {
+    for i in [0u64, 1, 7, 99] {
+        let token = testing::gaht_fob(i, testing::T0);
+        let mut fob = common::real_fob(i);
+        assert_eq!(token.seed_record(), fob.seed_record());
+        for k in 0..200i64 {
+            let now = testing::T0.add_millis(k * 7_499);
+            assert_eq!(
+                token.code_at(now),
+                fob.press(now).code().unwrap().to_string()
+            );
         }
+        let (c1, c2, t2) = testing::two_codes_at(&mut token.clone(), at(0));
+        assert_eq!(t2, at(1));
+        assert_eq!((c1, c2), (token.code_at(at(0)), token.code_at(at(1))));
     }
 }

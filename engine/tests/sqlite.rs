@@ -5,9 +5,9 @@
 mod common;
 
 use common::{at, step};
+use fobsim_core::{Channel, Principal};
 use fobsim_engine::{
-    Channel, Engine, ErrorKind, KeySource, Principal, Profile, SqliteOptions, SqliteStore,
-    StoreError, testing,
+    Engine, ErrorKind, KeySource, Profile, SqliteOptions, SqliteStore, StoreError, testing,
 };
 
 #[test]
@@ -23,7 +23,7 @@ fn state_survives_reopen() {
         let (engine, fobs) =
             testing::sqlite_with_fobs(&db, 2, testing::T0, Profile::for_tests()).unwrap();
         let r = fobs[0].seed_record();
-        let t = fobsim_otp::Totp::new(r.algorithm, r.secret.expose(), 6, 30, 0).unwrap();
+        let t = fobsim_core::Totp::new(r.algorithm, r.secret.expose(), 6, 30, 0).unwrap();
         code = move |s: u64| t.code_for_step(s).to_string();
         serial = fobs[0].serial().as_str().to_string();
         engine
@@ -313,7 +313,7 @@ fn two_engines_on_one_file_see_each_others_writes() {
     )
     .unwrap();
     let r = fobs[0].seed_record();
-    let t = fobsim_otp::Totp::new(r.algorithm, r.secret.expose(), 6, 30, 0).unwrap();
+    let t = fobsim_core::Totp::new(r.algorithm, r.secret.expose(), 6, 30, 0).unwrap();
     let code = |s: u64| t.code_for_step(s).to_string();
     let serial = fobs[0].serial().as_str();
     let alice = Principal::user("alice");

@@ -1,12 +1,13 @@
 //! The fob: a button, a display, an RTC, a battery and a secret it never
 //! reveals except through a vendor seed record.
 
-use fobsim_otp::{Code, Hotp, OtpError, Secret, Timestamp, Totp};
-use sha2::Digest as _;
+use fobsim_core::{
+    Code, Hotp, Kind, OtpError, Secret, SeedRecord, Serial, SerialError, Timestamp, Totp,
+    derive_secret,
+};
 
-use crate::model::{Kind, Model};
+use crate::model::Model;
 use crate::rtc::{Drift, Rtc};
-use crate::serial::{Serial, SerialError};
 
 /// What the display shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,27 +112,6 @@ impl FobSpec {
     }
 }
 
-/// Derive a secret of `len` bytes from a seed and serial (SHA-512 in counter
-/// mode). Deterministic test secrets; not a KDF for real keys.
-///
-/// # Errors
-/// [`OtpError::EmptySecret`] for `len == 0`.
-pub fn derive_secret(seed: u64, serial: &Serial, len: usize) -> Result<Secret, OtpError> {
-    let mut out = Vec::with_capacity(len);
-    let mut block = 0u32;
-    while out.len() < len {
-        let mut h = sha2::Sha512::new();
-        h.update(b"fobsim-secret-v1");
-        h.update(seed.to_be_bytes());
-        h.update(block.to_be_bytes());
-        h.update(serial.as_str().as_bytes());
-        out.extend_from_slice(&h.finalize());
-        block += 1;
-    }
-    out.truncate(len);
-    Secret::new(out)
-}
-
 #[derive(Debug, Clone)]
 enum Generator {
     Totp(Totp),
@@ -164,25 +144,7 @@ pub struct FobInfo {
     /// Digits shown.
     pub digits: u8,
     /// HMAC hash.
-    pub algorithm: fobsim_otp::Algorithm,
-}
-
-/// What a vendor's seed file holds for one token. The only way the secret
-/// leaves a fob.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SeedRecord {
-    /// Serial number.
-    pub serial: Serial,
-    /// Time- or event-based, with the step length.
-    pub kind: Kind,
-    /// HMAC hash.
-    pub algorithm: fobsim_otp::Algorithm,
-    /// Digits.
-    pub digits: u8,
-    /// The shared secret.
-    pub secret: Secret,
-    /// Current HOTP counter (0 for time-based tokens).
-    pub counter: u64,
+    pub algorithm: fobsim_core::Algorithm,
 }
 
 /// A simulated hardware token. Synchronous and pure: every method takes the

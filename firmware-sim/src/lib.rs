@@ -5,7 +5,8 @@
 //! model, a secret, a drifting [`Rtc`], a battery, a button and a display.
 //!
 //! ```
-//! use fobsim_firmware::{preset, Fob, FobSpec, Timestamp};
+//! use fobsim_core::Timestamp;
+//! use fobsim_firmware::{preset, Fob, FobSpec};
 //! let now = Timestamp::from_secs(1_700_000_000);
 //! let model = preset("gaht").unwrap();
 //! let mut fob = Fob::new(FobSpec::seeded(model, model.serial(1).unwrap(), 42, now).unwrap()).unwrap();
@@ -20,13 +21,7 @@
 mod fob;
 mod model;
 mod rtc;
-pub mod seedfile;
-mod serial;
 
-pub use fob::{
-    Battery, DEFAULT_RTC_RESET, Display, Fob, FobError, FobInfo, FobSpec, SeedRecord, derive_secret,
-};
-pub use fobsim_otp::{Algorithm, Code, Secret, SimClock, Timestamp};
-pub use model::{Kind, Model, PRESETS, preset};
+pub use fob::{Battery, DEFAULT_RTC_RESET, Display, Fob, FobError, FobInfo, FobSpec};
+pub use model::{Model, PRESETS, preset};
 pub use rtc::{Drift, JITTER_WINDOW_MS, Rtc, YEAR_MS};
-pub use serial::{MAX_SERIAL_LEN, MIN_SERIAL_LEN, Serial, SerialError};

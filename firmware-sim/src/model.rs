@@ -1,20 +1,6 @@
 //! Model presets: what a vendor's token does, and how its serials look.
 
-use fobsim_otp::Algorithm;
-
-use crate::{Serial, SerialError};
-
-/// How the device counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Kind {
-    /// Time-based (RFC 6238) with a step of `period` seconds.
-    Totp {
-        /// Step length in seconds.
-        period: u64,
-    },
-    /// Event-based (RFC 4226): the counter advances on every press.
-    Hotp,
-}
+use fobsim_core::{Algorithm, Kind, Serial, SerialError};
 
 /// A token model: algorithm, digits, step, display time and serial format.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -128,7 +114,7 @@ mod tests {
     #[test]
     fn presets_are_valid() {
         for m in PRESETS {
-            assert!(fobsim_otp::check_digits(u32::from(m.digits)).is_ok());
+            assert!(fobsim_core::check_digits(u32::from(m.digits)).is_ok());
             assert_eq!(
                 m.serial(7).unwrap().as_str().len(),
                 m.serial_prefix.len() + usize::from(m.serial_digits)

@@ -7,7 +7,7 @@
 //! ahead a year later. Jitter is bounded (`±jitter_ms`), deterministic from a
 //! seed, and constant within each hour of true time.
 
-use fobsim_otp::Timestamp;
+use fobsim_core::Timestamp;
 
 /// Jitter is drawn once per window of true time.
 pub const JITTER_WINDOW_MS: u64 = 3_600_000;

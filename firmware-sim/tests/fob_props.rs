@@ -1,10 +1,10 @@
 //! Property tests of the fob model.
 
+use fobsim_core::{Hotp, Totp};
+use fobsim_core::{Kind, Timestamp};
 use fobsim_firmware::{
-    Battery, DEFAULT_RTC_RESET, Display, Drift, Fob, FobSpec, Kind, PRESETS, Timestamp, YEAR_MS,
-    preset,
+    Battery, DEFAULT_RTC_RESET, Display, Drift, Fob, FobSpec, PRESETS, YEAR_MS, preset,
 };
-use fobsim_otp::{Hotp, Totp};
 use proptest::prelude::*;
 
 const START: u64 = 1_700_000_000_000;

@@ -7,49 +7,8 @@
 //! [`Capability`]s; a step that needs a missing capability is reported
 //! `n/a` and never counted as a pass.
 
-use fobsim_firmware::{SeedRecord, Timestamp};
+use fobsim_core::{Channel, Principal, SeedRecord, Timestamp};
 use serde::Serialize;
-
-/// Who acts: the account's root user or an IAM user.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Who {
-    /// The account root user.
-    Root,
-    /// An IAM user.
-    User(String),
-}
-
-impl Who {
-    /// From a scenario name (`root` is the root user).
-    #[must_use]
-    pub fn from_name(name: &str) -> Who {
-        if name == "root" {
-            Who::Root
-        } else {
-            Who::User(name.to_string())
-        }
-    }
-}
-
-impl std::fmt::Display for Who {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Who::Root => f.write_str("root"),
-            Who::User(u) => f.write_str(u),
-        }
-    }
-}
-
-/// Console or API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Channel {
-    /// The management console.
-    Console,
-    /// The IAM API / command line.
-    Api,
-}
 
 /// What an adapter can do. Steps that need a missing capability are `n/a`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -172,7 +131,7 @@ pub enum Request {
     /// EnableMFADevice.
     Enable {
         /// Principal.
-        who: Who,
+        who: Principal,
         /// Serial number.
         serial: String,
         /// First code.
@@ -185,7 +144,7 @@ pub enum Request {
     /// ResyncMFADevice.
     Resync {
         /// Principal.
-        who: Who,
+        who: Principal,
         /// Serial number.
         serial: String,
         /// First code.
@@ -196,19 +155,19 @@ pub enum Request {
     /// DeactivateMFADevice.
     Deactivate {
         /// Principal.
-        who: Who,
+        who: Principal,
         /// Serial number.
         serial: String,
     },
     /// ListMFADevices.
     ListDevices {
         /// Principal.
-        who: Who,
+        who: Principal,
     },
     /// Console sign-in.
     SignIn {
         /// Principal.
-        who: Who,
+        who: Principal,
         /// Whether the right password is typed (the password itself is not recorded).
         password_ok: bool,
         /// MFA code, if typed.
@@ -217,7 +176,7 @@ pub enum Request {
     /// STS GetSessionToken with SerialNumber + TokenCode.
     Session {
         /// Principal.
-        who: Who,
+        who: Principal,
         /// Serial number.
         serial: String,
         /// Code.

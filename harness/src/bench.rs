@@ -32,12 +32,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use fobsim_core::Timestamp;
+use fobsim_core::{Algorithm, Code, Totp};
+use fobsim_core::{Channel, Principal};
 use fobsim_engine::aws::Service;
 use fobsim_engine::aws::client::build_request;
 use fobsim_engine::aws::server;
-use fobsim_engine::{Channel, Engine, Principal, Profile, Timestamp, testing};
-use fobsim_firmware::Fob;
-use fobsim_otp::{Algorithm, Code, Totp};
+use fobsim_engine::{Engine, Profile, testing};
 use serde::Serialize;
 
 use crate::adapters::cleanup;
@@ -760,7 +761,7 @@ struct Dev {
     totp: Totp,
 }
 
-fn totp_of(fob: &Fob) -> Result<Totp, BenchError> {
+fn totp_of(fob: &testing::TestToken) -> Result<Totp, BenchError> {
     let r = fob.seed_record();
     Totp::new(r.algorithm, r.secret.expose(), 6, 30, 0).map_err(|e| setup("totp", e))
 }
@@ -773,7 +774,7 @@ fn enable_step() -> u64 {
 /// `n` users `bench0…`, each with an enabled fob (enabled at
 /// [`enable_step`]).
 fn devices(engine: &Engine, n: usize) -> Result<Vec<Dev>, BenchError> {
-    let fobs: Vec<Fob> = (0..n as u64)
+    let fobs: Vec<testing::TestToken> = (0..n as u64)
         .map(|i| testing::gaht_fob(100 + i, testing::T0))
         .collect();
     testing::import(engine, &fobs).map_err(|e| setup("import fobs", e))?;

@@ -1,17 +1,16 @@
 //! The adapter for fobsim's own engine (`fobsim-engine`), in-process, over
 //! the in-memory store (default) or SQLite.
 
+use fobsim_core::Principal;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use fobsim_engine::{
-    Channel as EChannel, Engine, EngineError, KeySource, OutboxChannel, PasswordCost, Principal,
-    Profile,
-};
-use fobsim_firmware::Timestamp;
+use fobsim_core::Timestamp;
+
+use fobsim_engine::{Engine, EngineError, KeySource, OutboxChannel, PasswordCost, Profile};
 
 use crate::adapter::{
-    AdapterError, Answer, Capability, Channel, EngineAdapter, Message, Reply, Request, Setup, Who,
+    AdapterError, Answer, Capability, EngineAdapter, Message, Reply, Request, Setup,
 };
 
 /// Where the built-in engine keeps its state.
@@ -155,13 +154,6 @@ pub(crate) fn populate(engine: &Engine, setup: &Setup) -> Result<(), String> {
     Ok(())
 }
 
-fn principal(w: &Who) -> Principal {
-    match w {
-        Who::Root => Principal::Root,
-        Who::User(u) => Principal::User(u.clone()),
-    }
-}
-
 fn answer(r: Result<(), EngineError>) -> Answer {
     match r {
         Ok(()) => Answer::ok(),
@@ -229,23 +221,17 @@ impl EngineAdapter for Builtin {
                 code1,
                 code2,
                 channel,
-            } => {
-                let ch = match channel {
-                    Channel::Console => EChannel::Console,
-                    Channel::Api => EChannel::Api,
-                };
-                answer(engine.enable_mfa_device(now, ch, &principal(who), serial, code1, code2))
-            }
+            } => answer(engine.enable_mfa_device(now, *channel, who, serial, code1, code2)),
             Request::Resync {
                 who,
                 serial,
                 code1,
                 code2,
-            } => answer(engine.resync_mfa_device(now, &principal(who), serial, code1, code2)),
+            } => answer(engine.resync_mfa_device(now, who, serial, code1, code2)),
             Request::Deactivate { who, serial } => {
-                answer(engine.deactivate_mfa_device(now, &principal(who), serial))
+                answer(engine.deactivate_mfa_device(now, who, serial))
             }
-            Request::ListDevices { who } => match engine.list_mfa_devices(&principal(who)) {
+            Request::ListDevices { who } => match engine.list_mfa_devices(who) {
                 Ok(list) => Answer::Ok {
                     data: Reply::Devices {
                         devices: list.into_iter().map(|d| d.serial).collect(),
@@ -259,18 +245,18 @@ impl EngineAdapter for Builtin {
                 code,
             } => {
                 let right = match who {
-                    Who::Root => self.root_password.clone(),
-                    Who::User(u) => self.passwords.get(u).cloned().unwrap_or_default(),
+                    Principal::Root => self.root_password.clone(),
+                    Principal::User(u) => self.passwords.get(u).cloned().unwrap_or_default(),
                 };
                 let pw = if *password_ok {
                     right
                 } else {
                     format!("{right}-wrong")
                 };
-                answer(engine.console_sign_in(now, &principal(who), &pw, code.as_deref()))
+                answer(engine.console_sign_in(now, who, &pw, code.as_deref()))
             }
             Request::Session { who, serial, code } => {
-                answer(engine.verify_session_mfa(now, &principal(who), serial, code))
+                answer(engine.verify_session_mfa(now, who, serial, code))
             }
             Request::StartRecovery => answer(engine.start_root_recovery(now)),
             Request::Outbox => Answer::Ok {

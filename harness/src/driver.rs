@@ -5,7 +5,8 @@
 //! carries the true time `now`, so a driver for an external emulator sets
 //! the emulator's clock to `now` before sending the command.
 
-use fobsim_firmware::{Display, Drift, Fob, FobError, FobInfo, FobSpec, Timestamp};
+use fobsim_core::Timestamp;
+use fobsim_firmware::{Display, Drift, Fob, FobError, FobInfo, FobSpec};
 
 /// Errors from a fob driver.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

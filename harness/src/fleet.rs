@@ -5,8 +5,10 @@
 
 use std::path::Path;
 
-use fobsim_engine::{Engine, EngineError, KeySource, Principal, Profile};
-use fobsim_firmware::{Drift, Fob, FobSpec, SimClock, Timestamp, preset};
+use fobsim_core::Principal;
+use fobsim_core::{SimClock, Timestamp};
+use fobsim_engine::{Engine, EngineError, KeySource, Profile};
+use fobsim_firmware::{Drift, Fob, FobSpec, preset};
 use rand::{RngExt as _, SeedableRng as _};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -168,7 +170,7 @@ pub fn simulate(
             let c2 = code(fob, t2);
             e.enable_mfa_device(
                 t2,
-                fobsim_engine::Channel::Console,
+                fobsim_core::Channel::Console,
                 w,
                 fob.serial().as_str(),
                 &c1,

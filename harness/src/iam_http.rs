@@ -15,10 +15,12 @@
 //! sign-in, recovery and device state have no HTTP API, so those
 //! capabilities are not declared (steps that need them are `n/a`).
 
+use fobsim_core::Principal;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use fobsim_core::Timestamp;
 use fobsim_engine::aws::Service;
 use fobsim_engine::aws::client::{Client, Reply as HttpReply};
 use fobsim_engine::aws::credentials::KeyRing;
@@ -26,10 +28,10 @@ use fobsim_engine::aws::policy::Policy;
 use fobsim_engine::aws::server::Loopback;
 use fobsim_engine::aws::service::{AwsService, ServiceConfig};
 use fobsim_engine::aws::sigv4::Credentials;
-use fobsim_engine::{Engine, Principal};
-use fobsim_firmware::Timestamp;
 
-use crate::adapter::{AdapterError, Answer, Capability, EngineAdapter, Reply, Request, Setup, Who};
+use fobsim_engine::Engine;
+
+use crate::adapter::{AdapterError, Answer, Capability, EngineAdapter, Reply, Request, Setup};
 use crate::builtin::profile_for;
 
 const NAME: &str = "iam-http";
@@ -50,7 +52,7 @@ const CAPS: [Capability; 7] = [
 struct Live {
     // Dropped first: the client's connection, then the server.
     client: Client,
-    keys: HashMap<Who, Credentials>,
+    keys: HashMap<Principal, Credentials>,
     clock: Arc<AtomicU64>,
     _server: Loopback,
 }
@@ -132,7 +134,7 @@ impl IamHttp {
             Principal::Root,
         )
         .map_err(|e| setup_err(e.to_string()))?;
-        keys.insert(Who::Root, root);
+        keys.insert(Principal::Root, root);
         let admin = Arc::new(Policy::parse(ADMIN_POLICY).map_err(|e| setup_err(e.to_string()))?);
         let mut policies = HashMap::new();
         for (i, (user, _)) in setup.users.iter().enumerate() {
@@ -143,7 +145,7 @@ impl IamHttp {
                 Principal::user(user),
             )
             .map_err(|e| setup_err(e.to_string()))?;
-            keys.insert(Who::User(user.clone()), k);
+            keys.insert(Principal::User(user.clone()), k);
             policies.insert(user.clone(), vec![Arc::clone(&admin)]);
         }
         let clock = Arc::new(AtomicU64::new(setup.start.as_millis()));
@@ -201,8 +203,8 @@ impl EngineAdapter for IamHttp {
             });
         };
         let user = match who {
-            Who::User(u) => Some(u.as_str()),
-            Who::Root => None,
+            Principal::User(u) => Some(u.as_str()),
+            Principal::Root => None,
         };
         let Some((service, params)) = aws_query(request, user) else {
             return Err(transport("unreachable request kind"));
@@ -220,9 +222,9 @@ impl EngineAdapter for IamHttp {
     }
 }
 
-/// Who acts in a request that has an AWS API; an adapter error for the
+/// Principal acts in a request that has an AWS API; an adapter error for the
 /// others (the runner never sends them: their capabilities are not declared).
-pub(crate) fn api_principal(request: &Request) -> Result<&Who, AdapterError> {
+pub(crate) fn api_principal(request: &Request) -> Result<&Principal, AdapterError> {
     match request {
         Request::Enable { who, .. }
         | Request::Resync { who, .. }

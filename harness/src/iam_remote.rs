@@ -29,22 +29,23 @@
 //! Capabilities are those of the in-process `iam-http` adapter minus
 //! `settings`: a running endpoint's rules cannot change per scenario.
 
+use fobsim_core::Principal;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use fobsim_core::{SeedRecord, Serial, Timestamp};
 use fobsim_emulator::control::Request as ControlRequest;
 use fobsim_emulator::control::client::ControlClient;
 use fobsim_engine::aws::bootstrap::Bootstrap;
 use fobsim_engine::aws::client::Client;
 use fobsim_engine::aws::sigv4::Credentials;
-use fobsim_firmware::{SeedRecord, Serial, Timestamp};
 use rand::RngExt as _;
 use serde::Serialize;
 use sha2::Digest as _;
 
 use crate::adapter::{
-    AdapterError, Answer, Capability, EngineAdapter, Reply, Request, Setup, Who, user_password,
+    AdapterError, Answer, Capability, EngineAdapter, Reply, Request, Setup, user_password,
 };
 use crate::iam_http::{ADMIN_POLICY, answer, api_principal, aws_query, setup_err, transport};
 use crate::runner::{device_spec, seed_record};
@@ -321,7 +322,7 @@ pub fn write_bootstrap(
     write_file(&bootstrap, &format!("{header}\n{toml}"), true)?;
     write_file(
         &dir.join(SEEDS_FILE),
-        &fobsim_firmware::seedfile::write_csv(&records),
+        &fobsim_core::seedfile::write_csv(&records),
         true,
     )?;
     write_file(&dir.join(POLICY_FILE), &format!("{ADMIN_POLICY}\n"), false)?;
@@ -454,7 +455,7 @@ impl IamRemote {
         for path in &boot.seeds {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| setup_err(format!("{}: {e}", path.display())))?;
-            let records = fobsim_firmware::seedfile::parse(&text)
+            let records = fobsim_core::seedfile::parse(&text)
                 .map_err(|e| setup_err(format!("{}: {e}", path.display())))?;
             for r in records {
                 seeds.insert(r.serial.as_str().to_string(), r);
@@ -577,7 +578,7 @@ impl EngineAdapter for IamRemote {
         // proves the endpoint knows the bootstrap's keys.
         for (u, (name, c)) in &cur.users {
             let list = Request::ListDevices {
-                who: Who::User(u.clone()),
+                who: Principal::User(u.clone()),
             };
             let Some((service, query)) = aws_query(&list, Some(name)) else {
                 return Err(transport("unreachable request kind"));
@@ -628,7 +629,7 @@ impl EngineAdapter for IamRemote {
             .ok_or_else(|| transport("call before begin"))?;
         let who = api_principal(request)?;
         let (user, creds) = match who {
-            Who::Root => match &self.root {
+            Principal::Root => match &self.root {
                 Some(c) => (None, c),
                 None => {
                     return Err(setup_err(format!(
@@ -637,7 +638,7 @@ impl EngineAdapter for IamRemote {
                     )));
                 }
             },
-            Who::User(u) => match cur.users.get(u) {
+            Principal::User(u) => match cur.users.get(u) {
                 Some((name, c)) => (Some(name.as_str()), c),
                 // A principal the scenario did not declare: AWS would not
                 // know the key.
@@ -728,7 +729,7 @@ mod tests {
         let users: usize = suite.iter().map(|s| s.users.len()).sum();
         assert_eq!(done.users, users);
         let csv = std::fs::read_to_string(dir.path().join(SEEDS_FILE)).unwrap();
-        let records = fobsim_firmware::seedfile::parse(&csv).unwrap();
+        let records = fobsim_core::seedfile::parse(&csv).unwrap();
         assert_eq!(records.len(), done.tokens);
         // Every registered fob of every scenario, under its namespaced serial,
         // with the secret the runner gives it; no unregistered fob.
@@ -781,7 +782,7 @@ mod tests {
             "GAHT00000001.abcd0123".to_string(),
         );
         let r = Request::Session {
-            who: Who::User("alice".into()),
+            who: Principal::User("alice".into()),
             serial: "GAHT00000001".into(),
             code: "123456".into(),
         };
@@ -790,7 +791,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let r = Request::Deactivate {
-            who: Who::User("alice".into()),
+            who: Principal::User("alice".into()),
             serial: "NOTDECLARED".into(),
         };
         assert_eq!(map_serial(&r, &map), r);

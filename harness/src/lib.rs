@@ -5,7 +5,7 @@
 //!   and its parser (`file:line:col` errors, static checks).
 //! - [`suite`]: the built-in conformance suite, embedded from
 //!   `fixtures/scenarios/` at build time, and loading files from disk.
-//! - [`runner`]: owns the true clock ([`fobsim_firmware::SimClock`]), drives
+//! - [`runner`]: owns the true clock ([`fobsim_core::SimClock`]), drives
 //!   fobs through a [`driver::FobDriver`] and an engine through an
 //!   [`adapter::EngineAdapter`], records transcripts and verdicts.
 //! - [`builtin`]: the adapter for fobsim's own engine (memory or SQLite);

@@ -8,17 +8,17 @@
 //! times, so it is byte-identical run to run and snapshot-tested; timings
 //! and throughput are separate ([`Timings`], [`verify_throughput`]).
 
+use fobsim_core::{Channel, Principal};
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use fobsim_firmware::{Algorithm, Kind, Secret, SeedRecord, Serial, Timestamp};
-use fobsim_otp::Totp;
+use fobsim_core::Totp;
+use fobsim_core::{Algorithm, Kind, Secret, SeedRecord, Serial, Timestamp};
 use quick_xml::escape::escape;
 use serde::Serialize;
 
 use crate::adapter::{
-    Account, AdapterError, Capability, Channel, EngineAdapter, Request, Setup, Who, has,
-    user_password,
+    Account, AdapterError, Capability, EngineAdapter, Request, Setup, has, user_password,
 };
 use crate::adapters::{self, OpenError, SetupProblem};
 use crate::driver::InProcess;
@@ -303,7 +303,7 @@ pub fn run(
 }
 
 fn fmt_ms(ms: i64) -> String {
-    let s = fobsim_otp::time::format_duration_ms(ms.abs());
+    let s = fobsim_core::time::format_duration_ms(ms.abs());
     if ms < 0 { format!("-{s}") } else { s }
 }
 
@@ -683,7 +683,7 @@ pub fn verify_throughput(
     if !has(engine, Capability::EnableTwoCodes) {
         return Err(ThroughputError::Capability(engine.name().to_string()));
     }
-    let who = Who::User("alice".into());
+    let who = Principal::User("alice".into());
     let at = |k: u64| Timestamp::from_secs((step0 + k) * 30 + 10);
     let ans = engine.call(
         at(1),

@@ -2,21 +2,22 @@
 //! scenario's timeline, records a transcript and compares it with the
 //! expectations.
 
+use fobsim_core::{Channel, Principal};
 use std::collections::HashMap;
 
-use fobsim_firmware::{
-    Display, FobSpec, Kind, SeedRecord, Serial, SimClock, Timestamp, derive_secret, preset,
-};
-use fobsim_otp::Secret;
+use fobsim_core::Secret;
+use fobsim_core::derive_secret;
+use fobsim_core::{Kind, SeedRecord, Serial, SimClock, Timestamp};
+use fobsim_firmware::{Display, FobSpec, preset};
 use serde::Serialize;
 
 use crate::adapter::{
-    Answer, Capability, Channel, EngineAdapter, Reply, Request, Setup, Who, has, user_password,
+    Answer, Capability, EngineAdapter, Reply, Request, Setup, has, user_password,
 };
 use crate::driver::{FobBackend, FobDriver};
 use crate::scenario::{
     Action, BatteryAction, CodeRef, DeviceDecl, DeviceRef, DisplayExpect, Outcome, Scenario,
-    Source, Via, align,
+    Source, align,
 };
 
 /// The default `--seed`.
@@ -596,14 +597,11 @@ impl<'a> Runner<'a> {
                 expect,
             } => {
                 let req = Request::Enable {
-                    who: Who::from_name(user),
+                    who: Principal::from_name(user),
                     serial: Self::serial(st, device),
                     code1: Self::code(line, st, code1)?,
                     code2: Self::code(line, st, code2)?,
-                    channel: match via {
-                        Via::Console => Channel::Console,
-                        Via::Api => Channel::Api,
-                    },
+                    channel: *via,
                 };
                 if user == "root" && !has(self.engine, Capability::RootUser) {
                     return Err(Stop::NotApplicable {
@@ -622,7 +620,7 @@ impl<'a> Runner<'a> {
                 expect,
             } => {
                 let req = Request::Resync {
-                    who: Who::from_name(user),
+                    who: Principal::from_name(user),
                     serial: Self::serial(st, device),
                     code1: Self::code(line, st, code1)?,
                     code2: Self::code(line, st, code2)?,
@@ -636,7 +634,7 @@ impl<'a> Runner<'a> {
                 expect,
             } => {
                 let req = Request::Deactivate {
-                    who: Who::from_name(user),
+                    who: Principal::from_name(user),
                     serial: Self::serial(st, device),
                 };
                 let ans = self.call(line, st, e, req)?;
@@ -650,7 +648,7 @@ impl<'a> Runner<'a> {
                 code2,
                 expect,
             } => {
-                let who = Who::from_name(user);
+                let who = Principal::from_name(user);
                 let req = Request::Deactivate {
                     who: who.clone(),
                     serial: Self::serial(st, old),
@@ -680,7 +678,7 @@ impl<'a> Runner<'a> {
                     None => None,
                 };
                 let req = Request::SignIn {
-                    who: Who::from_name(user),
+                    who: Principal::from_name(user),
                     password_ok: !wrong_password,
                     code,
                 };
@@ -694,7 +692,7 @@ impl<'a> Runner<'a> {
                 expect,
             } => {
                 let req = Request::Session {
-                    who: Who::from_name(user),
+                    who: Principal::from_name(user),
                     serial: Self::serial(st, device),
                     code: Self::code(line, st, code)?,
                 };
@@ -703,7 +701,7 @@ impl<'a> Runner<'a> {
             }
             Action::Devices { user, expect } => {
                 let req = Request::ListDevices {
-                    who: Who::from_name(user),
+                    who: Principal::from_name(user),
                 };
                 let ans = self.call(line, st, e, req)?;
                 let mut want: Vec<String> = expect.iter().map(|d| Self::serial(st, d)).collect();
@@ -854,7 +852,7 @@ fn device_clock(now: Timestamp, offset_ms: i64) -> String {
         .unwrap_or(i64::MAX)
         .saturating_add(offset_ms);
     let sign = if offset_ms < 0 { "-" } else { "+" };
-    let off = fobsim_otp::time::format_duration_ms(offset_ms.abs());
+    let off = fobsim_core::time::format_duration_ms(offset_ms.abs());
     match u64::try_from(dev) {
         Ok(ms) => format!("{} ({sign}{off})", Timestamp::from_millis(ms)),
         Err(_) => format!("before 1970 ({sign}{off})"),

@@ -6,8 +6,9 @@
 
 use std::time::Duration;
 
+use fobsim_core::Timestamp;
 use fobsim_emulator::serial::driver::{PtyFob, PtyFobError, PtyHost};
-use fobsim_firmware::{Display, Drift, FobInfo, FobSpec, Timestamp};
+use fobsim_firmware::{Display, Drift, FobInfo, FobSpec};
 
 use crate::driver::{DriverError, FobBackend, FobDriver};
 

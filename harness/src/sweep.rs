@@ -3,12 +3,14 @@
 //! engine accept a fresh code, reject it, or lock the device? Rendered as
 //! SVG (plotters, no system fonts needed) and as a text summary.
 
-use fobsim_firmware::{Drift, FobSpec, Timestamp, preset};
+use fobsim_core::Timestamp;
+use fobsim_core::{Channel, Principal};
+use fobsim_firmware::{Drift, FobSpec, preset};
 use serde::Serialize;
 
 use crate::adapter::{
-    Account, AdapterError, Answer, Capability, Channel, EngineAdapter, Reply, Request, Setup, Who,
-    has, user_password,
+    Account, AdapterError, Answer, Capability, EngineAdapter, Reply, Request, Setup, has,
+    user_password,
 };
 use crate::driver::{DriverError, FobBackend, FobDriver};
 use crate::runner::seed_record;
@@ -219,7 +221,7 @@ fn cell(
     };
     engine.begin(&setup)?;
     let mut fob = backend.attach(fob_spec.clone())?;
-    let who = Who::User("alice".into());
+    let who = Principal::User("alice".into());
     let serial = fob_spec.serial.to_string();
     // Enable in sync, mid-step.
     let mut now = DEFAULT_START.add_millis(period_ms / 2);
@@ -391,7 +393,7 @@ pub fn run_with_progress(
 }
 
 fn fmt_offset(ms: i64) -> String {
-    let s = fobsim_otp::time::format_duration_ms(ms.abs());
+    let s = fobsim_core::time::format_duration_ms(ms.abs());
     if ms < 0 {
         format!("-{s}")
     } else if ms > 0 {
@@ -445,7 +447,7 @@ impl SweepMap {
             .spec
             .delays_ms
             .iter()
-            .map(|d| fobsim_otp::time::format_duration_ms(*d).len())
+            .map(|d| fobsim_core::time::format_duration_ms(*d).len())
             .max()
             .unwrap_or(2);
         for (d, row) in self.spec.delays_ms.iter().zip(&self.cells) {
@@ -466,7 +468,7 @@ impl SweepMap {
             };
             out.push_str(&format!(
                 "{:>w$} |{map}| {range}\n",
-                fobsim_otp::time::format_duration_ms(*d)
+                fobsim_core::time::format_duration_ms(*d)
             ));
         }
         out
@@ -521,7 +523,7 @@ impl SweepMap {
                     ))
                     .map_err(draw)?;
                 }
-                let label = fobsim_otp::time::format_duration_ms(self.spec.delays_ms[ri]);
+                let label = fobsim_core::time::format_duration_ms(self.spec.delays_ms[ri]);
                 let y = i32::try_from(top + cell_h * ri as u32 + 3).unwrap_or(0);
                 root.draw(&Text::new(label, (10, y), ("sans-serif", 11).into_font()))
                     .map_err(draw)?;

@@ -6,13 +6,14 @@
 //! adapter when testing the runner and the reports. `with_capabilities`
 //! makes a weaker engine, to exercise `n/a` reporting.
 
+use fobsim_core::{Channel, Principal};
 use std::collections::HashMap;
 
-use fobsim_firmware::{Kind, Timestamp};
-use fobsim_otp::{Hotp, Totp};
+use fobsim_core::{Hotp, Totp};
+use fobsim_core::{Kind, Timestamp};
 
 use crate::adapter::{
-    AdapterError, Answer, Capability, Channel, EngineAdapter, Message, Reply, Request, Setup, Who,
+    AdapterError, Answer, Capability, EngineAdapter, Message, Reply, Request, Setup,
 };
 
 /// The numbers of the rules table.
@@ -50,7 +51,7 @@ enum Gen {
 struct Token {
     generator: Gen,
     digits: u8,
-    owner: Option<Who>,
+    owner: Option<Principal>,
     offset: i64,
     last: Option<u64>,
     failures: u32,
@@ -138,10 +139,10 @@ impl ModelEngine {
         }
     }
 
-    fn exists(&self, who: &Who) -> bool {
+    fn exists(&self, who: &Principal) -> bool {
         match who {
-            Who::Root => true,
-            Who::User(u) => self.users.contains_key(u),
+            Principal::Root => true,
+            Principal::User(u) => self.users.contains_key(u),
         }
     }
 
@@ -221,7 +222,7 @@ impl ModelEngine {
         }
     }
 
-    fn device_of(&self, who: &Who) -> Option<String> {
+    fn device_of(&self, who: &Principal) -> Option<String> {
         let mut v: Vec<&String> = self
             .tokens
             .iter()
@@ -235,13 +236,13 @@ impl ModelEngine {
     fn enable(
         &mut self,
         now: Timestamp,
-        who: &Who,
+        who: &Principal,
         serial: &str,
         c1: &str,
         c2: &str,
         ch: Channel,
     ) -> Answer {
-        if *who == Who::Root && ch == Channel::Api {
+        if *who == Principal::Root && ch == Channel::Api {
             return err(
                 "AccessDenied",
                 403,
@@ -308,7 +309,7 @@ impl ModelEngine {
         Answer::ok()
     }
 
-    fn owned(&self, who: &Who, serial: &str) -> Option<Answer> {
+    fn owned(&self, who: &Principal, serial: &str) -> Option<Answer> {
         match self.tokens.get(serial) {
             Some(t) if t.owner.as_ref() == Some(who) => None,
             _ => Some(err(
@@ -342,7 +343,7 @@ fn parse_setting(adapter: &str, k: &str, v: &str, rules: &mut Rules) -> Result<(
             rules.lockout_threshold = u32::try_from(num()?).map_err(|_| bad("too large"))?
         }
         "lockout_period" => {
-            let ms = fobsim_otp::time::parse_duration_ms(v).map_err(|e| bad(&e.to_string()))?;
+            let ms = fobsim_core::time::parse_duration_ms(v).map_err(|e| bad(&e.to_string()))?;
             rules.lockout_period_ms = u64::try_from(ms).map_err(|_| bad("negative"))?;
         }
         _ => return Err(bad("not a setting of the model engine")),
@@ -372,7 +373,7 @@ impl EngineAdapter for ModelEngine {
             self.users.insert(u.clone(), p.clone());
         }
         for s in &setup.seeds {
-            let setup_err = |e: fobsim_otp::OtpError| AdapterError::Setup {
+            let setup_err = |e: fobsim_core::OtpError| AdapterError::Setup {
                 adapter: "model".into(),
                 message: e.to_string(),
             };
@@ -495,7 +496,7 @@ impl EngineAdapter for ModelEngine {
                 match (self.device_of(who), code) {
                     (None, _) => Answer::ok(),
                     (Some(_), None) => {
-                        if *who == Who::Root && self.grant_until.is_some_and(|g| now < g) {
+                        if *who == Principal::Root && self.grant_until.is_some_and(|g| now < g) {
                             self.grant_until = None;
                             Answer::ok()
                         } else {

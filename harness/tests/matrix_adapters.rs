@@ -4,10 +4,9 @@
 //! the test with its install hint — these tests never skip
 //! (`bash tests/matrix/setup.sh` installs everything).
 
-use fobsim_firmware::{Algorithm, Kind, Secret, SeedRecord, Serial, Timestamp};
-use fobsim_harness::adapter::{
-    Account, Answer, Channel, EngineAdapter, Request, Setup, Who, user_password,
-};
+use fobsim_core::{Algorithm, Kind, Secret, SeedRecord, Serial, Timestamp};
+use fobsim_core::{Channel, Principal};
+use fobsim_harness::adapter::{Account, Answer, EngineAdapter, Request, Setup, user_password};
 use fobsim_harness::adapters;
 
 /// SHA1 rows: (unix time, 8-digit code).
@@ -64,8 +63,8 @@ fn setup(digits: u8) -> Setup {
     }
 }
 
-fn alice() -> Who {
-    Who::User("alice".into())
+fn alice() -> Principal {
+    Principal::User("alice".into())
 }
 
 fn sign_in(engine: &mut dyn EngineAdapter, t: u64, code: String) -> Answer {

@@ -1,7 +1,8 @@
 //! What well-formed scenario files parse into.
 
+use fobsim_core::Channel;
 use fobsim_harness::scenario::{
-    Action, CodeRef, DEFAULT_START, DeviceRef, Outcome, SourceKind, Via, parse,
+    Action, CodeRef, DEFAULT_START, DeviceRef, Outcome, SourceKind, parse,
 };
 use fobsim_harness::suite;
 
@@ -75,7 +76,7 @@ expect b steps -2..+3
             assert_eq!(device, &DeviceRef::Serial("GAHT99999999".into()));
             assert_eq!(code1, &CodeRef::Var("c1".into()));
             assert_eq!(code2, &CodeRef::Literal("123456".into()));
-            assert_eq!(*via, Via::Api);
+            assert_eq!(*via, Channel::Api);
             assert_eq!(expect, &Outcome::Error("NoSuchEntity".into()));
         }
         other => panic!("{other:?}"),

@@ -98,7 +98,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             f.serial,
             f.model,
             f.device.as_deref().unwrap_or("-"),
-            fobsim_otp::time::format_duration_ms(f.offset_ms),
+            fobsim_core::time::format_duration_ms(f.offset_ms),
             f.ppm,
             f.jitter_ms,
             f.battery

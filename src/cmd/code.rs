@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use fobsim_otp::{Algorithm, Hotp, Secret, Timestamp, Totp};
+use fobsim_core::{Algorithm, Hotp, Secret, Timestamp, Totp};
 
 /// Arguments of `fobsim code`.
 #[derive(Debug, clap::Args)]

@@ -10,9 +10,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use fobsim_core::time::parse_duration_ms;
 use fobsim_emulator::serial::client::SerialClient;
 use fobsim_emulator::serial::protocol::Response;
-use fobsim_otp::time::parse_duration_ms;
 
 /// Arguments of `fobsim device`.
 #[derive(Debug, clap::Args)]

@@ -8,10 +8,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use fobsim_core::Timestamp;
 use fobsim_emulator::control::server::ControlSocket;
 use fobsim_emulator::serial::PROTOCOL_VERSION;
 use fobsim_emulator::{Clock, Fleet, FleetSpec, SerialFleet};
-use fobsim_otp::Timestamp;
 
 /// Where true time comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -145,7 +145,7 @@ fn export_seeds(fleet: &Fleet, path: &std::path::Path) -> anyhow::Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
 
-    use fobsim_firmware::seedfile::{SeedFormat, write};
+    use fobsim_core::seedfile::{SeedFormat, write};
     let ext = path
         .extension()
         .and_then(|e| e.to_str())

@@ -5,8 +5,9 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use fobsim_firmware::{Drift, Fob, FobSpec, Serial, Timestamp, preset};
-use fobsim_otp::time::{format_duration_ms, parse_duration_ms};
+use fobsim_core::time::{format_duration_ms, parse_duration_ms};
+use fobsim_core::{Serial, Timestamp};
+use fobsim_firmware::{Drift, Fob, FobSpec, preset};
 
 /// Arguments of `fobsim fob`.
 #[derive(Debug, clap::Args)]

@@ -2,7 +2,8 @@
 
 use std::process::ExitCode;
 
-use fobsim_firmware::{Kind, PRESETS};
+use fobsim_core::Kind;
+use fobsim_firmware::PRESETS;
 
 /// Arguments of `fobsim models`.
 #[derive(Debug, clap::Args)]

@@ -96,7 +96,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .resolve()
         .with_context(|| format!("session key {}", session_key_path.display()))?;
     let keys = boot.key_ring(&session_key, None)?;
-    let skew = fobsim_otp::time::parse_duration_ms(&args.max_skew)
+    let skew = fobsim_core::time::parse_duration_ms(&args.max_skew)
         .ok()
         .and_then(|ms| u64::try_from(ms).ok())
         .with_context(|| {

@@ -4,9 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use fobsim_core::time::parse_duration_ms;
 use fobsim_harness::driver::InProcess;
 use fobsim_harness::sweep::{self, SweepSpec};
-use fobsim_otp::time::parse_duration_ms;
 
 use super::run::{Store, adapter};
 

@@ -4,7 +4,7 @@
 
 use fobsim_emulator::control::{Response, Session};
 use fobsim_emulator::{Clock, Fleet, FleetSpec};
-use fobsim_firmware::Timestamp;
+use fobsim_core::Timestamp;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -8,7 +8,8 @@ use fobsim_emulator::hid::REPORT_LEN;
 use fobsim_emulator::hid::frame::{AnswerAssembler, parse_command};
 use fobsim_emulator::hid::session::{HidSession, MAX_PENDING};
 use fobsim_emulator::serial::protocol::execute;
-use fobsim_firmware::{Fob, FobSpec, Timestamp, preset};
+use fobsim_core::{Timestamp};
+use fobsim_firmware::{Fob, FobSpec, preset};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -6,7 +6,8 @@ use fobsim_emulator::hid::HidOptions;
 use fobsim_emulator::serial::protocol::execute;
 use fobsim_emulator::uhid::device::UhidFob;
 use fobsim_emulator::uhid::event::Event;
-use fobsim_firmware::{Fob, FobSpec, Timestamp, preset};
+use fobsim_core::{Timestamp};
+use fobsim_firmware::{Fob, FobSpec, preset};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

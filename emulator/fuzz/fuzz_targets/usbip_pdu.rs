@@ -8,7 +8,8 @@ use fobsim_emulator::serial::protocol::execute;
 use fobsim_emulator::usbip::descriptors::Descriptors;
 use fobsim_emulator::usbip::device::{MAX_PENDING_URBS, UsbFob};
 use fobsim_emulator::usbip::pdu::{Cmd, Direction, OpReply, OpRequest, Ret};
-use fobsim_firmware::{Fob, FobSpec, Timestamp, preset};
+use fobsim_core::{Timestamp};
+use fobsim_firmware::{Fob, FobSpec, preset};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

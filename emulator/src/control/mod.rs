@@ -25,9 +25,9 @@ pub mod client;
 pub mod server;
 
 use crate::serial::protocol::DriftChange;
+use fobsim_core::Timestamp;
+use fobsim_core::time::parse_duration_ms;
 use fobsim_firmware::{Battery, Fob};
-use fobsim_otp::Timestamp;
-use fobsim_otp::time::parse_duration_ms;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Clock;

@@ -451,8 +451,8 @@ impl AnswerAssembler {
 
 #[cfg(test)]
 mod tests {
+    use fobsim_core::Code;
     use fobsim_firmware::{Battery, Display, Drift};
-    use fobsim_otp::Code;
 
     use super::*;
 

@@ -13,7 +13,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fobsim_firmware::{Display, Drift, FobError, FobInfo, FobSpec, Timestamp};
+use fobsim_core::Timestamp;
+use fobsim_firmware::{Display, Drift, FobError, FobInfo, FobSpec};
 
 use super::SerialFleet;
 use super::client::{ClientError, SerialClient};

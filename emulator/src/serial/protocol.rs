@@ -6,9 +6,10 @@
 
 use std::fmt::Write as _;
 
-use fobsim_firmware::{Battery, Display, Drift, Fob, FobError, Kind, Timestamp};
-use fobsim_otp::time::parse_duration_ms;
-use fobsim_otp::{Algorithm, Code};
+use fobsim_core::time::parse_duration_ms;
+use fobsim_core::{Algorithm, Code};
+use fobsim_core::{Kind, Timestamp};
+use fobsim_firmware::{Battery, Display, Drift, Fob, FobError};
 
 /// Version of the line protocol, reported by `INFO` as `protocol=`.
 pub const PROTOCOL_VERSION: u32 = 1;

@@ -89,7 +89,8 @@ impl Session {
 
 #[cfg(test)]
 mod tests {
-    use fobsim_firmware::{Fob, FobSpec, Timestamp, preset};
+    use fobsim_core::Timestamp;
+    use fobsim_firmware::{Fob, FobSpec, preset};
 
     use super::*;
     use crate::serial::protocol::execute;

@@ -261,7 +261,7 @@ impl Drop for UhidFleet {
 
 #[cfg(test)]
 mod tests {
-    use fobsim_otp::Timestamp;
+    use fobsim_core::Timestamp;
 
     use super::*;
     use crate::clock::Clock;

@@ -316,7 +316,8 @@ impl UsbFob {
 
 #[cfg(test)]
 mod tests {
-    use fobsim_firmware::{Fob, FobSpec, Timestamp, preset};
+    use fobsim_core::Timestamp;
+    use fobsim_firmware::{Fob, FobSpec, preset};
 
     use super::*;
     use crate::hid::frame::{AnswerAssembler, encode_command};

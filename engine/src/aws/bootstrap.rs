@@ -35,7 +35,7 @@ use super::policy::{Policy, PolicyError};
 use crate::engine::Engine;
 use crate::error::{EngineError, ErrorKind};
 use crate::profile::Profile;
-use crate::types::Principal;
+use fobsim_core::Principal;
 
 /// Why a bootstrap file cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -294,7 +294,7 @@ impl Bootstrap {
         for path in &self.seeds {
             let text = read(path)?;
             let records =
-                fobsim_firmware::seedfile::parse(&text).map_err(|e| BootstrapError::Engine {
+                fobsim_core::seedfile::parse(&text).map_err(|e| BootstrapError::Engine {
                     what: format!("reading {}", path.display()),
                     source: EngineError::new(ErrorKind::ValidationError, e.to_string()),
                 })?;

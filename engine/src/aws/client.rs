@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader, Write as _};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs as _};
 use std::time::Duration;
 
-use fobsim_otp::Timestamp;
+use fobsim_core::Timestamp;
 
 use super::query::encode_form;
 use super::sigv4::{Credentials, RequestParts, sign};

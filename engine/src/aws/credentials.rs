@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use data_encoding::{BASE32_NOPAD, BASE64, BASE64URL_NOPAD};
-use fobsim_otp::Timestamp;
+use fobsim_core::Timestamp;
 use parking_lot::Mutex;
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::Rng;
@@ -21,7 +21,8 @@ use zeroize::Zeroizing;
 
 use super::AwsError;
 use super::xml::SessionCredentials;
-use crate::types::Principal;
+use crate::types::StorageKey as _;
+use fobsim_core::Principal;
 
 const TOKEN_AAD: &[u8] = b"fobsim-sts-session-v1";
 
@@ -330,7 +331,7 @@ impl KeyRing {
         Some(OpenSession {
             access_key_id: id.to_string(),
             secret: Zeroizing::new(secret.to_string()),
-            principal: Principal::from_storage_key(who),
+            principal: crate::types::principal_from_key(who),
             expires: Timestamp::from_millis(exp.parse().ok()?),
             mfa: mfa == "1",
         })

@@ -29,7 +29,7 @@ pub mod xml;
 use std::borrow::Cow;
 use std::fmt;
 
-use fobsim_otp::Timestamp;
+use fobsim_core::Timestamp;
 
 use crate::error::{EngineError, ErrorKind};
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use data_encoding::BASE64URL_NOPAD;
-use fobsim_otp::Timestamp;
+use fobsim_core::Timestamp;
 
 use super::credentials::{Caller, CallerKind, KeyRing};
 use super::policy::{Decision, Policy, RequestContext, evaluate};
@@ -17,7 +17,7 @@ use super::sigv4::{self, RequestParts};
 use super::{AwsError, Now, Service, xml};
 use crate::engine::Engine;
 use crate::error::{EngineError, ErrorKind};
-use crate::types::{Channel, Principal};
+use fobsim_core::{Channel, Principal};
 
 /// Settings of the service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

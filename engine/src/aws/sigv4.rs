@@ -10,7 +10,7 @@
 
 use std::fmt::Write as _;
 
-use fobsim_otp::Timestamp;
+use fobsim_core::Timestamp;
 use hmac::{Hmac, KeyInit as _, Mac as _};
 use sha2::{Digest as _, Sha256};
 

@@ -6,7 +6,7 @@
 //! A minimal reader ([`text_of`], [`texts_of`]) is here too, for clients of
 //! these documents (tests, benches, the harness adapter).
 
-use fobsim_otp::Timestamp;
+use fobsim_core::Timestamp;
 
 use super::{AwsError, Fault, Service, iso8601};
 use crate::types::{MfaDevice, UserInfo};
@@ -116,7 +116,7 @@ pub fn empty_response(service: Service, action: &str, request_id: &str) -> Strin
 pub fn get_user(info: &UserInfo, request_id: &str) -> String {
     let mut w = inner();
     w.open("User");
-    if matches!(info.principal, crate::types::Principal::User(_)) {
+    if matches!(info.principal, fobsim_core::Principal::User(_)) {
         w.leaf("Path", "/");
         w.leaf("UserName", &info.user_name);
     }
@@ -266,7 +266,7 @@ pub fn text_of(doc: &str, tag: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::Principal;
+    use fobsim_core::Principal;
 
     const RID: &str = "c1f0a3b2-0000-4000-8000-000000000001";
 

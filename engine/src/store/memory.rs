@@ -2,14 +2,14 @@
 
 use std::collections::HashMap;
 
-use fobsim_otp::Timestamp;
+use fobsim_core::Timestamp;
 use parking_lot::Mutex;
 
 use super::{
     AccountRow, AssignOutcome, DeviceRow, FailureOutcome, Store, TokenRow, UserRow, VerifyState,
 };
 use crate::error::StoreError;
-use crate::types::Principal;
+use fobsim_core::Principal;
 
 struct Token {
     row: TokenRow,

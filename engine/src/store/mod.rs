@@ -12,10 +12,10 @@ mod sqlite;
 pub use memory::MemoryStore;
 pub use sqlite::{KeySource, SqliteOptions, SqliteStore};
 
-use fobsim_otp::{Algorithm, Secret, Timestamp};
+use fobsim_core::{Algorithm, Secret, Timestamp};
 
 use crate::error::StoreError;
-use crate::types::Principal;
+use fobsim_core::Principal;
 
 /// The account: one per engine.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
-use fobsim_otp::{Algorithm, Secret, Timestamp};
+use fobsim_core::{Algorithm, Secret, Timestamp};
 use parking_lot::ReentrantMutex;
 use rusqlite::{Connection, OptionalExtension, params};
 use zeroize::Zeroizing;
@@ -16,7 +16,8 @@ use super::{
     AccountRow, AssignOutcome, DeviceRow, FailureOutcome, Store, TokenRow, UserRow, VerifyState,
 };
 use crate::error::StoreError;
-use crate::types::Principal;
+use crate::types::StorageKey as _;
+use fobsim_core::Principal;
 
 /// Where the 256-bit secret-encryption key comes from.
 #[derive(Clone)]
@@ -433,7 +434,7 @@ struct RawDevice {
 impl RawDevice {
     fn into_row(self) -> Result<DeviceRow, StoreError> {
         Ok(DeviceRow {
-            owner: self.owner.as_deref().map(Principal::from_storage_key),
+            owner: self.owner.as_deref().map(crate::types::principal_from_key),
             enable_date: ts_of(self.enable_date)?,
             offset: self.offset,
             last_step: self.last_step.map(|s| u64_of(s, "last_step")).transpose()?,

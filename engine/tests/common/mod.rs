@@ -1,9 +1,9 @@
 //! Fixtures shared by the integration tests: the same test on both stores.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use fobsim_engine::{Engine, Profile, Timestamp, testing};
-use fobsim_firmware::Fob;
-use fobsim_otp::Totp;
+use fobsim_core::{Timestamp, Totp};
+use fobsim_engine::testing::{self, TestToken};
+use fobsim_engine::{Engine, Profile};
 
 /// Which store a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,7 +14,7 @@ pub enum Backend {
 
 pub struct Fx {
     pub engine: Engine,
-    pub fobs: Vec<Fob>,
+    pub fobs: Vec<TestToken>,
     pub dir: Option<tempfile::TempDir>,
 }
 
@@ -36,7 +36,7 @@ pub fn fx_with(backend: Backend, n: u64, profile: Profile) -> Fx {
     match backend {
         Backend::Memory => {
             let engine = Engine::in_memory(profile);
-            let fobs: Vec<Fob> = (0..n).map(|i| testing::gaht_fob(i, testing::T0)).collect();
+            let fobs: Vec<TestToken> = (0..n).map(|i| testing::gaht_fob(i, testing::T0)).collect();
             testing::create_account(&engine).unwrap();
             testing::import(&engine, &fobs).unwrap();
             Fx {
@@ -91,4 +91,20 @@ macro_rules! both {
             }
         }
     };
+}
+
+/// The real `gaht` fob behind test token `i` (same serial and secret, RTC
+/// set at `T0`, no drift yet): for tests of drifting device clocks.
+pub fn real_fob(i: u64) -> fobsim_firmware::Fob {
+    let model = fobsim_firmware::preset("gaht").unwrap();
+    fobsim_firmware::Fob::new(
+        fobsim_firmware::FobSpec::seeded(
+            model,
+            model.serial(i).unwrap(),
+            testing::FOB_SEED,
+            testing::T0,
+        )
+        .unwrap(),
+    )
+    .unwrap()
 }

@@ -1,7 +1,7 @@
 //! Codes, secrets, times and durations typed by users: errors, never panics.
 #![no_main]
 
-use fobsim_otp::{Code, Secret, Timestamp, time};
+use fobsim_core::{Code, Secret, Timestamp, time};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -3,7 +3,7 @@
 //! write/parse round trip unchanged.
 #![no_main]
 
-use fobsim_firmware::seedfile::{self, SeedFormat};
+use fobsim_core::seedfile::{self, SeedFormat};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -27,7 +27,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use fobsim_firmware::SeedRecord;
+use fobsim_core::SeedRecord;
 use serde::Serialize;
 
 use crate::adapter::{AdapterError, Answer, EngineAdapter};
@@ -186,7 +186,7 @@ pub fn libfaketime(engine: &str) -> Result<PathBuf, SetupProblem> {
 /// Writing or renaming the file failed.
 pub fn write_faketime_offset(
     file: &Path,
-    now: Option<fobsim_firmware::Timestamp>,
+    now: Option<fobsim_core::Timestamp>,
 ) -> std::io::Result<()> {
     let text = match now {
         None => "+0\n".to_string(),
@@ -278,7 +278,7 @@ pub(crate) fn tail(bytes: &[u8], n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fobsim_firmware::Timestamp;
+    use fobsim_core::Timestamp;
 
     fn real_ms() -> f64 {
         std::time::SystemTime::now()

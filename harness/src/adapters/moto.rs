@@ -15,18 +15,19 @@
 //! resync, deactivate, list devices. Not: console sign-in, root user,
 //! root recovery, lockout state, settings.
 
+use fobsim_core::Principal;
 use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+use fobsim_core::Timestamp;
 use fobsim_engine::aws::Service;
 use fobsim_engine::aws::client::{Client, Reply as HttpReply};
 use fobsim_engine::aws::sigv4::Credentials;
 use fobsim_engine::aws::xml::texts_of;
-use fobsim_firmware::Timestamp;
 
 use super::{SetupProblem, cleanup, setup_err, transport, venv};
-use crate::adapter::{AdapterError, Answer, Capability, EngineAdapter, Reply, Request, Setup, Who};
+use crate::adapter::{AdapterError, Answer, Capability, EngineAdapter, Reply, Request, Setup};
 
 const NAME: &str = "moto";
 
@@ -219,8 +220,8 @@ impl EngineAdapter for Moto {
             | Request::Deactivate { who, .. }
             | Request::ListDevices { who }
             | Request::Session { who, .. } => match who {
-                Who::User(u) => Some(u.clone()),
-                Who::Root => None,
+                Principal::User(u) => Some(u.clone()),
+                Principal::Root => None,
             },
             other => {
                 return Err(transport(

@@ -12,7 +12,7 @@
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use fobsim_firmware::{Algorithm, Kind, SeedRecord, Timestamp};
+use fobsim_core::{Algorithm, Kind, SeedRecord, Timestamp};
 
 use super::shim::{Checker, Shim};
 use super::{SetupProblem, refuse, require, transport};

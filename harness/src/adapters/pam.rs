@@ -36,7 +36,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use fobsim_firmware::{Algorithm, Kind, SeedRecord, Timestamp};
+use fobsim_core::{Algorithm, Kind, SeedRecord, Timestamp};
 
 use super::shim::{Checker, Shim};
 use super::{SetupProblem, cleanup, refuse, require, setup_err, transport, unique};

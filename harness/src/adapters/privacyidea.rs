@@ -33,18 +33,19 @@
 //!
 //! Not declared: API enable, root user, root recovery, settings.
 
+use fobsim_core::Principal;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use fobsim_core::{Kind, Timestamp};
 use fobsim_engine::aws::client::Client;
 use fobsim_engine::aws::query::encode_form;
-use fobsim_firmware::{Kind, Timestamp};
 use serde_json::Value;
 
 use super::{SetupProblem, cleanup, libfaketime, refuse, setup_err, transport, venv};
-use crate::adapter::{AdapterError, Answer, Capability, EngineAdapter, Reply, Request, Setup, Who};
+use crate::adapter::{AdapterError, Answer, Capability, EngineAdapter, Reply, Request, Setup};
 
 const NAME: &str = "privacyidea";
 const REALM: &str = "fobsim";
@@ -110,7 +111,7 @@ fn log_tail(dir: &Path) -> String {
     s
 }
 
-fn user_name(w: &Who) -> String {
+fn user_name(w: &Principal) -> String {
     w.to_string()
 }
 

@@ -19,12 +19,13 @@
 //! Not declared (so `n/a`): API enable, resync, deactivate, list devices,
 //! root user, root recovery, lockout state, settings.
 
+use fobsim_core::Principal;
 use std::collections::HashMap;
 
-use fobsim_firmware::{SeedRecord, Timestamp};
+use fobsim_core::{SeedRecord, Timestamp};
 
 use super::{Seeds, refuse};
-use crate::adapter::{AdapterError, Answer, Capability, EngineAdapter, Request, Setup, Who};
+use crate::adapter::{AdapterError, Answer, Capability, EngineAdapter, Request, Setup};
 
 /// The capabilities of a [`Shim`].
 pub const CAPS: [Capability; 3] = [
@@ -91,7 +92,7 @@ impl<C: Checker> std::fmt::Debug for Shim<C> {
     }
 }
 
-fn user_name(who: &Who) -> String {
+fn user_name(who: &Principal) -> String {
     who.to_string()
 }
 

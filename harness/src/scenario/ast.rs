@@ -1,6 +1,7 @@
 //! The parsed form of a scenario file.
 
-use fobsim_firmware::{Algorithm, Drift, Timestamp};
+use fobsim_core::{Algorithm, Channel, Timestamp};
+use fobsim_firmware::Drift;
 use serde::Serialize;
 
 /// Default start of a scenario's true clock: 2026-01-01T00:00:00Z (aligned
@@ -167,16 +168,6 @@ impl std::fmt::Display for DeviceRef {
     }
 }
 
-/// Console or API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Via {
-    /// The management console.
-    Console,
-    /// The IAM API / command line.
-    Api,
-}
-
 /// What the display should show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -257,7 +248,7 @@ pub enum Action {
         /// Second code.
         code2: CodeRef,
         /// Channel.
-        via: Via,
+        via: Channel,
         /// Expected outcome.
         expect: Outcome,
     },

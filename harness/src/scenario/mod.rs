@@ -6,6 +6,6 @@ mod parse;
 
 pub use ast::{
     Action, BatteryAction, CodeRef, DEFAULT_START, DeviceDecl, DeviceRef, DisplayExpect, Outcome,
-    Scenario, SecretBytes, Source, SourceKind, Step, Via,
+    Scenario, SecretBytes, Source, SourceKind, Step,
 };
 pub use parse::{MAX_REPEAT, MAX_STEPS, ParseError, align, parse};

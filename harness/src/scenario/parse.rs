@@ -4,14 +4,16 @@
 //! declared, codes captured before use, lost devices not pressed, time never
 //! set backwards), so a malformed file never starts running.
 
+use fobsim_core::Channel;
 use std::collections::{HashMap, HashSet};
 
-use fobsim_firmware::{Algorithm, Drift, Serial, Timestamp, preset};
-use fobsim_otp::time::parse_duration_ms;
+use fobsim_core::time::parse_duration_ms;
+use fobsim_core::{Algorithm, Serial, Timestamp};
+use fobsim_firmware::{Drift, preset};
 
 use super::ast::{
     Action, BatteryAction, CodeRef, DEFAULT_START, DeviceDecl, DeviceRef, DisplayExpect, Outcome,
-    Scenario, SecretBytes, Source, SourceKind, Step, Via,
+    Scenario, SecretBytes, Source, SourceKind, Step,
 };
 
 /// Largest `repeat` count.
@@ -970,12 +972,12 @@ fn parse_step(line: &mut Line<'_>, kw: &Tok, names: &mut Names) -> Result<Action
             let device = device_ref(line, names)?;
             let code1 = code_ref(line, names)?;
             let code2 = code_ref(line, names)?;
-            let mut via = Via::Console;
+            let mut via = Channel::Console;
             if kw.text == "enable" && line.eat("via") {
                 let t = line.word("console or api")?;
                 via = match t.text.as_str() {
-                    "console" => Via::Console,
-                    "api" => Via::Api,
+                    "console" => Channel::Console,
+                    "api" => Channel::Api,
                     other => {
                         return Err(
                             line.err_at(&t, format!("expected console or api, found {other:?}"))

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use fobsim_core::Kind;
+use fobsim_core::{Timestamp, Totp};
 use fobsim_emulator::{Clock, Fleet, FleetSpec};
-use fobsim_firmware::Kind;
-use fobsim_otp::{Timestamp, Totp};
 
 /// True time of the tests' frozen manual clock (2023-11-14T22:13:20Z).
 pub const T0_MS: u64 = 1_700_000_000_000;

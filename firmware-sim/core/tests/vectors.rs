@@ -1,7 +1,7 @@
 //! Every row of RFC 4226 Appendix D and RFC 6238 Appendix B, read from
 //! `fixtures/vectors/`.
 
-use fobsim_otp::{Algorithm, Hotp, Key, Totp};
+use fobsim_core::{Algorithm, Hotp, Key, Totp};
 
 fn rows(name: &str) -> Vec<Vec<String>> {
     let path = format!(

@@ -1,4 +1,13 @@
-//! HOTP (RFC 4226) and TOTP (RFC 6238), allocation-free on the hot path.
+//! fobsim's ground floor: the vocabulary that the device, the engine and
+//! the harness all speak, and the OTP core they compute codes with.
+//!
+//! - time as a value: [`Timestamp`], durations ([`time`]), the one
+//!   [`Clock`] trait and the harness's [`SimClock`];
+//! - tokens as vendors ship them: [`Serial`], [`SeedRecord`] ([`Kind`],
+//!   [`Algorithm`], digits, [`Secret`]) and vendor seed files
+//!   ([`seedfile`]: PSKC RFC 6030, CSV);
+//! - who acts and through which door: [`Principal`], [`Channel`];
+//! - HOTP (RFC 4226) and TOTP (RFC 6238), allocation-free on the hot path.
 //!
 //! A [`Key`] precomputes the HMAC inner and outer hash states once (the
 //! compression of `K ^ ipad` and `K ^ opad`), so every code afterwards costs
@@ -10,7 +19,7 @@
 //! seconds.
 //!
 //! ```
-//! use fobsim_otp::{Algorithm, Totp};
+//! use fobsim_core::{Algorithm, Totp};
 //! let totp = Totp::new(Algorithm::Sha1, b"12345678901234567890", 8, 30, 0).unwrap();
 //! assert_eq!(totp.code_at(59).unwrap().to_string(), "94287082");
 //! ```
@@ -19,7 +28,11 @@
 #![warn(missing_docs)]
 
 mod key;
+mod principal;
 mod secret;
+mod seed;
+pub mod seedfile;
+mod serial;
 #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
 mod shani;
 pub mod time;
@@ -28,8 +41,11 @@ use std::fmt;
 use std::str::FromStr;
 
 pub use key::{Backend, Key};
+pub use principal::{Channel, Principal};
 pub use secret::Secret;
-pub use time::{SimClock, Timestamp};
+pub use seed::{Kind, SeedRecord, derive_secret};
+pub use serial::{MAX_SERIAL_LEN, MIN_SERIAL_LEN, Serial, SerialError};
+pub use time::{Clock, SimClock, Timestamp};
 
 /// Smallest number of digits a code may have (RFC 4226 §5.3).
 pub const MIN_DIGITS: u8 = 6;

@@ -3,7 +3,7 @@
 //! core = 1 / time. `fobsim bench` prints the same comparison as numbers.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use fobsim_otp::{Algorithm, Backend, Key, Totp};
+use fobsim_core::{Algorithm, Backend, Key, Totp};
 use std::hint::black_box;
 
 fn secret(alg: Algorithm) -> Vec<u8> {
@@ -35,7 +35,7 @@ fn generation(c: &mut Criterion) {
                 black_box(key.truncated(black_box(t / 30)) % 1_000_000)
             })
         });
-        let mut buf = [fobsim_otp::Code::default(); 64];
+        let mut buf = [fobsim_core::Code::default(); 64];
         g.bench_function("fobsim-batch64", |b| {
             b.iter_custom(|iters| {
                 let start = std::time::Instant::now();

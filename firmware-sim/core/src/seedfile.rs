@@ -16,11 +16,10 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use fobsim_otp::{Algorithm, Secret};
 use quick_xml::Reader;
 use quick_xml::events::Event;
 
-use crate::{Kind, SeedRecord, Serial};
+use crate::{Algorithm, Kind, Secret, SeedRecord, Serial};
 
 /// PSKC algorithm URI of HOTP (RFC 6030 §10).
 pub const PSKC_HOTP: &str = "urn:ietf:params:xml:ns:keyprov:pskc:hotp";
@@ -152,7 +151,7 @@ pub fn parse_csv(text: &str) -> Result<Vec<SeedRecord>, SeedFileError> {
                 .parse::<u32>()
                 .map_err(|_| syntax(line, format!("digits {d:?} is not a number")))?,
         };
-        let digits = fobsim_otp::check_digits(digits).map_err(|e| syntax(line, e.to_string()))?;
+        let digits = crate::check_digits(digits).map_err(|e| syntax(line, e.to_string()))?;
         let fifth = f.get(4).filter(|s| !s.is_empty());
         let number = |s: &str, what: &str| {
             s.parse::<u64>()
@@ -186,7 +185,7 @@ pub fn parse_csv(text: &str) -> Result<Vec<SeedRecord>, SeedFileError> {
         let algorithm = match f.get(5).filter(|s| !s.is_empty()) {
             Some(a) => a
                 .parse()
-                .map_err(|e: fobsim_otp::OtpError| syntax(line, e.to_string()))?,
+                .map_err(|e: crate::OtpError| syntax(line, e.to_string()))?,
             None => Algorithm::Sha1,
         };
         out.push((
@@ -338,12 +337,12 @@ impl Pending {
             })?,
             None => 6,
         };
-        let digits = fobsim_otp::check_digits(digits).map_err(|e| syntax(line, e.to_string()))?;
+        let digits = crate::check_digits(digits).map_err(|e| syntax(line, e.to_string()))?;
         let algorithm = match self.suite {
             Some(s) => s
                 .trim()
                 .parse()
-                .map_err(|e: fobsim_otp::OtpError| syntax(line, e.to_string()))?,
+                .map_err(|e: crate::OtpError| syntax(line, e.to_string()))?,
             None => Algorithm::Sha1,
         };
         let num = |v: Option<String>, what: &str, default: u64| -> Result<u64, SeedFileError> {

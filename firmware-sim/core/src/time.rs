@@ -274,6 +274,21 @@ pub fn format_duration_ms(ms: i64) -> String {
     out
 }
 
+/// Where true time comes from. The one clock trait of the workspace:
+/// cores never call it (they take `now`); the shells that own time do — the
+/// harness's [`SimClock`], and the system or manual clocks of `fobsim
+/// serve`/`emulate` (`fobsim-clock`).
+pub trait Clock: Send + Sync {
+    /// True time now.
+    fn now(&self) -> Timestamp;
+}
+
+impl Clock for SimClock {
+    fn now(&self) -> Timestamp {
+        self.now
+    }
+}
+
 /// A clock that moves only when told to: the harness's true time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SimClock {

@@ -2,7 +2,7 @@
 //! algorithms, digits and step lengths — one code at a time and through
 //! the batch API (4 interleaved HMACs on SHA-NI).
 
-use fobsim_otp::{Algorithm, Totp};
+use fobsim_core::{Algorithm, Totp};
 use proptest::prelude::*;
 
 fn their_alg(a: Algorithm) -> totp_rs::Algorithm {
