@@ -11,8 +11,9 @@ use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use fobsim_clock::TrueClock;
 use fobsim_core::Timestamp;
-use fobsim_emulator::{Clock, Fleet, FleetSpec, SerialFleet};
+use fobsim_emulator::{Fleet, FleetSpec, SerialFleet};
 
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -108,7 +109,7 @@ fn main() {
     let fleet = Arc::new(
         Fleet::new(
             &spec,
-            Clock::manual(Timestamp::from_secs(1_700_000_000)),
+            TrueClock::manual(Timestamp::from_secs(1_700_000_000)),
             false,
         )
         .expect("fleet"),

@@ -8,12 +8,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use fobsim_clock::TrueClock;
 use fobsim_core::Timestamp;
+use fobsim_emulator::command::Command;
 use fobsim_emulator::hid::HidOptions;
-use fobsim_emulator::serial::protocol::Command;
 use fobsim_emulator::usbip::client::Imported;
 use fobsim_emulator::usbip::{UsbipServer, bus_id};
-use fobsim_emulator::{Clock, Fleet, FleetSpec};
+use fobsim_emulator::{Fleet, FleetSpec};
 use tokio::net::{TcpListener, TcpStream};
 
 fn env(name: &str, default: usize) -> usize {
@@ -57,7 +58,7 @@ fn main() {
     let fleet = Arc::new(
         Fleet::new(
             &spec,
-            Clock::manual(Timestamp::from_secs(1_700_000_000)),
+            TrueClock::manual(Timestamp::from_secs(1_700_000_000)),
             false,
         )
         .expect("fleet"),

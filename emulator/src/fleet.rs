@@ -1,4 +1,4 @@
-//! A fleet: many fobs sharing one true-time [`Clock`], whatever transport
+//! A fleet: many fobs sharing one [`TrueClock`], whatever transport
 //! exposes them.
 //!
 //! A fleet is described by a [`FleetSpec`]: `--count N --model gaht` on the
@@ -21,7 +21,7 @@
 //! ```
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use fobsim_core::Timestamp;
 use fobsim_core::time::parse_duration_ms;
@@ -29,8 +29,9 @@ use fobsim_core::{SeedRecord, Serial, SerialError};
 use fobsim_firmware::{Drift, Fob, FobError, FobSpec, Model};
 use serde::Deserialize;
 
-use crate::clock::{Clock, lock};
-use crate::serial::protocol::{Command, Reply, execute};
+use fobsim_clock::{TrueClock, lock};
+
+use crate::command::{Command, Reply, execute};
 
 /// Most fobs one fleet may hold.
 pub const MAX_FLEET: usize = 100_000;
@@ -249,7 +250,7 @@ impl Device {
 /// (`Arc<Fleet>`); each fob has its own lock.
 #[derive(Debug)]
 pub struct Fleet {
-    clock: Clock,
+    clock: Arc<TrueClock>,
     devices: Vec<Device>,
     test_mode: bool,
 }
@@ -261,7 +262,12 @@ impl Fleet {
     /// # Errors
     /// [`FleetError::DuplicateSerial`], or [`FleetError::Fob`] if the
     /// firmware refuses a drift.
-    pub fn new(spec: &FleetSpec, clock: Clock, test_mode: bool) -> Result<Self, FleetError> {
+    pub fn new(
+        spec: &FleetSpec,
+        clock: impl Into<Arc<TrueClock>>,
+        test_mode: bool,
+    ) -> Result<Self, FleetError> {
+        let clock = clock.into();
         let now = clock.now();
         // Lazily: one spec at a time, never a second list of every fob.
         let specs = spec.fobs.iter().enumerate().map(|(i, e)| {
@@ -286,16 +292,16 @@ impl Fleet {
     /// firmware refuses a spec.
     pub fn from_specs(
         specs: Vec<FobSpec>,
-        clock: Clock,
+        clock: impl Into<Arc<TrueClock>>,
         test_mode: bool,
     ) -> Result<Self, FleetError> {
-        Fleet::build(specs.into_iter().map(Ok), clock, test_mode)
+        Fleet::build(specs.into_iter().map(Ok), clock.into(), test_mode)
     }
 
     /// The fobs of `specs` (1-based indexes in errors); serials must be unique.
     fn build(
         specs: impl ExactSizeIterator<Item = Result<FobSpec, FleetError>>,
-        clock: Clock,
+        clock: Arc<TrueClock>,
         test_mode: bool,
     ) -> Result<Self, FleetError> {
         let mut devices = Vec::with_capacity(specs.len());
@@ -333,7 +339,7 @@ impl Fleet {
 
     /// The clock.
     #[must_use]
-    pub fn clock(&self) -> &Clock {
+    pub fn clock(&self) -> &Arc<TrueClock> {
         &self.clock
     }
 
@@ -391,8 +397,8 @@ impl Fleet {
     #[must_use]
     pub fn reply(&self, index: usize, cmd: &Command) -> Reply {
         self.execute(index, cmd).unwrap_or_else(|| {
-            Reply::Err(crate::serial::protocol::ProtocolError::new(
-                crate::serial::protocol::ErrorCode::Conflict,
+            Reply::Err(crate::command::ProtocolError::new(
+                crate::command::ErrorCode::Conflict,
                 "no such fob",
             ))
         })
@@ -491,7 +497,7 @@ jitter = "500ms"
                 Err(e) => assert!(e.to_string().contains(want), "{text}: {e}"),
                 Ok(spec) => {
                     // Valid syntax; the firmware refuses the drift.
-                    let e = Fleet::new(&spec, Clock::manual(Timestamp::from_secs(0)), false)
+                    let e = Fleet::new(&spec, TrueClock::manual(Timestamp::from_secs(0)), false)
                         .unwrap_err();
                     assert!(matches!(e, FleetError::Fob { index: 1, .. }), "{text}: {e}");
                 }
@@ -502,7 +508,7 @@ jitter = "500ms"
         )
         .unwrap();
         assert!(matches!(
-            Fleet::new(&spec, Clock::System, false),
+            Fleet::new(&spec, TrueClock::System, false),
             Err(FleetError::DuplicateSerial(_))
         ));
     }

@@ -1,11 +1,12 @@
-//! fobsim's transports: fobs on ptys (and later uhid and USB/IP); the fleet
-//! and its controllable clock.
+//! fobsim's transports: fobs a host can talk to, on ptys, as uhid devices
+//! and behind a USB/IP server; the fleet they share.
 //!
-//! - [`fleet`]: many fobs sharing one [`clock::Clock`], whatever transport
-//!   exposes them;
-//! - [`clock`]: system time, or a manual clock (sans-IO [`clock::ManualClock`]);
-//! - [`control`]: the control plane (JSON lines on a Unix socket) that
-//!   moves the manual clock and changes drift;
+//! - [`fleet`]: many fobs sharing one true clock
+//!   ([`fobsim_clock::TrueClock`]), whatever transport exposes them;
+//! - [`command`]: the fob's transport-neutral command set (commands,
+//!   replies, [`command::execute`]);
+//! - [`control`]: the fleet's side of the control plane
+//!   ([`fobsim_clock::control`]): drift changes and the list of fobs;
 //! - [`serial`]: one pseudo-terminal per fob, a line protocol
 //!   (`docs/serial-protocol.md`), and a client.
 //! - [`hid`]: the fob as a USB HID device, sans-IO (descriptors, the
@@ -19,7 +20,7 @@
 
 #![warn(missing_docs)]
 
-pub mod clock;
+pub mod command;
 pub mod control;
 pub mod fleet;
 pub mod hid;
@@ -28,7 +29,6 @@ pub mod testing;
 pub mod uhid;
 pub mod usbip;
 
-pub use clock::{Clock, ManualClock};
 pub use fleet::{Fleet, FleetError, FleetSpec};
 pub use serial::SerialFleet;
 

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use fobsim_core::Timestamp;
 
-use crate::clock::Clock;
 use crate::fleet::{Fleet, FleetError, FleetSpec};
 use crate::serial::client::{ClientError, SerialClient};
 use crate::serial::{Port, SerialFleet};
+use fobsim_clock::TrueClock;
 
 /// Why a testbed could not start.
 #[derive(Debug, thiserror::Error)]
@@ -43,7 +43,7 @@ impl SerialTestbed {
         start: Timestamp,
         test_mode: bool,
     ) -> Result<Self, TestbedError> {
-        let fleet = Arc::new(Fleet::new(spec, Clock::manual(start), test_mode)?);
+        let fleet = Arc::new(Fleet::new(spec, TrueClock::manual(start), test_mode)?);
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()

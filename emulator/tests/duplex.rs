@@ -3,10 +3,11 @@
 
 use std::sync::Arc;
 
+use fobsim_clock::TrueClock;
+use fobsim_clock::control::{Request, Response};
 use fobsim_core::Timestamp;
-use fobsim_emulator::control::{Request, Response};
 use fobsim_emulator::serial::Command;
-use fobsim_emulator::{Clock, Fleet, FleetSpec};
+use fobsim_emulator::{Fleet, FleetSpec};
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 
 fn fleet() -> Arc<Fleet> {
@@ -14,7 +15,7 @@ fn fleet() -> Arc<Fleet> {
     Arc::new(
         Fleet::new(
             &spec,
-            Clock::manual(Timestamp::from_secs(1_234_567_890)),
+            TrueClock::manual(Timestamp::from_secs(1_234_567_890)),
             false,
         )
         .unwrap(),
@@ -51,8 +52,9 @@ async fn control_plane_over_a_duplex_pipe() {
     let fleet = fleet();
     let (client, server) = tokio::io::duplex(64);
     let f = Arc::clone(&fleet);
-    let task =
-        tokio::spawn(async move { fobsim_emulator::control::server::serve(server, &f).await });
+    let task = tokio::spawn(async move {
+        fobsim_clock::control::server::serve(server, f.clock(), f.as_ref()).await
+    });
     let (r, mut w) = tokio::io::split(client);
     let mut lines = BufReader::new(r).lines();
     w.write_all(&Request::Advance { by: "1h".into() }.to_line())

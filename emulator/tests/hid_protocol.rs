@@ -3,10 +3,10 @@
 //! line (`OK text` / `ERR code text`), on the same fob at the same time.
 
 use fobsim_core::Timestamp;
+use fobsim_emulator::command::{Command, execute};
 use fobsim_emulator::hid::HidOptions;
 use fobsim_emulator::hid::frame::{AnswerAssembler, encode_command};
 use fobsim_emulator::hid::session::HidSession;
-use fobsim_emulator::serial::protocol::{Command, execute};
 use fobsim_firmware::{Fob, FobSpec, preset};
 
 fn fob(now: Timestamp) -> Fob {

@@ -124,7 +124,7 @@ fn a_client_leaving_mid_line_or_unread_replies_does_not_disturb_the_next() {
         // stale reply had survived, we would read INFO's answer.
         assert_eq!(
             c.request_line("PING").unwrap(),
-            fobsim_emulator::serial::protocol::Response::Ok("PONG".into()),
+            fobsim_emulator::command::Response::Ok("PONG".into()),
             "round {round}"
         );
         assert_eq!(c.info().unwrap().serial, "GAHT00000001");
@@ -144,7 +144,7 @@ fn test_mode_commands_are_refused_without_test_mode() {
         "RTC RESET",
     ] {
         match c.request_line(cmd).unwrap() {
-            fobsim_emulator::serial::protocol::Response::Err { code, .. } => {
+            fobsim_emulator::command::Response::Err { code, .. } => {
                 assert_eq!(code, 403, "{cmd}");
             }
             other => panic!("{cmd}: {other:?}"),
@@ -171,9 +171,7 @@ fn test_mode_commands_work_in_test_mode() {
     assert!(clock.contains(" offset_ms=47000 "), "{clock}");
     assert_eq!(
         c.request_line("DRIFT offset=-90s").unwrap(),
-        fobsim_emulator::serial::protocol::Response::Ok(
-            "offset_ms=-90000 ppm=0 jitter_ms=0".into()
-        )
+        fobsim_emulator::command::Response::Ok("offset_ms=-90000 ppm=0 jitter_ms=0".into())
     );
     assert_eq!(
         c.press().unwrap().to_string(),
@@ -198,8 +196,8 @@ fn test_mode_commands_work_in_test_mode() {
     );
 }
 
-fn ok(s: &str) -> fobsim_emulator::serial::protocol::Response {
-    fobsim_emulator::serial::protocol::Response::Ok(s.into())
+fn ok(s: &str) -> fobsim_emulator::command::Response {
+    fobsim_emulator::command::Response::Ok(s.into())
 }
 
 #[test]

@@ -5,10 +5,11 @@
 use std::process::Command;
 use std::sync::Arc;
 
+use fobsim_clock::TrueClock;
 use fobsim_core::Timestamp;
 use fobsim_emulator::hid::HidOptions;
 use fobsim_emulator::usbip::UsbipServer;
-use fobsim_emulator::{Clock, Fleet, FleetSpec};
+use fobsim_emulator::{Fleet, FleetSpec};
 
 fn usbip_binary() -> String {
     for p in ["/usr/sbin/usbip", "/usr/bin/usbip", "/sbin/usbip"] {
@@ -53,7 +54,7 @@ fn usbip_list_shows_every_fob_with_its_interfaces() {
     let fleet = Arc::new(
         Fleet::new(
             &spec,
-            Clock::manual(Timestamp::from_secs(1_700_000_000)),
+            TrueClock::manual(Timestamp::from_secs(1_700_000_000)),
             false,
         )
         .unwrap(),

@@ -4,14 +4,15 @@
 
 use std::sync::Arc;
 
+use fobsim_clock::TrueClock;
 use fobsim_core::Timestamp;
+use fobsim_emulator::command::{Command, parse_display};
 use fobsim_emulator::hid::HidOptions;
-use fobsim_emulator::serial::protocol::{Command, parse_display};
 use fobsim_emulator::usbip::client::{ClientError, Imported, list};
 use fobsim_emulator::usbip::device::{ECONNRESET, EPIPE, Setup};
 use fobsim_emulator::usbip::pdu::{Direction, Ret};
 use fobsim_emulator::usbip::{UsbipServer, bus_id};
-use fobsim_emulator::{Clock, Fleet, FleetSpec};
+use fobsim_emulator::{Fleet, FleetSpec};
 use fobsim_firmware::Display;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
@@ -20,7 +21,7 @@ const T0: u64 = 1_111_111_109;
 
 fn fleet(n: usize) -> Arc<Fleet> {
     let spec = FleetSpec::uniform("gaht", n, 7).unwrap();
-    Arc::new(Fleet::new(&spec, Clock::manual(Timestamp::from_secs(T0)), false).unwrap())
+    Arc::new(Fleet::new(&spec, TrueClock::manual(Timestamp::from_secs(T0)), false).unwrap())
 }
 
 /// The code fob `index` shows when pressed now (from a clone of the fleet's fob).

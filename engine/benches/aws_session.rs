@@ -18,12 +18,11 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use fobsim_engine::aws::Service;
-use fobsim_engine::aws::client::build_request;
-use fobsim_engine::aws::server;
+use fobsim_aws::Service;
+use fobsim_aws::client::build_request;
+use fobsim_engine::api::server;
 use fobsim_engine::{Engine, KeySource, Profile, SqliteOptions, SqliteStore, testing};
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
 
@@ -105,7 +104,7 @@ fn run(label: &str, engine: Engine) {
     let mut busy = Duration::ZERO;
     for round in 0..rounds {
         let now = s.after_enable.add_millis(30_000 * (round as i64 + 1));
-        s.clock.store(now.as_millis(), Ordering::Relaxed);
+        s.clock.set(now);
         let mut per_conn: Vec<Vec<Vec<u8>>> = vec![Vec::new(); conns];
         for (i, fob) in s.fobs.iter_mut().enumerate() {
             let code = testing::press(fob, now);

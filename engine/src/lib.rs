@@ -41,7 +41,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod aws;
+pub mod api;
 mod engine;
 mod error;
 mod password;

@@ -41,8 +41,8 @@ pub const TEST_KEY: [u8; 32] = [0x42; 32];
 /// The access key of enrolled user `i` (`u00000`, `u00001`, …) of
 /// [`enrolled_service`].
 #[must_use]
-pub fn enrolled_credentials(i: usize) -> crate::aws::sigv4::Credentials {
-    crate::aws::sigv4::Credentials {
+pub fn enrolled_credentials(i: usize) -> fobsim_aws::sigv4::Credentials {
+    fobsim_aws::sigv4::Credentials {
         access_key_id: format!("AKIABENCH{i:011}"),
         secret_access_key: format!("bench-secret-{i:08}-0123456789"),
         session_token: None,
@@ -58,9 +58,10 @@ pub fn enrolled_user(i: usize) -> String {
 /// What [`enrolled_service`] builds.
 pub struct EnrolledService {
     /// The AWS face of the engine.
-    pub service: std::sync::Arc<crate::aws::service::AwsService>,
-    /// The service's clock in ms since the epoch (starts at `after_enable`).
-    pub clock: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    pub service: std::sync::Arc<crate::api::service::AwsService>,
+    /// The service's clock (starts at `after_enable`); move it with
+    /// [`SimClock::set`](fobsim_core::SimClock::set).
+    pub clock: std::sync::Arc<fobsim_core::SimClock>,
     /// User `i`'s fob.
     pub fobs: Vec<TestToken>,
     /// When the devices were enabled: `T0 + 30 s`.
@@ -70,7 +71,7 @@ pub struct EnrolledService {
 /// The HTTP benchmarks' fixture: the test account and `n` users
 /// ([`enrolled_user`], keys [`enrolled_credentials`], the policy
 /// `policy_json` attached), each with one fob enabled with its codes at
-/// [`T0`] and `T0 + 30 s`, behind an [`AwsService`](crate::aws::service::AwsService)
+/// [`T0`] and `T0 + 30 s`, behind an [`AwsService`](crate::api::service::AwsService)
 /// whose clock the caller moves.
 ///
 /// # Errors
@@ -80,11 +81,10 @@ pub fn enrolled_service(
     n: usize,
     policy_json: &str,
 ) -> Result<EnrolledService, EngineError> {
-    use crate::aws::credentials::KeyRing;
-    use crate::aws::policy::Policy;
-    use crate::aws::service::{AwsService, ServiceConfig};
+    use crate::api::credentials::KeyRing;
+    use crate::api::policy::Policy;
+    use crate::api::service::{AwsService, ServiceConfig};
     use std::sync::Arc;
-    use std::sync::atomic::AtomicU64;
     let invalid = |e: &dyn std::fmt::Display| {
         EngineError::new(crate::error::ErrorKind::ValidationError, e.to_string())
     };
@@ -122,15 +122,12 @@ pub fn enrolled_service(
         .map_err(|e| invalid(&e))?;
         policies.insert(enrolled_user(i), vec![Arc::clone(&policy)]);
     }
-    let clock = Arc::new(AtomicU64::new(t2.as_millis()));
-    let c = Arc::clone(&clock);
-    let now =
-        Arc::new(move || Timestamp::from_millis(c.load(std::sync::atomic::Ordering::Relaxed)));
+    let clock = Arc::new(fobsim_core::SimClock::new(t2));
     let service = Arc::new(AwsService::new(
         Arc::new(engine),
         ring,
         policies,
-        now,
+        Arc::clone(&clock) as Arc<dyn fobsim_core::Clock>,
         ServiceConfig::default(),
     )?);
     Ok(EnrolledService {

@@ -14,15 +14,15 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use fobsim_aws::Service;
+use fobsim_aws::client::Client;
+use fobsim_aws::sigv4::Credentials;
 use fobsim_core::Principal;
-use fobsim_core::Timestamp;
-use fobsim_engine::aws::Service;
-use fobsim_engine::aws::client::Client;
-use fobsim_engine::aws::credentials::KeyRing;
-use fobsim_engine::aws::policy::Policy;
-use fobsim_engine::aws::server::Loopback;
-use fobsim_engine::aws::service::{AwsService, ServiceConfig};
-use fobsim_engine::aws::sigv4::Credentials;
+use fobsim_core::{SimClock, Timestamp};
+use fobsim_engine::api::credentials::KeyRing;
+use fobsim_engine::api::policy::Policy;
+use fobsim_engine::api::server::Loopback;
+use fobsim_engine::api::service::{AwsService, ServiceConfig};
 use fobsim_engine::{Engine, KeySource, Profile, testing};
 
 const ENV_DB: &str = "AWS_CRASH_DB";
@@ -71,13 +71,12 @@ fn aws_crash_child() {
     )]
     .into_iter()
     .collect();
-    let clock = Arc::new(AtomicU64::new(now));
-    let c = Arc::clone(&clock);
+    let clock = Arc::new(SimClock::new(Timestamp::from_millis(now)));
     let svc = AwsService::new(
         Arc::new(engine),
         ring,
         policies,
-        Arc::new(move || Timestamp::from_millis(c.load(Ordering::SeqCst))),
+        Arc::clone(&clock) as Arc<dyn fobsim_core::Clock>,
         ServiceConfig::default(),
     )
     .unwrap();
@@ -227,7 +226,7 @@ fn kill_9_during_a_workload_then_restart() {
         .call(Service::Iam, &[("Action", "ListMFADevices")], &a, t1)
         .unwrap();
     assert_eq!(
-        fobsim_engine::aws::xml::texts_of(&r.body, "SerialNumber"),
+        fobsim_aws::xml::texts_of(&r.body, "SerialNumber"),
         vec![serial.clone()]
     );
     let r = c.call(Service::Sts, &get_session, &a, t1).unwrap();

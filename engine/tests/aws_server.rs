@@ -8,18 +8,18 @@
 use std::io::{BufReader, Write as _};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
+use fobsim_aws::Service;
+use fobsim_aws::client::{Client, Reply, build_request, read_response};
+use fobsim_aws::sigv4::Credentials;
+use fobsim_aws::xml;
 use fobsim_core::Principal;
-use fobsim_core::Timestamp;
-use fobsim_engine::aws::Service;
-use fobsim_engine::aws::bootstrap::Bootstrap;
-use fobsim_engine::aws::client::{Client, Reply, build_request, read_response};
-use fobsim_engine::aws::credentials::KeyRing;
-use fobsim_engine::aws::policy::Policy;
-use fobsim_engine::aws::service::{AwsService, ServiceConfig};
-use fobsim_engine::aws::sigv4::Credentials;
-use fobsim_engine::aws::{server, xml};
+use fobsim_core::{SimClock, Timestamp};
+use fobsim_engine::api::bootstrap::Bootstrap;
+use fobsim_engine::api::credentials::KeyRing;
+use fobsim_engine::api::policy::Policy;
+use fobsim_engine::api::server;
+use fobsim_engine::api::service::{AwsService, ServiceConfig};
 use fobsim_engine::testing::TestToken;
 use fobsim_engine::{Engine, Profile, testing};
 
@@ -38,7 +38,7 @@ fn creds(id: &str) -> Credentials {
 
 struct Server {
     addr: SocketAddr,
-    clock: Arc<AtomicU64>,
+    clock: Arc<SimClock>,
     fobs: Vec<TestToken>,
     _stop: tokio::sync::oneshot::Sender<()>,
     _thread: std::thread::JoinHandle<()>,
@@ -75,9 +75,8 @@ impl Server {
             .into_iter()
             .map(|u| (u.to_string(), vec![Arc::clone(&policy)]))
             .collect();
-        let clock = Arc::new(AtomicU64::new(t0.as_millis()));
-        let c = Arc::clone(&clock);
-        let now = Arc::new(move || Timestamp::from_millis(c.load(Ordering::SeqCst)));
+        let clock = Arc::new(SimClock::new(t0));
+        let now = Arc::clone(&clock) as Arc<dyn fobsim_core::Clock>;
         let svc = Arc::new(
             AwsService::new(
                 Arc::new(engine),
@@ -116,11 +115,11 @@ impl Server {
     }
 
     fn now(&self) -> Timestamp {
-        Timestamp::from_millis(self.clock.load(Ordering::SeqCst))
+        self.clock.now()
     }
 
     fn advance(&self, ms: u64) {
-        self.clock.fetch_add(ms, Ordering::SeqCst);
+        self.clock.advance_millis(i64::try_from(ms).unwrap());
     }
 
     fn client(&self) -> Client {
@@ -540,11 +539,11 @@ fn raw(s: &Server, bytes: &[u8]) -> Reply {
 }
 
 fn signed_body(s: &Server, body: &[u8], service: &str) -> Vec<u8> {
-    use fobsim_engine::aws::sigv4::sign;
+    use fobsim_aws::sigv4::sign;
     let alice = creds(ALICE_KEY);
     let host = s.addr.to_string();
     let headers = vec![("host".to_string(), host.clone())];
-    let parts = fobsim_engine::aws::sigv4::RequestParts {
+    let parts = fobsim_aws::sigv4::RequestParts {
         method: "POST",
         path: "/",
         query: "",
@@ -738,7 +737,7 @@ fn the_example_bootstrap_serves_its_keys() {
         Arc::new(engine),
         ring,
         b.policies().unwrap(),
-        Arc::new(|| testing::T0),
+        Arc::new(SimClock::new(testing::T0)),
         ServiceConfig::default(),
     )
     .unwrap();
@@ -766,7 +765,7 @@ fn the_example_bootstrap_serves_its_keys() {
                 .map(|(a, b)| (a.to_string(), b.to_string()))
         })
         .collect();
-    let parts = fobsim_engine::aws::sigv4::RequestParts {
+    let parts = fobsim_aws::sigv4::RequestParts {
         method: "POST",
         path: "/",
         query: "",

@@ -7,14 +7,14 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
+use fobsim_aws::Service;
+use fobsim_aws::client::build_request;
+use fobsim_aws::sigv4::{Credentials, RequestParts};
 use fobsim_core::Principal;
 use fobsim_core::Timestamp;
-use fobsim_engine::aws::Service;
-use fobsim_engine::aws::client::build_request;
-use fobsim_engine::aws::credentials::KeyRing;
-use fobsim_engine::aws::policy::Policy;
-use fobsim_engine::aws::service::{AwsService, ServiceConfig};
-use fobsim_engine::aws::sigv4::{Credentials, RequestParts};
+use fobsim_engine::api::credentials::KeyRing;
+use fobsim_engine::api::policy::Policy;
+use fobsim_engine::api::service::{AwsService, ServiceConfig};
 use fobsim_engine::testing;
 
 const SEED_POLICY: &str = include_str!("../../fixtures/policies/manage-own-mfa.json");
@@ -77,7 +77,7 @@ fn snapshot_conversation() {
         Arc::new(engine),
         ring,
         policies,
-        Arc::new(move || t0),
+        Arc::new(fobsim_core::SimClock::new(t0)),
         config,
     )
     .unwrap();
@@ -143,9 +143,9 @@ fn snapshot_conversation() {
     let body = exchange(&svc, t2, &sts, &mut log);
     exchange(&svc, t2, &sts, &mut log);
     let session = Credentials {
-        access_key_id: fobsim_engine::aws::xml::text_of(&body, "AccessKeyId").unwrap(),
-        secret_access_key: fobsim_engine::aws::xml::text_of(&body, "SecretAccessKey").unwrap(),
-        session_token: fobsim_engine::aws::xml::text_of(&body, "SessionToken"),
+        access_key_id: fobsim_aws::xml::text_of(&body, "AccessKeyId").unwrap(),
+        secret_access_key: fobsim_aws::xml::text_of(&body, "SecretAccessKey").unwrap(),
+        session_token: fobsim_aws::xml::text_of(&body, "SessionToken"),
     };
     exchange(
         &svc,

@@ -24,4 +24,4 @@ mod rtc;
 
 pub use fob::{Battery, DEFAULT_RTC_RESET, Display, Fob, FobError, FobInfo, FobSpec};
 pub use model::{Model, PRESETS, preset};
-pub use rtc::{Drift, JITTER_WINDOW_MS, Rtc, YEAR_MS};
+pub use rtc::{Drift, DriftChange, JITTER_WINDOW_MS, Rtc, YEAR_MS};

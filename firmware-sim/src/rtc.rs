@@ -176,6 +176,50 @@ fn ms_i64(t: Timestamp) -> i64 {
     i64::try_from(t.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// A change of some parts of a fob's [`Drift`] (`None`: keep): what the
+/// serial `DRIFT` command, the control plane and the fob panel ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct DriftChange {
+    /// New offset (device minus true time), in ms.
+    pub offset_ms: Option<i64>,
+    /// New skew in ppm.
+    pub ppm: Option<f64>,
+    /// New jitter bound in ms.
+    pub jitter_ms: Option<u32>,
+}
+
+impl DriftChange {
+    /// True when nothing is to be changed (a query).
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.offset_ms.is_none() && self.ppm.is_none() && self.jitter_ms.is_none()
+    }
+
+    /// Apply to `fob` at `now`: nothing for a query; a ppm-only change
+    /// re-anchors the skew at `now` (device time does not jump); otherwise
+    /// the given parts replace the current drift's.
+    ///
+    /// # Errors
+    /// The fob refuses the values (e.g. an out-of-range skew).
+    pub fn apply(&self, fob: &mut crate::Fob, now: Timestamp) -> Result<(), crate::FobError> {
+        match (self.offset_ms, self.ppm, self.jitter_ms) {
+            (None, None, None) => Ok(()),
+            (None, Some(ppm), None) => fob.set_ppm(now, ppm),
+            _ => {
+                let cur = fob.drift(now);
+                fob.set_drift(
+                    now,
+                    Drift {
+                        offset_ms: self.offset_ms.unwrap_or(cur.offset_ms),
+                        ppm: self.ppm.unwrap_or(cur.ppm),
+                        jitter_ms: self.jitter_ms.unwrap_or(cur.jitter_ms),
+                    },
+                )
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

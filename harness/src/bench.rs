@@ -32,12 +32,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use fobsim_aws::Service;
+use fobsim_aws::client::build_request;
 use fobsim_core::Timestamp;
 use fobsim_core::{Algorithm, Code, Totp};
 use fobsim_core::{Channel, Principal};
-use fobsim_engine::aws::Service;
-use fobsim_engine::aws::client::build_request;
-use fobsim_engine::aws::server;
+use fobsim_engine::api::server;
 use fobsim_engine::{Engine, Profile, testing};
 use serde::Serialize;
 
@@ -1216,7 +1216,7 @@ fn http_bench(opts: &Options, engine: Engine) -> Result<HttpResult, BenchError> 
     let result = (|| {
         for round in 0..rounds {
             let now = t2.add_millis(30_000 * (round as i64 + 1));
-            clock.store(now.as_millis(), Ordering::Relaxed);
+            clock.set(now);
             let mut per_conn: Vec<Vec<Vec<u8>>> = vec![Vec::new(); conns];
             for (i, fob) in fobs.iter_mut().enumerate() {
                 let code = testing::press(fob, now);
@@ -1620,7 +1620,7 @@ fn fleet_memory() -> Vec<Row> {
             let t = Instant::now();
             let fleet = fobsim_emulator::Fleet::new(
                 &spec,
-                fobsim_emulator::Clock::manual(Timestamp::from_secs(1_700_000_000)),
+                fobsim_clock::TrueClock::manual(Timestamp::from_secs(1_700_000_000)),
                 false,
             )
             .map_err(|e| setup("fleet", e))?;
@@ -1683,7 +1683,7 @@ fn pty_press(
     let fleet = Arc::new(
         fobsim_emulator::Fleet::new(
             &spec,
-            fobsim_emulator::Clock::manual(Timestamp::from_secs(1_700_000_000)),
+            fobsim_clock::TrueClock::manual(Timestamp::from_secs(1_700_000_000)),
             false,
         )
         .map_err(|e| setup("fleet", e))?,
@@ -1724,7 +1724,7 @@ fn usbip_press(
     opts: &Options,
     rt: &tokio::runtime::Runtime,
 ) -> Result<(f64, Vec<Duration>), BenchError> {
-    use fobsim_emulator::serial::protocol::Command as FobCommand;
+    use fobsim_emulator::command::Command as FobCommand;
     use fobsim_emulator::usbip::client::Imported;
     use fobsim_emulator::usbip::{UsbipServer, bus_id};
     let rounds = if opts.quick { 2_000 } else { 20_000 };
@@ -1732,7 +1732,7 @@ fn usbip_press(
     let fleet = Arc::new(
         fobsim_emulator::Fleet::new(
             &spec,
-            fobsim_emulator::Clock::manual(Timestamp::from_secs(1_700_000_000)),
+            fobsim_clock::TrueClock::manual(Timestamp::from_secs(1_700_000_000)),
             false,
         )
         .map_err(|e| setup("fleet", e))?,

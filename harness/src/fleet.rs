@@ -185,7 +185,7 @@ pub fn simulate(
         .map(|_| rng.random_range(0..600i64))
         .collect();
     let mut stats = FleetStats::default();
-    let mut clock = SimClock::new(start);
+    let clock = SimClock::new(start);
     for day in 1..=spec.days {
         let day_start = start.add_millis(i64::from(day) * 86_400_000 + 8 * 3_600_000);
         clock.set(day_start);

@@ -18,16 +18,15 @@
 use fobsim_core::Principal;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
-use fobsim_core::Timestamp;
-use fobsim_engine::aws::Service;
-use fobsim_engine::aws::client::{Client, Reply as HttpReply};
-use fobsim_engine::aws::credentials::KeyRing;
-use fobsim_engine::aws::policy::Policy;
-use fobsim_engine::aws::server::Loopback;
-use fobsim_engine::aws::service::{AwsService, ServiceConfig};
-use fobsim_engine::aws::sigv4::Credentials;
+use fobsim_aws::Service;
+use fobsim_aws::client::{Client, Reply as HttpReply};
+use fobsim_aws::sigv4::Credentials;
+use fobsim_core::{SimClock, Timestamp};
+use fobsim_engine::api::credentials::KeyRing;
+use fobsim_engine::api::policy::Policy;
+use fobsim_engine::api::server::Loopback;
+use fobsim_engine::api::service::{AwsService, ServiceConfig};
 
 use fobsim_engine::Engine;
 
@@ -53,7 +52,7 @@ struct Live {
     // Dropped first: the client's connection, then the server.
     client: Client,
     keys: HashMap<Principal, Credentials>,
-    clock: Arc<AtomicU64>,
+    clock: Arc<SimClock>,
     _server: Loopback,
 }
 
@@ -148,14 +147,12 @@ impl IamHttp {
             keys.insert(Principal::User(user.clone()), k);
             policies.insert(user.clone(), vec![Arc::clone(&admin)]);
         }
-        let clock = Arc::new(AtomicU64::new(setup.start.as_millis()));
-        let c = Arc::clone(&clock);
-        let now = Arc::new(move || Timestamp::from_millis(c.load(Ordering::SeqCst)));
+        let clock = Arc::new(SimClock::new(setup.start));
         let service = AwsService::new(
             Arc::new(engine),
             ring,
             policies,
-            now,
+            Arc::clone(&clock) as Arc<dyn fobsim_core::Clock>,
             ServiceConfig::default(),
         )
         .map_err(|e| setup_err(e.to_string()))?;
@@ -191,7 +188,7 @@ impl EngineAdapter for IamHttp {
             .live
             .as_mut()
             .ok_or_else(|| transport("call before begin"))?;
-        live.clock.store(now.as_millis(), Ordering::SeqCst);
+        live.clock.set(now);
         let who = api_principal(request)?;
         let Some(creds) = live.keys.get(who).cloned() else {
             // A principal the setup did not create: AWS would not know the key.
@@ -215,7 +212,7 @@ impl EngineAdapter for IamHttp {
             .map_err(|e| transport(e.to_string()))?;
         Ok(answer(&reply, |r| match request {
             Request::ListDevices { .. } => Reply::Devices {
-                devices: fobsim_engine::aws::xml::texts_of(&r.body, "SerialNumber"),
+                devices: fobsim_aws::xml::texts_of(&r.body, "SerialNumber"),
             },
             _ => Reply::None,
         }))

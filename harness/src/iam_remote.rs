@@ -34,12 +34,12 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use fobsim_aws::client::Client;
+use fobsim_aws::sigv4::Credentials;
+use fobsim_clock::control::Request as ControlRequest;
+use fobsim_clock::control::client::ControlClient;
 use fobsim_core::{SeedRecord, Serial, Timestamp};
-use fobsim_emulator::control::Request as ControlRequest;
-use fobsim_emulator::control::client::ControlClient;
-use fobsim_engine::aws::bootstrap::Bootstrap;
-use fobsim_engine::aws::client::Client;
-use fobsim_engine::aws::sigv4::Credentials;
+use fobsim_engine::api::bootstrap::Bootstrap;
 use rand::RngExt as _;
 use serde::Serialize;
 use sha2::Digest as _;
@@ -427,7 +427,7 @@ impl std::fmt::Debug for IamRemote {
     }
 }
 
-fn creds(k: &fobsim_engine::aws::bootstrap::AccessKeySpec) -> Credentials {
+fn creds(k: &fobsim_engine::api::bootstrap::AccessKeySpec) -> Credentials {
     Credentials {
         access_key_id: k.id.clone(),
         secret_access_key: k.secret.clone(),
@@ -609,7 +609,7 @@ impl EngineAdapter for IamRemote {
                     r.code().unwrap_or_default(),
                 )));
             }
-            let held = fobsim_engine::aws::xml::texts_of(&r.body, "SerialNumber");
+            let held = fobsim_aws::xml::texts_of(&r.body, "SerialNumber");
             if !held.is_empty() {
                 return Err(setup_err(format!(
                     "user {name} already holds {} on the endpoint: scenario {} already ran there, and codes used stay used. Start the endpoint on a fresh database for each run",
@@ -663,7 +663,7 @@ impl EngineAdapter for IamRemote {
             .map_err(|e| transport(format!("{}: {e}", self.endpoint)))?;
         Ok(answer(&reply, |r| match request {
             Request::ListDevices { .. } => Reply::Devices {
-                devices: fobsim_engine::aws::xml::texts_of(&r.body, "SerialNumber")
+                devices: fobsim_aws::xml::texts_of(&r.body, "SerialNumber")
                     .into_iter()
                     .map(|s| cur.unserials.get(&s).cloned().unwrap_or(s))
                     .collect(),

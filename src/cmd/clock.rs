@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use fobsim_emulator::control::Request;
-use fobsim_emulator::control::client::ControlClient;
+use fobsim_clock::control::Request;
+use fobsim_clock::control::client::ControlClient;
 
 /// Arguments of `fobsim clock`.
 #[derive(Debug, clap::Args)]
@@ -92,7 +92,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string(&resp)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let fob_line = |f: &fobsim_emulator::control::FobState| {
+    let fob_line = |f: &fobsim_clock::control::FobState| {
         format!(
             "{}\t{}\tdevice {}\toffset {}\tppm {}\tjitter {}ms\tbattery {}",
             f.serial,

@@ -67,7 +67,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let totp = Totp::new(algorithm, secret.expose(), args.digits, args.step, args.t0)?;
         let at = match &args.at {
             Some(s) => parse_time(s)?,
-            None => fobsim_emulator::clock::system_now(),
+            None => fobsim_clock::system_now(),
         };
         totp.code_at(at.as_secs())?
     };

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use fobsim_core::time::parse_duration_ms;
+use fobsim_emulator::command::Response;
 use fobsim_emulator::serial::client::SerialClient;
-use fobsim_emulator::serial::protocol::Response;
 
 /// Arguments of `fobsim device`.
 #[derive(Debug, clap::Args)]
@@ -41,7 +41,7 @@ enum Client {
 }
 
 impl Client {
-    fn info(&mut self) -> anyhow::Result<fobsim_emulator::serial::protocol::InfoReply> {
+    fn info(&mut self) -> anyhow::Result<fobsim_emulator::command::InfoReply> {
         Ok(match self {
             Client::Serial(c) => c.info()?,
             Client::Hid(h) => h.info()?,
@@ -73,7 +73,7 @@ impl Client {
                 })
             }
             Client::Hid(h) => {
-                let cmd = fobsim_emulator::serial::protocol::Command::parse(line)
+                let cmd = fobsim_emulator::command::Command::parse(line)
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
                 let a = h.command(&cmd)?;
                 Ok(if a.status == 0 {

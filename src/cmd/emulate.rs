@@ -8,48 +8,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use fobsim_core::Timestamp;
-use fobsim_emulator::control::server::ControlSocket;
+use fobsim_clock::control::Fobs;
+use fobsim_clock::control::server::ControlSocket;
 use fobsim_emulator::serial::PROTOCOL_VERSION;
-use fobsim_emulator::{Clock, Fleet, FleetSpec, SerialFleet};
 
-/// Where true time comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ClockKind {
-    /// The system clock.
-    System,
-    /// A clock that moves only through the control socket (`fobsim clock`).
-    Manual,
-}
-
-/// The true clock of `--clock KIND [--start TIME] [--control SOCKET]`
-/// (`fobsim emulate` and `fobsim serve`).
-///
-/// # Errors
-/// `--start` without a manual clock, a manual clock without a control
-/// socket (nothing could move it), a malformed `--start`.
-pub fn true_clock(
-    kind: ClockKind,
-    start: Option<&str>,
-    has_control: bool,
-) -> anyhow::Result<Clock> {
-    Ok(match kind {
-        ClockKind::System => {
-            anyhow::ensure!(start.is_none(), "--start needs --clock manual");
-            Clock::System
-        }
-        ClockKind::Manual => {
-            anyhow::ensure!(
-                has_control,
-                "--clock manual needs --control SOCKET (time moves only through it)"
-            );
-            Clock::manual(match start {
-                Some(s) => s.parse::<Timestamp>()?,
-                None => fobsim_emulator::clock::system_now(),
-            })
-        }
-    })
-}
+use super::common::ClockArgs;
+use fobsim_emulator::{Fleet, FleetSpec, SerialFleet};
 
 /// How the fobs are exposed to the host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -91,16 +55,8 @@ pub struct Args {
     /// Make a stable symlink DIR/<serial> to each fob's pty (created if missing).
     #[arg(long, value_name = "DIR")]
     link_dir: Option<PathBuf>,
-    /// Where true time comes from.
-    #[arg(long, value_enum, default_value_t = ClockKind::System)]
-    clock: ClockKind,
-    /// Start time of the manual clock: RFC 3339 UTC or @UNIX_SECONDS
-    /// (default: the system time at start).
-    #[arg(long, value_name = "TIME", requires = "control")]
-    start: Option<String>,
-    /// Serve the control plane (JSON lines) on this Unix socket.
-    #[arg(long, value_name = "SOCKET")]
-    control: Option<PathBuf>,
+    #[command(flatten)]
+    clock: ClockArgs,
     /// Enable the test-mode commands (CLOCK, DRIFT, BATTERY, RTC RESET).
     #[arg(long)]
     test_mode: bool,
@@ -125,7 +81,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         None => FleetSpec::uniform(&args.model, args.count, args.seed)?,
     };
-    let clock = true_clock(args.clock, args.start.as_deref(), args.control.is_some())?;
+    let clock = args.clock.true_clock()?;
     let fleet = Arc::new(Fleet::new(&spec, clock, args.test_mode)?);
     if let Some(path) = &args.export_seeds {
         export_seeds(&fleet, path)?;
@@ -210,7 +166,7 @@ async fn serve(fleet: Arc<Fleet>, args: &Args) -> anyhow::Result<ExitCode> {
             Exposed::Usbip { server, addr }
         }
     };
-    let control = match &args.control {
+    let control = match &args.clock.control {
         Some(path) => Some(
             ControlSocket::bind(path)
                 .with_context(|| format!("binding the control socket {}", path.display()))?,
@@ -224,7 +180,7 @@ async fn serve(fleet: Arc<Fleet>, args: &Args) -> anyhow::Result<ExitCode> {
             "transport": format!("{:?}", args.transport).to_lowercase(),
             "fobs": rows,
             "control": control.as_ref().map(|c| c.path()),
-            "clock": match fleet.clock() { Clock::System => "system", Clock::Manual { .. } => "manual" },
+            "clock": fleet.clock().source(),
             "now": fleet.now().to_string(),
             "test_mode": fleet.test_mode(),
             "protocol": PROTOCOL_VERSION,
@@ -258,7 +214,13 @@ async fn serve(fleet: Arc<Fleet>, args: &Args) -> anyhow::Result<ExitCode> {
 
     let control_task = async {
         match &control {
-            Some(c) => c.run(Arc::clone(&fleet)).await,
+            Some(c) => {
+                c.run(
+                    Arc::clone(fleet.clock()),
+                    Arc::clone(&fleet) as Arc<dyn Fobs>,
+                )
+                .await
+            }
             None => std::future::pending().await,
         }
     };

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod clock;
 pub mod code;
+pub mod common;
 pub mod device;
 pub mod emulate;
 pub mod fob;

@@ -11,14 +11,14 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use fobsim_emulator::control::server::ControlSocket;
-use fobsim_emulator::{Clock, Fleet};
-use fobsim_engine::aws::bootstrap::Bootstrap;
-use fobsim_engine::aws::server;
-use fobsim_engine::aws::service::{AwsService, ServiceConfig};
+use fobsim_clock::TrueClock;
+use fobsim_clock::control::server::ControlSocket;
+use fobsim_engine::api::bootstrap::Bootstrap;
+use fobsim_engine::api::server;
+use fobsim_engine::api::service::{AwsService, ServiceConfig};
 use fobsim_engine::{Engine, KeySource};
 
-use super::emulate::{ClockKind, true_clock};
+use super::common::ClockArgs;
 
 /// Arguments of `fobsim serve`.
 #[derive(Debug, clap::Args)]
@@ -33,16 +33,8 @@ pub struct Args {
     /// The bootstrap file: account, users, access keys, policies, seed files.
     #[arg(long, value_name = "FILE")]
     bootstrap: PathBuf,
-    /// Where the engine's true time comes from.
-    #[arg(long, value_enum, default_value_t = ClockKind::System)]
-    clock: ClockKind,
-    /// Serve the clock's control plane (JSON lines) on this Unix socket.
-    #[arg(long, value_name = "SOCKET")]
-    control: Option<PathBuf>,
-    /// Start time of the manual clock: RFC 3339 UTC or @UNIX_SECONDS
-    /// (default: the system time at start).
-    #[arg(long, value_name = "TIME", requires = "control")]
-    start: Option<String>,
+    #[command(flatten)]
+    clock: ClockArgs,
     /// The database encryption key file (64 hex digits; created if
     /// missing). Default: PATH.key. The variable FOBSIM_DB_KEY wins.
     #[arg(long, value_name = "FILE")]
@@ -105,24 +97,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 args.max_skew
             )
         })?;
-    let clock = true_clock(args.clock, args.start.as_deref(), args.control.is_some())?;
-    // No fobs: the fleet is only the clock and its control plane.
-    let fleet = Arc::new(Fleet::from_specs(Vec::new(), clock, false)?);
-    let now = {
-        let fleet = Arc::clone(&fleet);
-        Arc::new(move || fleet.now())
-    };
+    let clock = args.clock.true_clock()?;
     let config = ServiceConfig {
         max_skew_ms: skew,
         max_body: args.max_body,
         request_id_seed: u64::from_le_bytes(session_key[..8].try_into().unwrap_or_default())
-            ^ fleet.now().as_millis(),
+            ^ clock.now().as_millis(),
     };
     let service = Arc::new(AwsService::new(
         Arc::new(engine),
         keys,
         policies,
-        now,
+        Arc::clone(&clock) as Arc<dyn fobsim_core::Clock>,
         config,
     )?);
     let mut rt = tokio::runtime::Builder::new_multi_thread();
@@ -131,14 +117,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         rt.worker_threads(n.max(1));
     }
     let rt = rt.build()?;
-    rt.block_on(serve(service, fleet, &args, applied))
+    rt.block_on(serve(service, clock, &args, applied))
 }
 
 async fn serve(
     service: Arc<AwsService>,
-    fleet: Arc<Fleet>,
+    clock: Arc<TrueClock>,
     args: &Args,
-    applied: fobsim_engine::aws::bootstrap::Applied,
+    applied: fobsim_engine::api::bootstrap::Applied,
 ) -> anyhow::Result<ExitCode> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut sigint = signal(SignalKind::interrupt())?;
@@ -147,7 +133,7 @@ async fn serve(
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
     let addr = listener.local_addr()?;
-    let control = match &args.control {
+    let control = match &args.clock.control {
         Some(path) => Some(
             ControlSocket::bind(path)
                 .with_context(|| format!("binding the control socket {}", path.display()))?,
@@ -158,8 +144,8 @@ async fn serve(
         "listen": addr.to_string(),
         "endpoint": format!("http://{addr}"),
         "control": control.as_ref().map(|c| c.path()),
-        "clock": match fleet.clock() { Clock::System => "system", Clock::Manual { .. } => "manual" },
-        "now": fleet.now().to_string(),
+        "clock": clock.source(),
+        "now": clock.now().to_string(),
         "account_created": applied.account_created,
         "users_created": applied.users_created,
         "tokens_imported": applied.tokens_imported,
@@ -170,7 +156,7 @@ async fn serve(
 
     let control_task = async {
         match &control {
-            Some(c) => c.run(Arc::clone(&fleet)).await,
+            Some(c) => c.run(Arc::clone(&clock), Arc::new(())).await,
             None => std::future::pending().await,
         }
     };

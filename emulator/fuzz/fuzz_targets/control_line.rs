@@ -2,8 +2,9 @@
 //! every response is one JSON line that parses back.
 #![no_main]
 
-use fobsim_emulator::control::{Response, Session};
-use fobsim_emulator::{Clock, Fleet, FleetSpec};
+use fobsim_clock::control::{Response, Session};
+use fobsim_clock::{TrueClock};
+use fobsim_emulator::{Fleet, FleetSpec};
 use fobsim_core::Timestamp;
 use libfuzzer_sys::fuzz_target;
 

@@ -7,7 +7,7 @@ use fobsim_emulator::hid::HidOptions;
 use fobsim_emulator::hid::REPORT_LEN;
 use fobsim_emulator::hid::frame::{AnswerAssembler, parse_command};
 use fobsim_emulator::hid::session::{HidSession, MAX_PENDING};
-use fobsim_emulator::serial::protocol::execute;
+use fobsim_emulator::command::execute;
 use fobsim_core::{Timestamp};
 use fobsim_firmware::{Fob, FobSpec, preset};
 use libfuzzer_sys::fuzz_target;

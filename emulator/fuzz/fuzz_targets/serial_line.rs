@@ -3,7 +3,7 @@
 //! and the secret never shows.
 #![no_main]
 
-use fobsim_emulator::serial::protocol::execute;
+use fobsim_emulator::command::execute;
 use fobsim_emulator::serial::session::Session;
 use fobsim_emulator::serial::MAX_LINE;
 use fobsim_core::{Timestamp};

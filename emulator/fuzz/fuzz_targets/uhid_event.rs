@@ -3,7 +3,7 @@
 #![no_main]
 
 use fobsim_emulator::hid::HidOptions;
-use fobsim_emulator::serial::protocol::execute;
+use fobsim_emulator::command::execute;
 use fobsim_emulator::uhid::device::UhidFob;
 use fobsim_emulator::uhid::event::Event;
 use fobsim_core::{Timestamp};

@@ -4,7 +4,7 @@
 #![no_main]
 
 use fobsim_emulator::hid::HidOptions;
-use fobsim_emulator::serial::protocol::execute;
+use fobsim_emulator::command::execute;
 use fobsim_emulator::usbip::descriptors::Descriptors;
 use fobsim_emulator::usbip::device::{MAX_PENDING_URBS, UsbFob};
 use fobsim_emulator::usbip::pdu::{Cmd, Direction, OpReply, OpRequest, Ret};

@@ -9,7 +9,7 @@ use hidapi::{HidApi, HidDevice};
 
 use super::frame::{Answer, AnswerAssembler, AnswerError, STATUS_OK, encode_command};
 use super::{PRODUCT_ID, REPORT_LEN, USAGE_PAGE, VENDOR_ID};
-use crate::serial::protocol::{Command, InfoReply, MalformedReply, parse_display};
+use crate::command::{Command, InfoReply, MalformedReply, parse_display};
 
 /// Why talking to a fob over HID failed.
 #[derive(Debug, thiserror::Error)]

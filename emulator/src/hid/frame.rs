@@ -17,7 +17,8 @@
 //! followed by ASCII text — after OK the serial reply without `OK ` and
 //! CRLF, after an error its text ([`encode_reply`]).
 
-use crate::serial::protocol::{BatteryOp, Command, DriftChange, ErrorCode, ProtocolError, Reply};
+use crate::command::{BatteryOp, Command, ErrorCode, ProtocolError, Reply};
+use fobsim_firmware::DriftChange;
 
 use super::REPORT_LEN;
 

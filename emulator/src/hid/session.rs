@@ -10,7 +10,7 @@ use fobsim_firmware::Display;
 use super::frame::{encode_reply, parse_command};
 use super::keyboard::{KeyReport, type_code};
 use super::{HidOptions, REPORT_LEN};
-use crate::serial::protocol::{Command, Reply};
+use crate::command::{Command, Reply};
 
 /// Most input reports held for a host that does not read them (older ones
 /// are dropped first).
@@ -106,8 +106,8 @@ mod tests {
     use fobsim_firmware::{Fob, FobSpec, preset};
 
     use super::*;
+    use crate::command::execute;
     use crate::hid::frame::{AnswerAssembler, encode_command};
-    use crate::serial::protocol::execute;
 
     #[test]
     fn press_answers_the_code_and_types_it_on_the_keyboard() {

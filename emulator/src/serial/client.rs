@@ -17,7 +17,7 @@ use std::time::Duration;
 use fobsim_firmware::Display;
 use serialport::{ClearBuffer, SerialPort as _, TTYPort};
 
-use super::protocol::{Command, InfoReply, MalformedReply, Response, parse_display};
+use crate::command::{Command, InfoReply, MalformedReply, Response, parse_display};
 
 /// Longest reply line read.
 const MAX_REPLY: usize = 1024;

@@ -18,9 +18,10 @@ use fobsim_firmware::{Display, Drift, FobError, FobInfo, FobSpec};
 
 use super::SerialFleet;
 use super::client::{ClientError, SerialClient};
-use super::protocol::{BatteryOp, Command, DriftChange};
-use crate::clock::Clock;
+use crate::command::{BatteryOp, Command};
 use crate::fleet::{Fleet, FleetError};
+use fobsim_clock::TrueClock;
+use fobsim_firmware::DriftChange;
 
 /// Why a fob on a pty could not be driven.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -73,7 +74,7 @@ impl PtyHost {
         };
         let start = spec.rtc_set_at;
         let fleet =
-            Fleet::from_specs(vec![spec], Clock::manual(start), true).map_err(|e| match e {
+            Fleet::from_specs(vec![spec], TrueClock::manual(start), true).map_err(|e| match e {
                 FleetError::Fob { source, .. } => PtyFobError::Fob(source),
                 other => transport(other.to_string()),
             })?;

@@ -2,7 +2,6 @@
 //!
 //! Layers, bottom up:
 //! - [`line`](mod@line): framing (CR/LF/CRLF, bounded lines), sans-IO;
-//! - [`protocol`]: commands, replies, [`protocol::execute`], sans-IO;
 //! - [`session`]: framing + commands for one conversation, sans-IO;
 //! - [`server::serve`]: a session over any `AsyncRead + AsyncWrite`;
 //! - [`pty`]: the pseudo-terminal, clients coming and going;
@@ -14,7 +13,6 @@
 pub mod client;
 pub mod driver;
 pub mod line;
-pub mod protocol;
 pub mod pty;
 pub mod server;
 pub mod session;
@@ -27,8 +25,8 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
+pub use crate::command::{Command, ErrorCode, PROTOCOL_VERSION, Reply};
 pub use line::MAX_LINE;
-pub use protocol::{Command, ErrorCode, PROTOCOL_VERSION, Reply};
 
 use crate::fleet::Fleet;
 

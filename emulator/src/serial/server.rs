@@ -3,8 +3,8 @@
 
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 
-use super::protocol::{Command, Reply};
 use super::session::Session;
+use crate::command::{Command, Reply};
 
 /// Size of the read buffer of one connection.
 const READ_BUF: usize = 512;

@@ -5,7 +5,7 @@
 //! business: the `exec` closure.
 
 use super::line::{Frame, LineDecoder, MAX_LINE};
-use super::protocol::{Command, ErrorCode, ProtocolError, Reply};
+use crate::command::{Command, ErrorCode, ProtocolError, Reply};
 
 /// The state of one conversation: just the unfinished line.
 #[derive(Debug, Clone, Default)]
@@ -93,7 +93,7 @@ mod tests {
     use fobsim_firmware::{Fob, FobSpec, preset};
 
     use super::*;
-    use crate::serial::protocol::execute;
+    use crate::command::execute;
 
     /// Feed each chunk, record input and output bytes exactly (escaped).
     fn transcript(test_mode: bool, chunks: &[&[u8]]) -> String {

@@ -3,13 +3,13 @@
 //! a reply echoing its `id` (a reply with another id is dropped by the
 //! kernel, which then times out after 5 s).
 
+use crate::command::{Command, Reply};
 use crate::hid::keyboard::KEYBOARD_REPORT_LEN;
 use crate::hid::session::HidSession;
 use crate::hid::{
     DEVICE_VERSION, HidOptions, KEYBOARD_REPORT_DESCRIPTOR, PRODUCT_ID, VENDOR_ID,
     VENDOR_REPORT_DESCRIPTOR, product_name,
 };
-use crate::serial::protocol::{Command, Reply};
 
 use super::event::{BUS_USB, Create2, Event, ReportType};
 
@@ -207,8 +207,8 @@ mod tests {
     use fobsim_firmware::{Fob, FobSpec, preset};
 
     use super::*;
+    use crate::command::execute;
     use crate::hid::frame::{AnswerAssembler, encode_command};
-    use crate::serial::protocol::execute;
 
     #[test]
     fn every_get_and_set_report_is_answered_with_its_id() {

@@ -20,9 +20,9 @@ use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::task::JoinHandle;
 
+use crate::command::Command;
 use crate::fleet::Fleet;
 use crate::hid::HidOptions;
-use crate::serial::protocol::Command;
 
 use device::{UhidFob, create_keyboard, create_vendor};
 use event::{EVENT_SIZE, Event};
@@ -264,14 +264,14 @@ mod tests {
     use fobsim_core::Timestamp;
 
     use super::*;
-    use crate::clock::Clock;
     use crate::fleet::FleetSpec;
+    use fobsim_clock::TrueClock;
 
     #[tokio::test]
     async fn a_missing_uhid_device_is_a_clear_error() {
         let spec = FleetSpec::uniform("gaht", 1, 0).unwrap();
         let fleet =
-            Arc::new(Fleet::new(&spec, Clock::manual(Timestamp::from_secs(0)), false).unwrap());
+            Arc::new(Fleet::new(&spec, TrueClock::manual(Timestamp::from_secs(0)), false).unwrap());
         let e = UhidFleet::start_at(Path::new("/nonexistent/uhid"), fleet, HidOptions::default())
             .unwrap_err();
         assert!(matches!(e, UhidError::Open { .. }), "{e}");

@@ -7,9 +7,9 @@ use std::io;
 
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 
+use crate::command::Command;
 use crate::hid::REPORT_LEN;
 use crate::hid::frame::{Answer, AnswerAssembler, AnswerError, encode_command};
-use crate::serial::protocol::Command;
 
 use super::descriptors::{EP_VENDOR_IN, EP_VENDOR_OUT};
 use super::device::Setup;

@@ -13,9 +13,9 @@
 
 use std::collections::VecDeque;
 
+use crate::command::{Command, Reply};
 use crate::hid::session::HidSession;
 use crate::hid::{HidOptions, REPORT_LEN};
-use crate::serial::protocol::{Command, Reply};
 
 use super::descriptors::{
     DT_CONFIG, DT_DEVICE, DT_HID, DT_REPORT, DT_STRING, Descriptors, EP_KEYBOARD_IN, EP_VENDOR_IN,
@@ -320,8 +320,8 @@ mod tests {
     use fobsim_firmware::{Fob, FobSpec, preset};
 
     use super::*;
+    use crate::command::execute;
     use crate::hid::frame::{AnswerAssembler, encode_command};
-    use crate::serial::protocol::execute;
 
     fn control(seqnum: u32, dir: Direction, setup: Setup, data: Vec<u8>) -> Submit {
         Submit {

@@ -12,10 +12,10 @@ use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::TcpListener;
 
-use crate::clock::lock;
+use crate::command::Command;
 use crate::fleet::Fleet;
 use crate::hid::{DEVICE_VERSION, HidOptions, PRODUCT_ID, VENDOR_ID, product_name};
-use crate::serial::protocol::Command;
+use fobsim_clock::lock;
 
 use super::descriptors::Descriptors;
 use super::device::UsbFob;

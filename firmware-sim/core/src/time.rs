@@ -285,38 +285,50 @@ pub trait Clock: Send + Sync {
 
 impl Clock for SimClock {
     fn now(&self) -> Timestamp {
-        self.now
+        SimClock::now(self)
     }
 }
 
-/// A clock that moves only when told to: the harness's true time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A clock that moves only when told to: the harness's true time, and the
+/// clock a test hands to a server it drives (share it in an `Arc`: the
+/// server reads it, the test moves it).
+#[derive(Debug, Default)]
 pub struct SimClock {
-    now: Timestamp,
+    now_ms: std::sync::atomic::AtomicU64,
+}
+
+impl Clone for SimClock {
+    fn clone(&self) -> Self {
+        SimClock::new(self.now())
+    }
 }
 
 impl SimClock {
     /// A clock reading `start`.
     #[must_use]
     pub fn new(start: Timestamp) -> Self {
-        SimClock { now: start }
+        SimClock {
+            now_ms: std::sync::atomic::AtomicU64::new(start.as_millis()),
+        }
     }
 
     /// The current true time.
     #[must_use]
     pub fn now(&self) -> Timestamp {
-        self.now
+        Timestamp(self.now_ms.load(std::sync::atomic::Ordering::SeqCst))
     }
 
     /// Move by a signed number of milliseconds (saturating).
-    pub fn advance_millis(&mut self, ms: i64) -> Timestamp {
-        self.now = self.now.add_millis(ms);
-        self.now
+    pub fn advance_millis(&self, ms: i64) -> Timestamp {
+        let t = self.now().add_millis(ms);
+        self.set(t);
+        t
     }
 
     /// Jump to `t` (backwards too: true time may be set, as NTP does).
-    pub fn set(&mut self, t: Timestamp) {
-        self.now = t;
+    pub fn set(&self, t: Timestamp) {
+        self.now_ms
+            .store(t.as_millis(), std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -391,7 +403,7 @@ mod tests {
 
     #[test]
     fn sim_clock_moves_only_when_told() {
-        let mut c = SimClock::new(Timestamp::from_secs(100));
+        let c = SimClock::new(Timestamp::from_secs(100));
         assert_eq!(c.now(), Timestamp::from_secs(100));
         c.advance_millis(30_000);
         assert_eq!(c.now(), Timestamp::from_secs(130));

@@ -20,11 +20,11 @@ use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+use fobsim_aws::Service;
+use fobsim_aws::client::{Client, Reply as HttpReply};
+use fobsim_aws::sigv4::Credentials;
+use fobsim_aws::xml::texts_of;
 use fobsim_core::Timestamp;
-use fobsim_engine::aws::Service;
-use fobsim_engine::aws::client::{Client, Reply as HttpReply};
-use fobsim_engine::aws::sigv4::Credentials;
-use fobsim_engine::aws::xml::texts_of;
 
 use super::{SetupProblem, cleanup, setup_err, transport, venv};
 use crate::adapter::{AdapterError, Answer, Capability, EngineAdapter, Reply, Request, Setup};

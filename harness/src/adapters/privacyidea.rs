@@ -39,9 +39,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use fobsim_aws::client::Client;
+use fobsim_aws::query::encode_form;
 use fobsim_core::{Kind, Timestamp};
-use fobsim_engine::aws::client::Client;
-use fobsim_engine::aws::query::encode_form;
 use serde_json::Value;
 
 use super::{SetupProblem, cleanup, libfaketime, refuse, setup_err, transport, venv};

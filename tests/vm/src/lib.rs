@@ -8,9 +8,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use fobsim_clock::TrueClock;
 use fobsim_core::Kind;
 use fobsim_core::{Timestamp, Totp};
-use fobsim_emulator::{Clock, Fleet, FleetSpec};
+use fobsim_emulator::{Fleet, FleetSpec};
 
 /// True time of the tests' frozen manual clock (2023-11-14T22:13:20Z).
 pub const T0_MS: u64 = 1_700_000_000_000;
@@ -26,7 +27,7 @@ pub fn fleet() -> anyhow::Result<Arc<Fleet>> {
     )?;
     Ok(Arc::new(Fleet::new(
         &spec,
-        Clock::manual(Timestamp::from_millis(T0_MS)),
+        TrueClock::manual(Timestamp::from_millis(T0_MS)),
         false,
     )?))
 }

@@ -9,14 +9,14 @@ use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::UnixListener;
 
-use super::Session;
-use crate::fleet::Fleet;
+use super::{Fobs, Session};
+use crate::TrueClock;
 
 /// Serve one control connection until the client closes it.
 ///
 /// # Errors
 /// IO errors of the stream.
-pub async fn serve<T>(mut io: T, fleet: &Fleet) -> io::Result<()>
+pub async fn serve<T>(mut io: T, clock: &TrueClock, fobs: &dyn Fobs) -> io::Result<()>
 where
     T: AsyncRead + AsyncWrite + Unpin,
 {
@@ -28,7 +28,7 @@ where
         if n == 0 {
             return Ok(());
         }
-        session.feed(fleet, &buf[..n], &mut out);
+        session.feed(clock, fobs, &buf[..n], &mut out);
         if !out.is_empty() {
             io.write_all(&out).await?;
             io.flush().await?;
@@ -79,13 +79,14 @@ impl ControlSocket {
     }
 
     /// Accept and serve clients forever, each on its own task.
-    pub async fn run(&self, fleet: Arc<Fleet>) {
+    pub async fn run(&self, clock: Arc<TrueClock>, fobs: Arc<dyn Fobs>) {
         loop {
             match self.listener.accept().await {
                 Ok((stream, _)) => {
-                    let fleet = Arc::clone(&fleet);
+                    let clock = Arc::clone(&clock);
+                    let fobs = Arc::clone(&fobs);
                     tokio::spawn(async move {
-                        let _ = serve(stream, &fleet).await;
+                        let _ = serve(stream, &clock, fobs.as_ref()).await;
                     });
                 }
                 // EMFILE and friends: back off instead of spinning.

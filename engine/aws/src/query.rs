@@ -5,7 +5,7 @@
 
 use std::borrow::Cow;
 
-use super::{AwsError, Service};
+use crate::{AwsError, Service};
 
 /// Most parameters one request may carry.
 pub const MAX_PARAMS: usize = 64;

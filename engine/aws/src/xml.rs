@@ -8,8 +8,7 @@
 
 use fobsim_core::Timestamp;
 
-use super::{AwsError, Fault, Service, iso8601};
-use crate::types::{MfaDevice, UserInfo};
+use crate::{AwsError, Fault, Service, iso8601};
 
 /// Append `s` with `&<>"'` escaped and XML-illegal characters replaced.
 pub fn escape_into(out: &mut String, s: &str) {
@@ -111,17 +110,38 @@ pub fn empty_response(service: Service, action: &str, request_id: &str) -> Strin
     response(service, action, None, request_id)
 }
 
+/// The `<User>` of a `GetUser` answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User<'a> {
+    /// `UserName`: `None` for the account root user (AWS omits it, and
+    /// `Path`, for the root user).
+    pub user_name: Option<&'a str>,
+    /// `UserId`.
+    pub user_id: &'a str,
+    /// `Arn`.
+    pub arn: &'a str,
+}
+
+/// One `<member>` of a `ListMFADevices` answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MfaDevice<'a> {
+    /// `SerialNumber`.
+    pub serial: &'a str,
+    /// `EnableDate`.
+    pub enable_date: Timestamp,
+}
+
 /// `GetUser`. The root user has no `UserName`, as in AWS.
 #[must_use]
-pub fn get_user(info: &UserInfo, request_id: &str) -> String {
+pub fn get_user(user: &User<'_>, request_id: &str) -> String {
     let mut w = inner();
     w.open("User");
-    if matches!(info.principal, fobsim_core::Principal::User(_)) {
+    if let Some(name) = user.user_name {
         w.leaf("Path", "/");
-        w.leaf("UserName", &info.user_name);
+        w.leaf("UserName", name);
     }
-    w.leaf("UserId", &info.user_id);
-    w.leaf("Arn", &info.arn);
+    w.leaf("UserId", user.user_id);
+    w.leaf("Arn", user.arn);
     w.close("User");
     response(Service::Iam, "GetUser", Some(&w.s), request_id)
 }
@@ -130,7 +150,7 @@ pub fn get_user(info: &UserInfo, request_id: &str) -> String {
 #[must_use]
 pub fn list_mfa_devices(
     user_name: &str,
-    devices: &[MfaDevice],
+    devices: &[MfaDevice<'_>],
     next_marker: Option<&str>,
     request_id: &str,
 ) -> String {
@@ -147,7 +167,7 @@ pub fn list_mfa_devices(
     for d in devices {
         w.open("member");
         w.leaf("UserName", user_name);
-        w.leaf("SerialNumber", &d.serial);
+        w.leaf("SerialNumber", d.serial);
         w.leaf("EnableDate", &iso8601(d.enable_date));
         w.close("member");
     }
@@ -266,7 +286,6 @@ pub fn text_of(doc: &str, tag: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fobsim_core::Principal;
 
     const RID: &str = "c1f0a3b2-0000-4000-8000-000000000001";
 
@@ -280,17 +299,14 @@ mod tests {
 
     #[test]
     fn snapshot_iam_results() {
-        let info = UserInfo {
-            principal: Principal::user("alice"),
-            user_name: "alice".into(),
-            user_id: "AIDA0123456789ABCDEF0".into(),
-            arn: "arn:aws:iam::123456789012:user/alice".into(),
-            mfa_serials: vec![],
+        let user = User {
+            user_name: Some("alice"),
+            user_id: "AIDA0123456789ABCDEF0",
+            arn: "arn:aws:iam::123456789012:user/alice",
         };
-        insta::assert_snapshot!("get_user", get_user(&info, RID));
+        insta::assert_snapshot!("get_user", get_user(&user, RID));
         let devices = [MfaDevice {
-            user: Principal::user("alice"),
-            serial: "GAHT00000001".into(),
+            serial: "GAHT00000001",
             enable_date: Timestamp::from_millis(1_767_225_630_500),
         }];
         insta::assert_snapshot!(

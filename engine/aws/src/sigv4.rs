@@ -14,8 +14,13 @@ use fobsim_core::Timestamp;
 use hmac::{Hmac, KeyInit as _, Mac as _};
 use sha2::{Digest as _, Sha256};
 
-use super::query::encode_into;
-use super::{AwsError, amz_date, parse_amz_date};
+use crate::query::encode_into;
+use crate::{AwsError, amz_date, parse_amz_date};
+
+/// Constant-time equality of two byte strings (signatures).
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
 
 /// The only algorithm accepted.
 pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
@@ -426,7 +431,7 @@ pub fn verify(
     let sts = string_to_sign(&raw_date, &scope, &creq);
     let key = signing_key(secret, auth.date, auth.region, auth.service);
     let expected = hex::encode(hmac(&key, sts.as_bytes()));
-    if !crate::engine::ct_eq(expected.as_bytes(), auth.signature.as_bytes()) {
+    if !ct_eq(expected.as_bytes(), auth.signature.as_bytes()) {
         return Err(signature_mismatch());
     }
     check_time(t, now, max_skew_ms)?;

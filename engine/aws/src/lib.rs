@@ -1,28 +1,23 @@
-//! The engine as an AWS-compatible service: IAM (MFA actions) and STS
-//! `GetSessionToken` over the AWS Query protocol, so the AWS CLI and boto3
-//! work unchanged with `--endpoint-url`.
+//! The AWS wire format fobsim speaks and reads, sans-IO, knowing nothing
+//! of the engine behind it: the Query protocol of IAM and STS.
 //!
-//! Sans-IO cores, one thin IO shell:
-//! - [`query`]: form parsing and parameter validation into an [`query::Action`];
-//! - [`xml`]: responses in the IAM/STS namespaces and `<ErrorResponse>`;
-//! - [`sigv4`]: Signature Version 4 verification (and signing, for clients);
-//! - [`policy`]: IAM identity-policy evaluation;
-//! - [`credentials`]: access keys and STS session credentials;
-//! - [`bootstrap`]: the account file (`fobsim serve --bootstrap`);
-//! - [`service`]: one HTTP request in, one HTTP response out, given `now`;
-//! - [`server`]: the hyper/tokio shell (bounded bodies, never panics);
-//! - [`client`]: a small blocking client (tests, benches, the harness).
+//! - [`query`]: form parsing and encoding, and parameter validation into an
+//!   [`query::Action`] (AWS's order of checks, AWS's messages);
+//! - [`xml`]: responses in the IAM/STS namespaces and `<ErrorResponse>`, and
+//!   a small reader for clients;
+//! - [`sigv4`]: Signature Version 4, signing and verification;
+//! - [`client`]: a blocking HTTP client that signs Query requests (tests,
+//!   benches, the harness's AWS adapters);
+//! - [`AwsError`]: an error as AWS returns it (status, code, message, fault).
 //!
-//! Time is a value here too: the service asks a [`Now`] for the engine's
-//! clock; SigV4 request times are checked against it, not the system clock.
+//! Used by the engine's API face (`fobsim_engine::api`) and by the
+//! harness's adapters for IAM-compatible endpoints.
 
-pub mod bootstrap;
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
 pub mod client;
-pub mod credentials;
-pub mod policy;
 pub mod query;
-pub mod server;
-pub mod service;
 pub mod sigv4;
 pub mod xml;
 
@@ -30,8 +25,6 @@ use std::borrow::Cow;
 use std::fmt;
 
 use fobsim_core::Timestamp;
-
-use crate::error::{EngineError, ErrorKind};
 
 /// The AWS service a request is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -149,32 +142,6 @@ impl AwsError {
     }
 }
 
-impl From<EngineError> for AwsError {
-    fn from(e: EngineError) -> Self {
-        if e.kind == ErrorKind::ServiceFailure {
-            return AwsError::internal();
-        }
-        AwsError {
-            status: e.http_status(),
-            code: e.aws_code(),
-            message: Cow::Owned(e.message),
-            fault: Fault::Sender,
-        }
-    }
-}
-
-/// The engine's clock, as the service sees it.
-pub trait Now: Send + Sync {
-    /// True time now.
-    fn now(&self) -> Timestamp;
-}
-
-impl<F: Fn() -> Timestamp + Send + Sync> Now for F {
-    fn now(&self) -> Timestamp {
-        self()
-    }
-}
-
 /// `YYYY-MM-DDTHH:MM:SSZ` (AWS's ISO 8601 form in XML bodies).
 #[must_use]
 pub fn iso8601(t: Timestamp) -> String {
@@ -241,22 +208,5 @@ mod tests {
         ] {
             assert_eq!(parse_amz_date(bad), None, "{bad}");
         }
-    }
-
-    #[test]
-    fn engine_errors_keep_code_and_status_but_hide_store_details() {
-        let e: AwsError = EngineError::new(
-            ErrorKind::EntityAlreadyExists,
-            "MFA Device is already in use.",
-        )
-        .into();
-        assert_eq!(
-            (e.status, e.code, e.fault),
-            (409, "EntityAlreadyExists", Fault::Sender)
-        );
-        let e: AwsError =
-            EngineError::new(ErrorKind::ServiceFailure, "sqlite: /secret/path").into();
-        assert_eq!((e.status, e.fault), (500, Fault::Receiver));
-        assert!(!e.message.contains("sqlite"));
     }
 }

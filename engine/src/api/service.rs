@@ -12,11 +12,12 @@ use fobsim_core::Timestamp;
 
 use super::credentials::{Caller, CallerKind, KeyRing};
 use super::policy::{Decision, Policy, RequestContext, evaluate};
-use super::query::{Action, Form, not_authorized, parse_action};
-use super::sigv4::{self, RequestParts};
-use super::{AwsError, Now, Service, xml};
 use crate::engine::Engine;
 use crate::error::{EngineError, ErrorKind};
+use fobsim_aws::query::{Action, Form, not_authorized, parse_action};
+use fobsim_aws::sigv4::{self, RequestParts};
+use fobsim_aws::{AwsError, Service, xml};
+use fobsim_core::Clock;
 use fobsim_core::{Channel, Principal};
 
 /// Settings of the service.
@@ -58,7 +59,7 @@ pub struct AwsService {
     keys: KeyRing,
     policies: HashMap<String, Vec<Arc<Policy>>>,
     account_id: String,
-    clock: Arc<dyn Now>,
+    clock: Arc<dyn Clock>,
     config: ServiceConfig,
     counter: AtomicU64,
 }
@@ -95,7 +96,7 @@ impl AwsService {
         engine: Arc<Engine>,
         keys: KeyRing,
         policies: HashMap<String, Vec<Arc<Policy>>>,
-        clock: Arc<dyn Now>,
+        clock: Arc<dyn Clock>,
         config: ServiceConfig,
     ) -> Result<Self, EngineError> {
         let account_id = engine
@@ -320,7 +321,13 @@ impl AwsService {
         match action {
             Action::GetUser { .. } => {
                 let info = e.get_user(&target).map_err(Self::engine_error)?;
-                Ok(xml::get_user(&info, rid))
+                let user = xml::User {
+                    user_name: matches!(info.principal, Principal::User(_))
+                        .then_some(info.user_name.as_str()),
+                    user_id: &info.user_id,
+                    arn: &info.arn,
+                };
+                Ok(xml::get_user(&user, rid))
             }
             Action::ListMfaDevices {
                 marker, max_items, ..
@@ -338,7 +345,15 @@ impl AwsService {
                     }
                 };
                 let max = *max_items as usize;
-                let page: Vec<_> = devices.iter().skip(start).take(max).cloned().collect();
+                let page: Vec<_> = devices
+                    .iter()
+                    .skip(start)
+                    .take(max)
+                    .map(|d| xml::MfaDevice {
+                        serial: &d.serial,
+                        enable_date: d.enable_date,
+                    })
+                    .collect();
                 let next = (start + page.len() < devices.len())
                     .then(|| {
                         page.last()

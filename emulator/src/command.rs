@@ -1,15 +1,19 @@
-//! The serial line protocol, version [`PROTOCOL_VERSION`]: commands, replies
-//! and what a fob does with them. Sans-IO: parse/emit over strings and byte
-//! vectors, and [`execute`], a pure function of the fob and the true time.
+//! The fob's command set, version [`PROTOCOL_VERSION`], transport-neutral:
+//! commands, replies, their canonical text form, and what a fob does with
+//! them. Every transport carries these: the serial line protocol as text
+//! lines, HID as 64-byte reports (`crate::hid::frame`), USB/IP and uhid
+//! through HID. Sans-IO: parse/emit over strings and byte vectors, and
+//! [`execute`], a pure function of the fob and the true time.
 //!
-//! See `docs/serial-protocol.md` for the wire description.
+//! See `docs/serial-protocol.md` for the text form, `docs/hid-protocol.md`
+//! for the reports.
 
 use std::fmt::Write as _;
 
 use fobsim_core::time::parse_duration_ms;
 use fobsim_core::{Algorithm, Code};
 use fobsim_core::{Kind, Timestamp};
-use fobsim_firmware::{Battery, Display, Drift, Fob, FobError};
+use fobsim_firmware::{Battery, Display, Drift, DriftChange, Fob};
 
 /// Version of the line protocol, reported by `INFO` as `protocol=`.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -44,49 +48,6 @@ pub enum Command {
     Battery(BatteryOp),
     /// `RTC RESET` (test mode): reset the device clock as a battery swap does.
     RtcReset,
-}
-
-/// The parts of a drift a `DRIFT` command changes (`None`: keep).
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct DriftChange {
-    /// New offset (device minus true time), in ms.
-    pub offset_ms: Option<i64>,
-    /// New skew in ppm.
-    pub ppm: Option<f64>,
-    /// New jitter bound in ms.
-    pub jitter_ms: Option<u32>,
-}
-
-impl DriftChange {
-    /// True when nothing is to be changed (a query).
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.offset_ms.is_none() && self.ppm.is_none() && self.jitter_ms.is_none()
-    }
-
-    /// Apply to `fob` at `now`: nothing for a query; a ppm-only change
-    /// re-anchors the skew at `now` (device time does not jump); otherwise
-    /// the given parts replace the current drift's.
-    ///
-    /// # Errors
-    /// The fob refuses the values (e.g. an out-of-range skew).
-    pub fn apply(&self, fob: &mut Fob, now: Timestamp) -> Result<(), FobError> {
-        match (self.offset_ms, self.ppm, self.jitter_ms) {
-            (None, None, None) => Ok(()),
-            (None, Some(ppm), None) => fob.set_ppm(now, ppm),
-            _ => {
-                let cur = fob.drift(now);
-                fob.set_drift(
-                    now,
-                    Drift {
-                        offset_ms: self.offset_ms.unwrap_or(cur.offset_ms),
-                        ppm: self.ppm.unwrap_or(cur.ppm),
-                        jitter_ms: self.jitter_ms.unwrap_or(cur.jitter_ms),
-                    },
-                )
-            }
-        }
-    }
 }
 
 /// What `BATTERY` does.

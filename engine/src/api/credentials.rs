@@ -19,9 +19,9 @@ use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::Rng;
 use zeroize::Zeroizing;
 
-use super::AwsError;
-use super::xml::SessionCredentials;
 use crate::types::StorageKey as _;
+use fobsim_aws::AwsError;
+use fobsim_aws::xml::SessionCredentials;
 use fobsim_core::Principal;
 
 const TOKEN_AAD: &[u8] = b"fobsim-sts-session-v1";

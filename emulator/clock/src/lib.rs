@@ -1,9 +1,22 @@
-//! The fleet's true time: the system clock, or a manual clock that moves
-//! only when told (through the control plane).
+//! True time for the long-running processes (`fobsim emulate`, `fobsim
+//! serve`, `fobsim up`): the system clock, or a manual clock that moves
+//! only when told — and the control plane that tells it.
 //!
-//! [`ManualClock`] is sans-IO: it is handed the reading of a monotonic
-//! clock, never reads one. [`Clock`] is the thin shell that reads
-//! `SystemTime`/`Instant` — the one edge where the emulator looks at a clock.
+//! - [`TrueClock`]: the system clock or a [`ManualClock`]; implements the
+//!   workspace's one clock trait, [`fobsim_core::Clock`]. Share it in an
+//!   `Arc`: a fleet of fobs and an engine in one process read one clock.
+//! - [`ManualClock`] is sans-IO: it is handed the reading of a monotonic
+//!   clock, never reads one. [`TrueClock`] is the thin shell that reads
+//!   `SystemTime`/`Instant` — the one edge where a fobsim process looks at
+//!   the system clock.
+//! - [`control`]: JSON lines that move the clock (and, through the
+//!   [`control::Fobs`] a fleet implements, change fobs), over any
+//!   `AsyncRead + AsyncWrite`; a Unix-socket server and a blocking client.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod control;
 
 use std::sync::Mutex;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -75,9 +88,10 @@ impl ManualClock {
     }
 }
 
-/// Where the fleet's true time comes from.
+/// Where true time comes from: the system clock, or a manual clock moved
+/// through the control plane.
 #[derive(Debug)]
-pub enum Clock {
+pub enum TrueClock {
     /// The system clock, read at each command.
     System,
     /// A [`ManualClock`], moved through the control plane.
@@ -98,11 +112,34 @@ pub fn system_now() -> Timestamp {
     Timestamp::from_millis(ms)
 }
 
-impl Clock {
+impl TrueClock {
+    /// `--clock system|manual [--start TIME]` of the commands that own a
+    /// clock: the system clock, or a manual clock frozen at `start` (the
+    /// system time when `None`).
+    ///
+    /// # Errors
+    /// A `start` with the system clock.
+    pub fn from_kind(kind: ClockKind, start: Option<Timestamp>) -> Result<Self, ClockError> {
+        match (kind, start) {
+            (ClockKind::System, None) => Ok(TrueClock::System),
+            (ClockKind::System, Some(_)) => Err(ClockError::StartNeedsManual),
+            (ClockKind::Manual, start) => Ok(TrueClock::manual(start.unwrap_or_else(system_now))),
+        }
+    }
+
+    /// `system` or `manual`.
+    #[must_use]
+    pub fn source(&self) -> &'static str {
+        match self {
+            TrueClock::System => "system",
+            TrueClock::Manual { .. } => "manual",
+        }
+    }
+
     /// A manual clock, frozen at `start`.
     #[must_use]
     pub fn manual(start: Timestamp) -> Self {
-        Clock::Manual {
+        TrueClock::Manual {
             state: Mutex::new(ManualClock::frozen(start)),
             origin: Instant::now(),
         }
@@ -112,8 +149,8 @@ impl Clock {
     #[must_use]
     pub fn now(&self) -> Timestamp {
         match self {
-            Clock::System => system_now(),
-            Clock::Manual { state, origin } => {
+            TrueClock::System => system_now(),
+            TrueClock::Manual { state, origin } => {
                 let mono = mono_ms(*origin);
                 lock(state).now(mono)
             }
@@ -124,8 +161,8 @@ impl Clock {
     /// `None` for the system clock.
     pub fn with_manual<R>(&self, f: impl FnOnce(&mut ManualClock, u64) -> R) -> Option<R> {
         match self {
-            Clock::System => None,
-            Clock::Manual { state, origin } => {
+            TrueClock::System => None,
+            TrueClock::Manual { state, origin } => {
                 let mono = mono_ms(*origin);
                 Some(f(&mut lock(state), mono))
             }
@@ -139,13 +176,37 @@ impl Clock {
     }
 }
 
+impl fobsim_core::Clock for TrueClock {
+    fn now(&self) -> Timestamp {
+        TrueClock::now(self)
+    }
+}
+
+/// Which clock a command runs on (`--clock`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClockKind {
+    /// The system clock.
+    System,
+    /// A clock that moves only through the control plane.
+    Manual,
+}
+
+/// Why a clock could not be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClockError {
+    /// `--start` was given for the system clock.
+    #[error("--start needs --clock manual (the system clock cannot be set)")]
+    StartNeedsManual,
+}
+
 fn mono_ms(origin: Instant) -> u64 {
     u64::try_from(origin.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Lock a mutex, recovering from poisoning (the data stays consistent:
-/// every critical section is a plain value update).
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+/// every critical section of fobsim's clocks and fleets is a plain value
+/// update).
+pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 

@@ -18,8 +18,8 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
 use super::service::{AwsService, HttpResponse};
-use super::sigv4::RequestParts;
-use super::{AwsError, Service};
+use fobsim_aws::sigv4::RequestParts;
+use fobsim_aws::{AwsError, Service};
 
 /// How long a client may take to send a request's headers.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);

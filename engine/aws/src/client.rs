@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use fobsim_core::Timestamp;
 
-use super::query::encode_form;
-use super::sigv4::{Credentials, RequestParts, sign};
-use super::{Service, xml};
+use crate::query::encode_form;
+use crate::sigv4::{Credentials, RequestParts, sign};
+use crate::{Service, xml};
 
 /// Longest response accepted.
 const MAX_RESPONSE: usize = 1 << 20;

@@ -1,10 +1,11 @@
-//! The control plane: JSON lines that move a fleet's true time and change a
-//! fob's drift, served on a Unix socket (`--control SOCKET`).
+//! The control plane: JSON lines that move a process's true time and change
+//! a fob's drift, served on a Unix socket (`--control SOCKET`).
 //!
 //! Sans-IO core: [`parse_request`] / [`Response::emit`] over bytes, and
-//! [`apply`], which runs a request on a [`Fleet`]. [`server`] carries it
-//! over any `AsyncRead + AsyncWrite` (a Unix socket in the emulator),
-//! [`client`] is the blocking client behind `fobsim clock`.
+//! [`apply`], which runs a request on a [`TrueClock`] and the process's
+//! [`Fobs`] (the emulator's fleet; `()` for a process without fobs, such as
+//! `fobsim serve`). [`server`] carries it over any `AsyncRead + AsyncWrite`
+//! (a Unix socket), [`client`] is the blocking client behind `fobsim clock`.
 //!
 //! One request per line, one response line per request:
 //!
@@ -24,14 +25,12 @@
 pub mod client;
 pub mod server;
 
-use crate::serial::protocol::DriftChange;
 use fobsim_core::Timestamp;
 use fobsim_core::time::parse_duration_ms;
-use fobsim_firmware::{Battery, Fob};
+use fobsim_firmware::DriftChange;
 use serde::{Deserialize, Serialize};
 
-use crate::clock::Clock;
-use crate::fleet::Fleet;
+use crate::{ManualClock, TrueClock};
 
 /// Version of the control protocol (reported in every clock state).
 pub const CONTROL_VERSION: u32 = 1;
@@ -138,7 +137,9 @@ pub struct ControlError {
 }
 
 impl ControlError {
-    fn new(code: ControlErrorCode, message: impl Into<String>) -> Self {
+    /// An error with its message cut to 200 characters.
+    #[must_use]
+    pub fn new(code: ControlErrorCode, message: impl Into<String>) -> Self {
         let message: String = message.into();
         ControlError {
             code,
@@ -243,39 +244,49 @@ pub fn too_long() -> Response {
     ))
 }
 
-fn clock_state(clock: &Clock) -> ClockState {
+fn clock_state(clock: &TrueClock) -> ClockState {
     let now = clock.now();
     ClockState {
         now: now.to_string(),
         now_ms: now.as_millis(),
-        source: match clock {
-            Clock::System => "system",
-            Clock::Manual { .. } => "manual",
-        }
-        .to_string(),
+        source: clock.source().to_string(),
         frozen: clock.is_frozen(),
         version: CONTROL_VERSION,
     }
 }
 
-fn fob_state(fob: &Fob, model: &str, now: Timestamp) -> FobState {
-    let d = fob.drift(now);
-    FobState {
-        serial: fob.serial().to_string(),
-        model: model.to_string(),
-        device: fob
-            .device_ms(now)
-            .and_then(|ms| u64::try_from(ms).ok())
-            .map(|ms| Timestamp::from_millis(ms).to_string()),
-        offset_ms: d.offset_ms,
-        ppm: d.ppm,
-        jitter_ms: d.jitter_ms,
-        battery: match fob.battery() {
-            Battery::Good => "good",
-            Battery::Dead => "dead",
-        }
-        .to_string(),
+/// The fobs a control plane can reach: the emulator's fleet implements it;
+/// `()` is a process with a clock and no fobs (`fobsim serve`).
+pub trait Fobs: Send + Sync {
+    /// Every fob, in order.
+    fn list(&self) -> Vec<FobState>;
+
+    /// Change one fob's drift and say how it is now.
+    ///
+    /// # Errors
+    /// [`ControlErrorCode::NoSuchFob`] for an unknown serial,
+    /// [`ControlErrorCode::BadValue`] for a drift the fob refuses.
+    fn drift(&self, serial: &str, change: DriftChange) -> Result<FobState, ControlError>;
+}
+
+/// No fobs: the clock alone.
+impl Fobs for () {
+    fn list(&self) -> Vec<FobState> {
+        Vec::new()
     }
+
+    fn drift(&self, serial: &str, _: DriftChange) -> Result<FobState, ControlError> {
+        Err(no_such_fob(serial))
+    }
+}
+
+/// The `NoSuchFob` error for `serial`.
+#[must_use]
+pub fn no_such_fob(serial: &str) -> ControlError {
+    ControlError::new(
+        ControlErrorCode::NoSuchFob,
+        format!("no fob {:?}", serial.chars().take(64).collect::<String>()),
+    )
 }
 
 fn bad_value(what: &str, value: &str) -> ControlError {
@@ -289,8 +300,8 @@ fn bad_value(what: &str, value: &str) -> ControlError {
 }
 
 fn manual<R>(
-    clock: &Clock,
-    f: impl FnOnce(&mut crate::clock::ManualClock, u64) -> R,
+    clock: &TrueClock,
+    f: impl FnOnce(&mut ManualClock, u64) -> R,
 ) -> Result<R, ControlError> {
     clock.with_manual(f).ok_or_else(|| {
         ControlError::new(
@@ -300,17 +311,16 @@ fn manual<R>(
     })
 }
 
-/// Carry out `req` on `fleet` and say what happened.
+/// Carry out `req` on `clock` and `fobs` and say what happened.
 #[must_use]
-pub fn apply(fleet: &Fleet, req: &Request) -> Response {
-    match try_apply(fleet, req) {
+pub fn apply(clock: &TrueClock, fobs: &dyn Fobs, req: &Request) -> Response {
+    match try_apply(clock, fobs, req) {
         Ok(r) => r,
         Err(e) => Response::error(e),
     }
 }
 
-fn try_apply(fleet: &Fleet, req: &Request) -> Result<Response, ControlError> {
-    let clock = fleet.clock();
+fn try_apply(clock: &TrueClock, fobs: &dyn Fobs, req: &Request) -> Result<Response, ControlError> {
     let mut resp = Response {
         ok: true,
         clock: None,
@@ -336,12 +346,6 @@ fn try_apply(fleet: &Fleet, req: &Request) -> Result<Response, ControlError> {
             ppm,
             jitter,
         } => {
-            let index = fleet.index_of(serial).ok_or_else(|| {
-                ControlError::new(
-                    ControlErrorCode::NoSuchFob,
-                    format!("no fob {:?}", serial.chars().take(64).collect::<String>()),
-                )
-            })?;
             let offset_ms = offset
                 .as_deref()
                 .map(|o| parse_duration_ms(o).map_err(|_| bad_value("offset", o)))
@@ -358,27 +362,16 @@ fn try_apply(fleet: &Fleet, req: &Request) -> Result<Response, ControlError> {
             if ppm.is_some_and(|p| !p.is_finite()) {
                 return Err(bad_value("ppm", "non-finite"));
             }
-            let model = fleet.devices()[index].model();
-            let state = fleet
-                .with_fob(index, |fob, now| {
-                    let change = DriftChange {
-                        offset_ms,
-                        ppm: *ppm,
-                        jitter_ms,
-                    };
-                    change.apply(fob, now).map(|()| fob_state(fob, model, now))
-                })
-                .ok_or_else(|| ControlError::new(ControlErrorCode::NoSuchFob, "no such fob"))?
-                .map_err(|e| ControlError::new(ControlErrorCode::BadValue, e.to_string()))?;
+            let change = DriftChange {
+                offset_ms,
+                ppm: *ppm,
+                jitter_ms,
+            };
+            let state = fobs.drift(serial, change)?;
             resp.fob = Some(state);
         }
         Request::Fobs => {
-            let fobs = (0..fleet.len())
-                .filter_map(|i| {
-                    let model = fleet.devices()[i].model();
-                    fleet.with_fob(i, |fob, now| fob_state(fob, model, now))
-                })
-                .collect();
+            let fobs = fobs.list();
             resp.fobs = Some(fobs);
         }
     }
@@ -395,6 +388,12 @@ pub struct Session {
 }
 
 impl Session {
+    /// Bytes held of an incomplete line (at most [`MAX_REQUEST`]).
+    #[must_use]
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
     /// A fresh session.
     #[must_use]
     pub fn new() -> Self {
@@ -402,7 +401,7 @@ impl Session {
     }
 
     /// Feed bytes; responses for complete lines go to `out`.
-    pub fn feed(&mut self, fleet: &Fleet, input: &[u8], out: &mut Vec<u8>) {
+    pub fn feed(&mut self, clock: &TrueClock, fobs: &dyn Fobs, input: &[u8], out: &mut Vec<u8>) {
         for chunk in input.split_inclusive(|&b| b == b'\n') {
             let complete = chunk.last() == Some(&b'\n');
             let body = if complete {
@@ -422,167 +421,13 @@ impl Session {
             if complete {
                 if !self.discarding && !self.buf.iter().all(u8::is_ascii_whitespace) {
                     match parse_request(&self.buf) {
-                        Ok(req) => apply(fleet, &req).emit(out),
+                        Ok(req) => apply(clock, fobs, &req).emit(out),
                         Err(e) => Response::error(e).emit(out),
                     }
                 }
                 self.buf.clear();
                 self.discarding = false;
             }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::fleet::FleetSpec;
-
-    fn fleet(clock: Clock) -> Fleet {
-        Fleet::new(&FleetSpec::uniform("gaht", 2, 3).unwrap(), clock, false).unwrap()
-    }
-
-    fn transcript(fleet: &Fleet, lines: &[&str]) -> String {
-        let mut s = Session::new();
-        let mut text = String::new();
-        for l in lines {
-            let mut out = Vec::new();
-            s.feed(fleet, l.as_bytes(), &mut out);
-            text.push_str(&format!(
-                "> {}\n< {}",
-                l.escape_debug(),
-                String::from_utf8_lossy(&out)
-            ));
-            if out.is_empty() {
-                text.push('\n');
-            }
-        }
-        text
-    }
-
-    #[test]
-    fn snapshot_manual_clock() {
-        let f = fleet(Clock::manual(Timestamp::from_secs(1_111_111_109)));
-        insta::assert_snapshot!(transcript(
-            &f,
-            &[
-                "{\"op\":\"get\"}\n",
-                "{\"op\":\"advance\",\"by\":\"30s\"}\n",
-                "{\"op\":\"advance\",\"by\":\"-1h\"}\r\n",
-                "{\"op\":\"set\",\"time\":\"@1111111109\"}\n",
-                "{\"op\":\"set\",\"time\":\"2026-01-01T00:00:00Z\"}\n",
-                "{\"op\":\"drift\",\"serial\":\"GAHT00000002\",\"offset\":\"+47s\",\"ppm\":20}\n",
-                "{\"op\":\"drift\",\"serial\":\"GAHT00000002\",\"ppm\":-5}\n",
-                "{\"op\":\"fobs\"}\n",
-                "{\"op\":\"freeze\"}\n",
-                "\n",
-                "{\"op\":\"get\"",
-                "}\n",
-            ],
-        ));
-    }
-
-    #[test]
-    fn snapshot_errors() {
-        let f = fleet(Clock::manual(Timestamp::from_secs(0)));
-        insta::assert_snapshot!(transcript(
-            &f,
-            &[
-                "not json\n",
-                "[1,2]\n",
-                "{\"op\":\"launch\"}\n",
-                "{\"op\":\"get\",\"extra\":1}\n",
-                "{\"op\":\"set\",\"time\":\"yesterday\"}\n",
-                "{\"op\":\"advance\",\"by\":\"soon\"}\n",
-                "{\"op\":\"drift\",\"serial\":\"NOPE00000000\"}\n",
-                "{\"op\":\"drift\",\"serial\":\"GAHT00000001\",\"jitter\":\"-1s\"}\n",
-                "{\"op\":\"drift\",\"serial\":\"GAHT00000001\",\"ppm\":1e300}\n",
-                "\u{0}\u{1}\n",
-            ],
-        ));
-    }
-
-    #[test]
-    fn system_clock_cannot_be_moved_but_drift_can_change() {
-        let f = fleet(Clock::System);
-        for req in [
-            Request::Set { time: "@0".into() },
-            Request::Advance { by: "1s".into() },
-            Request::Freeze,
-            Request::Resume,
-        ] {
-            let r = apply(&f, &req);
-            assert_eq!(
-                r.error.map(|e| e.code),
-                Some(ControlErrorCode::SystemClock),
-                "{req:?}"
-            );
-        }
-        let r = apply(
-            &f,
-            &Request::Drift {
-                serial: "GAHT00000001".into(),
-                offset: Some("5s".into()),
-                ppm: None,
-                jitter: None,
-            },
-        );
-        assert!(r.ok);
-        assert_eq!(r.fob.map(|s| s.offset_ms), Some(5000));
-        assert_eq!(r.clock.map(|c| c.source), Some("system".into()));
-    }
-
-    #[test]
-    fn overlong_request_is_refused_once_and_the_next_line_works() {
-        let f = fleet(Clock::manual(Timestamp::from_secs(0)));
-        let mut s = Session::new();
-        let mut out = Vec::new();
-        let junk = vec![b' '; 4096];
-        for _ in 0..100 {
-            s.feed(&f, &junk, &mut out);
-            assert!(s.buf.len() <= MAX_REQUEST);
-        }
-        s.feed(&f, b"\n{\"op\":\"get\"}\n", &mut out);
-        let lines: Vec<_> = out
-            .split(|&b| b == b'\n')
-            .filter(|l| !l.is_empty())
-            .collect();
-        assert_eq!(lines.len(), 2);
-        assert_eq!(
-            Response::parse(lines[0]).unwrap().error.map(|e| e.code),
-            Some(ControlErrorCode::TooLong)
-        );
-        assert!(Response::parse(lines[1]).unwrap().ok);
-    }
-
-    #[test]
-    fn requests_round_trip() {
-        for r in [
-            Request::Get,
-            Request::Set { time: "@5".into() },
-            Request::Advance { by: "-4m".into() },
-            Request::Freeze,
-            Request::Resume,
-            Request::Fobs,
-            Request::Drift {
-                serial: "GAHT00000001".into(),
-                offset: None,
-                ppm: Some(1.5),
-                jitter: Some("1s".into()),
-            },
-        ] {
-            let line = r.to_line();
-            assert_eq!(parse_request(&line[..line.len() - 1]), Ok(r));
-        }
-        for extra in [
-            &br#"{"op":"set","time":"@1","x":1}"#[..],
-            br#"{"op":"drift","serial":"GAHT00000001","colour":"red"}"#,
-            br#"{"op":"fobs","all":true}"#,
-        ] {
-            assert_eq!(
-                parse_request(extra).map_err(|e| e.code),
-                Err(ControlErrorCode::BadRequest)
-            );
         }
     }
 }

@@ -1,0 +1,210 @@
+//! The fleet's side of the control plane ([`fobsim_clock::control`]): the
+//! list of fobs and drift changes, on the fleet's own clock.
+
+use fobsim_clock::control::{ControlError, ControlErrorCode, FobState, Fobs, no_such_fob};
+use fobsim_core::Timestamp;
+use fobsim_firmware::{Battery, DriftChange, Fob};
+
+use crate::fleet::Fleet;
+
+/// How the control plane reports a fob (never its secret).
+#[must_use]
+pub fn fob_state(fob: &Fob, model: &str, now: Timestamp) -> FobState {
+    let d = fob.drift(now);
+    FobState {
+        serial: fob.serial().to_string(),
+        model: model.to_string(),
+        device: fob
+            .device_ms(now)
+            .and_then(|ms| u64::try_from(ms).ok())
+            .map(|ms| Timestamp::from_millis(ms).to_string()),
+        offset_ms: d.offset_ms,
+        ppm: d.ppm,
+        jitter_ms: d.jitter_ms,
+        battery: match fob.battery() {
+            Battery::Good => "good",
+            Battery::Dead => "dead",
+        }
+        .to_string(),
+    }
+}
+
+impl Fobs for Fleet {
+    fn list(&self) -> Vec<FobState> {
+        (0..self.len())
+            .filter_map(|i| {
+                let model = self.devices()[i].model();
+                self.with_fob(i, |fob, now| fob_state(fob, model, now))
+            })
+            .collect()
+    }
+
+    fn drift(&self, serial: &str, change: DriftChange) -> Result<FobState, ControlError> {
+        let index = self.index_of(serial).ok_or_else(|| no_such_fob(serial))?;
+        let model = self.devices()[index].model();
+        self.with_fob(index, |fob, now| {
+            change.apply(fob, now).map(|()| fob_state(fob, model, now))
+        })
+        .ok_or_else(|| no_such_fob(serial))?
+        .map_err(|e| ControlError::new(ControlErrorCode::BadValue, e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fleet::FleetSpec;
+    use fobsim_clock::TrueClock;
+    use fobsim_clock::control::{
+        ControlErrorCode, MAX_REQUEST, Request, Response, Session, apply, parse_request,
+    };
+
+    fn fleet(clock: TrueClock) -> Fleet {
+        Fleet::new(&FleetSpec::uniform("gaht", 2, 3).unwrap(), clock, false).unwrap()
+    }
+
+    fn transcript(fleet: &Fleet, lines: &[&str]) -> String {
+        let mut s = Session::new();
+        let mut text = String::new();
+        for l in lines {
+            let mut out = Vec::new();
+            s.feed(fleet.clock(), fleet, l.as_bytes(), &mut out);
+            text.push_str(&format!(
+                "> {}\n< {}",
+                l.escape_debug(),
+                String::from_utf8_lossy(&out)
+            ));
+            if out.is_empty() {
+                text.push('\n');
+            }
+        }
+        text
+    }
+
+    #[test]
+    fn snapshot_manual_clock() {
+        let f = fleet(TrueClock::manual(Timestamp::from_secs(1_111_111_109)));
+        insta::assert_snapshot!(transcript(
+            &f,
+            &[
+                "{\"op\":\"get\"}\n",
+                "{\"op\":\"advance\",\"by\":\"30s\"}\n",
+                "{\"op\":\"advance\",\"by\":\"-1h\"}\r\n",
+                "{\"op\":\"set\",\"time\":\"@1111111109\"}\n",
+                "{\"op\":\"set\",\"time\":\"2026-01-01T00:00:00Z\"}\n",
+                "{\"op\":\"drift\",\"serial\":\"GAHT00000002\",\"offset\":\"+47s\",\"ppm\":20}\n",
+                "{\"op\":\"drift\",\"serial\":\"GAHT00000002\",\"ppm\":-5}\n",
+                "{\"op\":\"fobs\"}\n",
+                "{\"op\":\"freeze\"}\n",
+                "\n",
+                "{\"op\":\"get\"",
+                "}\n",
+            ],
+        ));
+    }
+
+    #[test]
+    fn snapshot_errors() {
+        let f = fleet(TrueClock::manual(Timestamp::from_secs(0)));
+        insta::assert_snapshot!(transcript(
+            &f,
+            &[
+                "not json\n",
+                "[1,2]\n",
+                "{\"op\":\"launch\"}\n",
+                "{\"op\":\"get\",\"extra\":1}\n",
+                "{\"op\":\"set\",\"time\":\"yesterday\"}\n",
+                "{\"op\":\"advance\",\"by\":\"soon\"}\n",
+                "{\"op\":\"drift\",\"serial\":\"NOPE00000000\"}\n",
+                "{\"op\":\"drift\",\"serial\":\"GAHT00000001\",\"jitter\":\"-1s\"}\n",
+                "{\"op\":\"drift\",\"serial\":\"GAHT00000001\",\"ppm\":1e300}\n",
+                "\u{0}\u{1}\n",
+            ],
+        ));
+    }
+
+    #[test]
+    fn system_clock_cannot_be_moved_but_drift_can_change() {
+        let f = fleet(TrueClock::System);
+        for req in [
+            Request::Set { time: "@0".into() },
+            Request::Advance { by: "1s".into() },
+            Request::Freeze,
+            Request::Resume,
+        ] {
+            let r = apply(f.clock(), &f, &req);
+            assert_eq!(
+                r.error.map(|e| e.code),
+                Some(ControlErrorCode::SystemClock),
+                "{req:?}"
+            );
+        }
+        let r = apply(
+            f.clock(),
+            &f,
+            &Request::Drift {
+                serial: "GAHT00000001".into(),
+                offset: Some("5s".into()),
+                ppm: None,
+                jitter: None,
+            },
+        );
+        assert!(r.ok);
+        assert_eq!(r.fob.map(|s| s.offset_ms), Some(5000));
+        assert_eq!(r.clock.map(|c| c.source), Some("system".into()));
+    }
+
+    #[test]
+    fn overlong_request_is_refused_once_and_the_next_line_works() {
+        let f = fleet(TrueClock::manual(Timestamp::from_secs(0)));
+        let mut s = Session::new();
+        let mut out = Vec::new();
+        let junk = vec![b' '; 4096];
+        for _ in 0..100 {
+            s.feed(f.clock(), &f, &junk, &mut out);
+            assert!(s.buffered() <= MAX_REQUEST);
+        }
+        s.feed(f.clock(), &f, b"\n{\"op\":\"get\"}\n", &mut out);
+        let lines: Vec<_> = out
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(
+            Response::parse(lines[0]).unwrap().error.map(|e| e.code),
+            Some(ControlErrorCode::TooLong)
+        );
+        assert!(Response::parse(lines[1]).unwrap().ok);
+    }
+
+    #[test]
+    fn requests_round_trip() {
+        for r in [
+            Request::Get,
+            Request::Set { time: "@5".into() },
+            Request::Advance { by: "-4m".into() },
+            Request::Freeze,
+            Request::Resume,
+            Request::Fobs,
+            Request::Drift {
+                serial: "GAHT00000001".into(),
+                offset: None,
+                ppm: Some(1.5),
+                jitter: Some("1s".into()),
+            },
+        ] {
+            let line = r.to_line();
+            assert_eq!(parse_request(&line[..line.len() - 1]), Ok(r));
+        }
+        for extra in [
+            &br#"{"op":"set","time":"@1","x":1}"#[..],
+            br#"{"op":"drift","serial":"GAHT00000001","colour":"red"}"#,
+            br#"{"op":"fobs","all":true}"#,
+        ] {
+            assert_eq!(
+                parse_request(extra).map_err(|e| e.code),
+                Err(ControlErrorCode::BadRequest)
+            );
+        }
+    }
+}
