@@ -2,7 +2,7 @@
 //! JSON. No timed assertions: numbers go in the table, never in pass/fail.
 
 use assert_cmd::Command;
-use fobsim_harness::bench::{self, Group, Options};
+use fobsim_bench::{Group, Options};
 
 fn fobsim() -> Command {
     Command::cargo_bin("fobsim").expect("the fobsim binary is built")
@@ -17,7 +17,7 @@ fn quick_otp() -> Options {
 
 #[test]
 fn library_quick_otp_is_well_formed() {
-    let report = bench::run(&quick_otp()).expect("bench runs");
+    let report = fobsim_bench::run(&quick_otp()).expect("bench runs");
     assert!(report.quick);
     assert_eq!(report.groups, vec![Group::Otp]);
     for alg in ["sha1", "sha256", "sha512"] {
@@ -56,7 +56,7 @@ fn missing_peers_are_rows_not_failures() {
     o.peers = true;
     o.pyotp_python = "/nonexistent/python".into();
     o.oathtool = "/nonexistent/oathtool".into();
-    let report = bench::run(&o).expect("bench runs");
+    let report = fobsim_bench::run(&o).expect("bench runs");
     for id in [
         "otp.sha1.pyotp",
         "otp.sha1.oathtool-process",

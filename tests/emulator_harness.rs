@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use fobsim_harness::builtin::Builtin;
+use fobsim_engines::builtin::Builtin;
 use fobsim_harness::driver::InProcess;
 use fobsim_harness::runner::Runner;
 use fobsim_harness::serial::SerialBackend;

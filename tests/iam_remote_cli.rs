@@ -69,7 +69,7 @@ fn serve(dir: &Path, bootstrap: &Path, mode: ClockMode) -> (Server, Value) {
             // Fails loudly where libfaketime is missing (tests/run.sh
             // installs it through tests/matrix/setup.sh).
             let lib =
-                fobsim_harness::adapters::libfaketime("iam-http").unwrap_or_else(|p| panic!("{p}"));
+                fobsim_engines::peers::libfaketime("iam-http").unwrap_or_else(|p| panic!("{p}"));
             std::fs::write(&clock_file, "+0\n").unwrap();
             cmd.env("LD_PRELOAD", lib)
                 .env("FAKETIME_TIMESTAMP_FILE", &clock_file)

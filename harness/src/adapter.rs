@@ -1,11 +1,13 @@
 //! The `Engine` adapter trait: how the runner talks to a system under test.
 //!
-//! One implementation per engine (the built-in engine in-process today;
-//! HTTP, privacyIDEA, PAM, oathtool and moto adapters later). The trait is
-//! small and object-safe: the runner sends [`Request`]s and records the
-//! [`Answer`]s in the transcript. Each adapter declares its
-//! [`Capability`]s; a step that needs a missing capability is reported
-//! `n/a` and never counted as a pass.
+//! One implementation per system under test (the `fobsim-engines` crate
+//! has fobsim's own and the third-party ones). The trait is small and
+//! object-safe: the runner sends [`Request`]s and records the [`Answer`]s
+//! in the transcript. Each adapter declares its [`Capability`]s; a step
+//! that needs a missing capability is reported `n/a` and never counted as
+//! a pass. An [`Opener`] opens adapters by name: `fobsim run --engine X`,
+//! `fobsim matrix --engines X,Y` and `fobsim sweep --engine X` all go
+//! through one.
 
 use fobsim_core::{Channel, Principal, SeedRecord, Timestamp};
 use serde::Serialize;
@@ -377,4 +379,89 @@ pub trait EngineAdapter {
 #[must_use]
 pub fn has(adapter: &dyn EngineAdapter, cap: Capability) -> bool {
     adapter.capabilities().contains(&cap)
+}
+
+/// The install hint shown with every setup problem of the bundled engines.
+pub const SETUP_HINT: &str = "run `bash tests/matrix/setup.sh` (as root; see docs/conformance.md)";
+
+/// An engine that cannot run on this machine: a missing program, library
+/// or virtualenv. Reported as a setup problem, never as a pass or fail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[error("{engine}: setup problem: {missing}; install: {hint}")]
+pub struct SetupProblem {
+    /// Engine name.
+    pub engine: String,
+    /// What is missing or broken.
+    pub missing: String,
+    /// How to install it.
+    pub hint: String,
+}
+
+impl SetupProblem {
+    /// A problem with the standard hint plus the specific `install` command.
+    #[must_use]
+    pub fn new(engine: &str, missing: impl Into<String>, install: &str) -> Self {
+        SetupProblem {
+            engine: engine.to_string(),
+            missing: missing.into(),
+            hint: format!("{install}; or {SETUP_HINT}"),
+        }
+    }
+}
+
+/// Why an [`Opener`] gave no adapter.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OpenError {
+    /// Not an engine name.
+    #[error("unknown engine {name:?}: expected one of {known}")]
+    Unknown {
+        /// The name given.
+        name: String,
+        /// The names the opener knows, comma-separated.
+        known: String,
+    },
+    /// The engine is not installed or does not start.
+    #[error(transparent)]
+    Setup(#[from] SetupProblem),
+    /// The engine could not be reached or prepared.
+    #[error(transparent)]
+    Adapter(#[from] AdapterError),
+    /// The name is known but the options do not fit it (say, an endpoint
+    /// for an engine that runs in-process).
+    #[error("{engine}: {message}")]
+    Options {
+        /// Engine name.
+        engine: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Opens engines by name: the one registry the CLI's `run`, `matrix` and
+/// `sweep` share (`fobsim_engines::Registry` is fobsim's).
+pub trait Opener {
+    /// The engine names this opener knows, for messages (a family of names
+    /// is shown as a pattern, such as `exec:COMMAND`).
+    fn names(&self) -> Vec<String>;
+
+    /// Whether `name` is an engine this opener knows (installed or not).
+    fn knows(&self, name: &str) -> bool {
+        self.names().iter().any(|n| n == name)
+    }
+
+    /// The [`OpenError::Unknown`] for `name`.
+    fn unknown(&self, name: &str) -> OpenError {
+        OpenError::Unknown {
+            name: name.to_string(),
+            known: self.names().join(", "),
+        }
+    }
+
+    /// Open the engine `name`.
+    ///
+    /// # Errors
+    /// [`OpenError::Unknown`] for a name [`Opener::knows`] refuses,
+    /// [`OpenError::Setup`] for an engine that is not installed,
+    /// [`OpenError::Options`] for options that do not fit the engine.
+    fn open(&self, name: &str) -> Result<Box<dyn EngineAdapter>, OpenError>;
 }

@@ -1,25 +1,29 @@
-//! fobsim's conformance harness: scenario language, runner, engine
-//! adapters, reports and drift maps.
+//! fobsim's conformance harness core: scenario language, runner, the engine
+//! adapter trait, reports, drift maps and the conformance matrix. It links
+//! no engine: engines come through an [`adapter::Opener`] (fobsim's own
+//! and third-party ones are in the `fobsim-engines` crate), so a team that
+//! judges its own engine links only what it uses.
 //!
 //! - [`scenario`]: the line-oriented scenario language (`docs/scenarios.md`)
 //!   and its parser (`file:line:col` errors, static checks).
 //! - [`suite`]: the built-in conformance suite, embedded from
 //!   `fixtures/scenarios/` at build time, and loading files from disk.
+//! - [`adapter`]: the [`adapter::EngineAdapter`] trait every system under
+//!   test is judged through, its requests, answers and capabilities, and
+//!   the [`adapter::Opener`] that opens engines by name.
 //! - [`runner`]: owns the true clock ([`fobsim_core::SimClock`]), drives
-//!   fobs through a [`driver::FobDriver`] and an engine through an
-//!   [`adapter::EngineAdapter`], records transcripts and verdicts.
-//! - [`builtin`]: the adapter for fobsim's own engine (memory or SQLite);
-//!   [`iam_http`]: the same engine over its AWS Query API on loopback;
-//!   [`iam_remote`]: any running IAM-compatible endpoint, provisioned by a
-//!   bootstrap file this crate writes;
-//!   [`testing`]: a small independent model of the rules (a test double).
+//!   fobs through a [`driver::FobDriver`] (in-process, or over real ptys:
+//!   [`serial`]) and an engine through an adapter, records transcripts and
+//!   verdicts.
+//! - [`testing`]: a small independent model of the rules (a test double,
+//!   and the `model` engine).
 //! - [`report`]: text, JSON and JUnit; [`sweep`]: drift acceptance maps
-//!   (SVG + text); [`fleet`]: the many-fobs, many-years simulation.
+//!   (SVG + text); [`matrix`]: the suite against several engines.
 //!
 //! ```
-//! use fobsim_harness::{builtin::Builtin, driver::InProcess, runner::Runner, suite};
+//! use fobsim_harness::{driver::InProcess, runner::Runner, suite, testing::ModelEngine};
 //! let scenarios = suite::builtin().unwrap();
-//! let mut engine = Builtin::in_memory(1);
+//! let mut engine = ModelEngine::new();
 //! let mut fobs = InProcess;
 //! let mut runner = Runner::new(&mut engine, &mut fobs, 1);
 //! let result = runner.run(&scenarios[0]);
@@ -30,13 +34,7 @@
 #![warn(missing_docs)]
 
 pub mod adapter;
-pub mod adapters;
-pub mod bench;
-pub mod builtin;
 pub mod driver;
-pub mod fleet;
-pub mod iam_http;
-pub mod iam_remote;
 pub mod matrix;
 pub mod report;
 pub mod runner;

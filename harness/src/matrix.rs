@@ -18,9 +18,9 @@ use quick_xml::escape::escape;
 use serde::Serialize;
 
 use crate::adapter::{
-    Account, AdapterError, Capability, EngineAdapter, Request, Setup, has, user_password,
+    Account, AdapterError, Capability, EngineAdapter, OpenError, Opener, Request, Setup,
+    SetupProblem, has, user_password,
 };
-use crate::adapters::{self, OpenError, SetupProblem};
 use crate::driver::InProcess;
 use crate::report::Summary;
 use crate::runner::{Runner, ScenarioResult, Verdict};
@@ -45,7 +45,8 @@ pub fn default_sweep() -> SweepSpec {
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Engine names, in column order (see [`adapters::ENGINES`]).
+    /// Engine names, in column order (opened by the [`Opener`] given to
+    /// [`run`]).
     pub engines: Vec<String>,
     /// Run seed (fob secrets, jitter, the built-in engine's RNG).
     pub seed: u64,
@@ -200,12 +201,13 @@ fn sweep_result(engine: &mut dyn EngineAdapter, spec: &SweepSpec) -> SweepResult
 /// missing engine is a `setup-error` column, not an error).
 pub fn run(
     opts: &Options,
+    opener: &dyn Opener,
     scenarios: &[Scenario],
     progress: &mut dyn FnMut(&str, usize, usize),
 ) -> Result<(Matrix, Timings), OpenError> {
     for name in &opts.engines {
-        if !adapters::ENGINES.contains(&name.as_str()) {
-            return Err(OpenError::Unknown(name.clone()));
+        if !opener.knows(name) {
+            return Err(opener.unknown(name));
         }
     }
     let started = Instant::now();
@@ -221,7 +223,7 @@ pub fn run(
         })
         .collect();
     for name in &opts.engines {
-        let mut engine = match adapters::open(name, opts.seed) {
+        let mut engine = match opener.open(name) {
             Ok(e) => e,
             Err(OpenError::Setup(problem)) => {
                 if opts.throughput > 0 {

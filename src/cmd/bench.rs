@@ -1,6 +1,6 @@
 //! `fobsim bench`: measure fobsim and its peers (totp-rs, pyotp, oathtool,
 //! privacyIDEA) on this machine in one run and print one table (Markdown)
-//! or JSON. The work is in `fobsim_harness::bench`; peers are installed by
+//! or JSON. The work is in `fobsim_bench`; peers are installed by
 //! `tests/perf/peers.sh`, the whole table is reproduced by
 //! `tests/perf/run.sh` (see `docs/PERFORMANCE.md`).
 //!
@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
-use fobsim_harness::bench::{self, Group, Options};
+use fobsim_bench::{Group, Options};
 
 /// Arguments of `fobsim bench`.
 #[derive(Debug, clap::Args)]
@@ -80,7 +80,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         opts.privacyidea_venv = v;
     }
     opts.progress = !args.silent;
-    let report = bench::run(&opts)?;
+    let report = fobsim_bench::run(&opts)?;
     let table = report.markdown();
     if let Some(path) = &args.out {
         std::fs::write(path, &table).with_context(|| format!("writing {}", path.display()))?;

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use fobsim_harness::adapters::cleanup;
+use fobsim_engines::{Registry, cleanup};
 use fobsim_harness::matrix::{self, Options};
 use fobsim_harness::runner::DEFAULT_SEED;
 use fobsim_harness::suite;
@@ -86,7 +86,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         sweep: (!args.no_sweep).then(matrix::default_sweep),
         throughput: args.bench,
     };
-    let (m, timings) = matrix::run(&opts, &scenarios, &mut |_, _, _| {})?;
+    let (m, timings) = matrix::run(
+        &opts,
+        &Registry::new(args.seed),
+        &scenarios,
+        &mut |_, _, _| {},
+    )?;
     let body = match args.format {
         Format::Text => m.text(),
         Format::Markdown => m.markdown(),

@@ -5,13 +5,13 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use fobsim_harness::adapter::EngineAdapter;
-use fobsim_harness::builtin::{Builtin, StoreKind};
+use fobsim_engines::iam_remote::ClockControl;
+use fobsim_engines::{Endpoint, Registry, StoreKind};
+use fobsim_harness::adapter::Opener as _;
 use fobsim_harness::driver::InProcess;
 use fobsim_harness::report::Report;
 use fobsim_harness::runner::{DEFAULT_SEED, Runner};
 use fobsim_harness::suite;
-use fobsim_harness::testing::ModelEngine;
 
 /// Report formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -24,13 +24,26 @@ pub enum Format {
     Junit,
 }
 
-/// Where the built-in engine keeps its state.
+/// Where the built-in engine keeps its state (`--store`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Store {
+pub enum StoreArg {
     /// In memory (fastest).
     Memory,
     /// A fresh SQLite database per scenario in the temp directory.
     Sqlite,
+}
+
+impl StoreArg {
+    /// The registry's store kind.
+    #[must_use]
+    pub fn kind(self) -> StoreKind {
+        match self {
+            StoreArg::Memory => StoreKind::Memory,
+            StoreArg::Sqlite => StoreKind::Sqlite {
+                dir: std::env::temp_dir(),
+            },
+        }
+    }
 }
 
 /// Arguments of `fobsim run`.
@@ -41,9 +54,11 @@ pub struct Args {
     #[arg(value_name = "PATH")]
     paths: Vec<PathBuf>,
     /// Engine under test: `builtin` (fobsim's engine), `model` (the
-    /// harness's small reference model of the rules) or `iam-http`
-    /// (fobsim's engine behind its AWS API on loopback, a fresh server per
-    /// scenario; with `--endpoint`, a running IAM-compatible endpoint).
+    /// harness's small reference model of the rules), `iam-http` (fobsim's
+    /// engine behind its AWS API on loopback, a fresh server per scenario;
+    /// with `--endpoint`, a running IAM-compatible endpoint), or a
+    /// third-party engine: `privacyidea`, `pam-google`, `pam-oath`,
+    /// `oathtool`, `moto` (`bash tests/matrix/setup.sh` installs them).
     #[arg(long, default_value = "builtin")]
     engine: String,
     /// With `--engine iam-http`: run against this already-running endpoint
@@ -93,8 +108,8 @@ pub struct Args {
     #[arg(long, default_value_t = DEFAULT_SEED)]
     seed: u64,
     /// Store of the built-in engine.
-    #[arg(long, value_enum, default_value_t = Store::Memory)]
-    store: Store,
+    #[arg(long, value_enum, default_value_t = StoreArg::Memory)]
+    store: StoreArg,
     /// Run only scenarios whose id contains this text.
     #[arg(long, value_name = "TEXT")]
     only: Option<String>,
@@ -115,27 +130,6 @@ pub enum Transport {
     InProcess,
     /// Press over a pseudo-terminal per fob, as a serial client does.
     Serial,
-}
-
-/// Build the adapter named on the command line.
-///
-/// # Errors
-/// An unknown engine name.
-pub fn adapter(name: &str, store: Store, seed: u64) -> anyhow::Result<Box<dyn EngineAdapter>> {
-    Ok(match name {
-        "builtin" => Box::new(Builtin::new(
-            match store {
-                Store::Memory => StoreKind::Memory,
-                Store::Sqlite => StoreKind::Sqlite {
-                    dir: std::env::temp_dir(),
-                },
-            },
-            seed,
-        )),
-        "model" => Box::new(ModelEngine::new()),
-        "iam-http" => Box::new(fobsim_harness::iam_http::IamHttp::new(seed)),
-        other => anyhow::bail!("unknown engine {other:?}: expected builtin, model or iam-http"),
-    })
 }
 
 /// Run `fobsim run`.
@@ -165,7 +159,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(dir) = &args.write_bootstrap {
-        let done = fobsim_harness::iam_remote::write_bootstrap(&scenarios, args.seed, dir)?;
+        let done = fobsim_engines::iam_remote::write_bootstrap(&scenarios, args.seed, dir)?;
         println!(
             "wrote {}: {} scenarios, {} users, {} tokens (--seed {}); start the endpoint with it, e.g.\n  fobsim serve --db DB --bootstrap {} --clock manual --control SOCKET\nthen: fobsim run --engine iam-http --endpoint URL --bootstrap {} --control SOCKET",
             done.bootstrap.display(),
@@ -178,9 +172,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let mut engine = match (&args.endpoint, &args.bootstrap) {
+    let endpoint = match (&args.endpoint, &args.bootstrap) {
         (Some(url), Some(boot)) => {
-            use fobsim_harness::iam_remote::{ClockControl, IamRemote};
             anyhow::ensure!(
                 args.engine == "iam-http",
                 "--endpoint needs --engine iam-http (got {:?})",
@@ -193,10 +186,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     "--endpoint needs a way to move the endpoint's clock (scenarios span years): --control SOCKET (fobsim serve --clock manual --control SOCKET) or --faketime-file FILE (an engine under libfaketime)"
                 ),
             };
-            Box::new(IamRemote::connect(url, boot, clock)?) as Box<dyn EngineAdapter>
+            Some(Endpoint {
+                url: url.clone(),
+                bootstrap: boot.clone(),
+                clock,
+            })
         }
-        _ => adapter(&args.engine, args.store, args.seed)?,
+        _ => None,
     };
+    let registry = Registry {
+        seed: args.seed,
+        store: args.store.kind(),
+        endpoint,
+    };
+    let mut engine = registry.open(&args.engine)?;
     let mut in_process = InProcess;
     let mut serial;
     let fobs: &mut dyn fobsim_harness::driver::FobBackend = match args.transport {

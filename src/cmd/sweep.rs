@@ -8,7 +8,10 @@ use fobsim_core::time::parse_duration_ms;
 use fobsim_harness::driver::InProcess;
 use fobsim_harness::sweep::{self, SweepSpec};
 
-use super::run::{Store, adapter};
+use fobsim_engines::Registry;
+use fobsim_harness::adapter::Opener as _;
+
+use super::run::StoreArg;
 
 /// What the y axis measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -22,12 +25,13 @@ pub enum Axis {
 /// Arguments of `fobsim sweep`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Engine under test: `builtin` or `model`.
+    /// Engine under test: any name `fobsim run --engine` takes (`builtin`,
+    /// `model`, `iam-http`, `privacyidea`, ...).
     #[arg(long, default_value = "builtin")]
     engine: String,
     /// Store of the built-in engine.
-    #[arg(long, value_enum, default_value_t = Store::Memory)]
-    store: Store,
+    #[arg(long, value_enum, default_value_t = StoreArg::Memory)]
+    store: StoreArg,
     /// Write the SVG map here.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
@@ -99,7 +103,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     spec.model = args.model.clone();
     spec.attempts = args.attempts;
     spec.seed = args.seed;
-    let mut engine = adapter(&args.engine, args.store, args.seed)?;
+    let registry = Registry {
+        store: args.store.kind(),
+        ..Registry::new(args.seed)
+    };
+    let mut engine = registry.open(&args.engine)?;
     let mut fobs = InProcess;
     let map = sweep::run_with_progress(engine.as_mut(), &mut fobs, &spec, 200)?;
     print!("{}", map.summary());

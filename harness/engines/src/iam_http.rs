@@ -30,8 +30,10 @@ use fobsim_engine::api::service::{AwsService, ServiceConfig};
 
 use fobsim_engine::Engine;
 
-use crate::adapter::{AdapterError, Answer, Capability, EngineAdapter, Reply, Request, Setup};
 use crate::builtin::profile_for;
+use fobsim_harness::adapter::{
+    AdapterError, Answer, Capability, EngineAdapter, Reply, Request, Setup,
+};
 
 const NAME: &str = "iam-http";
 
@@ -299,9 +301,9 @@ pub(crate) fn aws_query<'a>(
 mod tests {
     use super::*;
     use crate::builtin::Builtin;
-    use crate::driver::InProcess;
-    use crate::runner::{DEFAULT_SEED, Runner, Verdict};
-    use crate::suite;
+    use fobsim_harness::driver::InProcess;
+    use fobsim_harness::runner::{DEFAULT_SEED, Runner, Verdict};
+    use fobsim_harness::suite;
 
     /// Over HTTP, every scenario gets the in-process verdict, except those
     /// that need a capability HTTP cannot express (`n/a`).

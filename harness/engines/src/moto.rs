@@ -26,8 +26,12 @@ use fobsim_aws::sigv4::Credentials;
 use fobsim_aws::xml::texts_of;
 use fobsim_core::Timestamp;
 
-use super::{SetupProblem, cleanup, setup_err, transport, venv};
-use crate::adapter::{AdapterError, Answer, Capability, EngineAdapter, Reply, Request, Setup};
+use crate::cleanup;
+use crate::peers::{setup_err, transport, venv};
+use fobsim_harness::adapter::SetupProblem;
+use fobsim_harness::adapter::{
+    AdapterError, Answer, Capability, EngineAdapter, Reply, Request, Setup,
+};
 
 const NAME: &str = "moto";
 
@@ -89,7 +93,7 @@ fn answer(r: &HttpReply, data: Reply) -> Answer {
         kind: None,
         message: r
             .message()
-            .unwrap_or_else(|| super::tail(r.body.as_bytes(), 120)),
+            .unwrap_or_else(|| crate::peers::tail(r.body.as_bytes(), 120)),
     }
 }
 
@@ -129,7 +133,7 @@ impl Moto {
                 let log = std::fs::read(me.dir.path().join("server.log")).unwrap_or_default();
                 return Err(problem(format!(
                     "moto_server exited ({status}): {}",
-                    super::tail(&log, 300)
+                    crate::peers::tail(&log, 300)
                 )));
             }
             if me

@@ -1,7 +1,7 @@
 //! Transcripts: snapshots (insta), determinism, n/a reporting, reports.
 
+use fobsim_engines::builtin::Builtin;
 use fobsim_harness::adapter::Capability;
-use fobsim_harness::builtin::Builtin;
 use fobsim_harness::driver::InProcess;
 use fobsim_harness::report::Report;
 use fobsim_harness::runner::{DEFAULT_SEED, Runner, ScenarioResult, Verdict};
@@ -203,7 +203,7 @@ fn junit_is_well_formed_xml_with_counts() {
 
 #[test]
 fn rfc6238_scenarios_use_the_fixture_vectors() {
-    let csv = include_str!("../../fixtures/vectors/rfc6238.csv");
+    let csv = include_str!("../../../fixtures/vectors/rfc6238.csv");
     let files = suite::builtin_files();
     for alg in ["sha1", "sha256", "sha512"] {
         let (_, text) = files

@@ -44,8 +44,12 @@ use fobsim_aws::query::encode_form;
 use fobsim_core::{Kind, Timestamp};
 use serde_json::Value;
 
-use super::{SetupProblem, cleanup, libfaketime, refuse, setup_err, transport, venv};
-use crate::adapter::{AdapterError, Answer, Capability, EngineAdapter, Reply, Request, Setup};
+use crate::cleanup;
+use crate::peers::{libfaketime, refuse, setup_err, transport, venv};
+use fobsim_harness::adapter::SetupProblem;
+use fobsim_harness::adapter::{
+    AdapterError, Answer, Capability, EngineAdapter, Reply, Request, Setup,
+};
 
 const NAME: &str = "privacyidea";
 const REALM: &str = "fobsim";
@@ -104,7 +108,7 @@ fn log_tail(dir: &Path) -> String {
     let mut s = String::new();
     for f in ["server.log", "privacyidea.log"] {
         if let Ok(b) = std::fs::read(dir.join(f)) {
-            s.push_str(&super::tail(&b, 400));
+            s.push_str(&crate::peers::tail(&b, 400));
             s.push(' ');
         }
     }
@@ -155,7 +159,7 @@ impl PrivacyIdea {
                 Err(problem(format!(
                     "pi-manage {} failed: {}",
                     args.join(" "),
-                    super::tail(&out.stderr, 300)
+                    crate::peers::tail(&out.stderr, 300)
                 )))
             }
         };
@@ -267,7 +271,7 @@ impl PrivacyIdea {
 
     /// Put the server's clock at `now` (`None`: real time).
     fn set_clock(&self, now: Option<Timestamp>) -> Result<(), AdapterError> {
-        super::write_faketime_offset(&self.clock_file, now)
+        crate::peers::write_faketime_offset(&self.clock_file, now)
             .map_err(|e| transport(NAME, format!("clock file: {e}")))
     }
 

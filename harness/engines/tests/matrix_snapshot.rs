@@ -25,7 +25,13 @@ fn matrix() {
         sweep: None,
         throughput: 0,
     };
-    let (m, _timings) = matrix::run(&opts, &scenarios, &mut |_, _, _| {}).expect("known engines");
+    let (m, _timings) = matrix::run(
+        &opts,
+        &fobsim_engines::Registry::new(opts.seed),
+        &scenarios,
+        &mut |_, _, _| {},
+    )
+    .expect("known engines");
     for c in &m.engines {
         if let Some(p) = &c.setup {
             panic!(

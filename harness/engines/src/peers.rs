@@ -1,120 +1,19 @@
-//! Adapters for third-party engines, each behind [`EngineAdapter`]:
-//!
-//! | name | engine | how |
-//! |---|---|---|
-//! | `privacyidea` | privacyIDEA 3.x ([`privacyidea`]) | its REST API; the server is started per run under libfaketime (clock file rewritten per step) |
-//! | `pam-google` | `pam_google_authenticator` ([`pam`]) | a pam.d service + secret file per user; `pamtester` under `faketime` |
-//! | `pam-oath` | `pam_oath` ([`pam`]) | a pam.d service + usersfile; `pamtester` under `faketime` |
-//! | `oathtool` | `oathtool --totp -w` ([`oathtool`]) | a stateless validator, one process per code |
-//! | `moto` | moto's IAM/STS mock ([`moto`]) | its AWS Query API on loopback |
-//!
-//! Where the tools are: `oathtool`, `pamtester` and `faketime` on `PATH`
-//! (Debian packages); the Python engines in virtualenvs, found through
-//! `FOBSIM_PRIVACYIDEA_VENV` / `FOBSIM_MOTO_VENV`, else
-//! `$FOBSIM_PEERS_DIR/venv-pi` / `venv-moto`, else
-//! `<workspace>/target/peers/venv-pi` / `venv-moto` — where
-//! `tests/matrix/setup.sh` installs them. `FOBSIM_LIBFAKETIME` overrides
-//! the path of `libfaketime.so.1`.
-//!
-//! A missing tool is a [`SetupProblem`] with an install hint: the matrix
-//! reports it as a setup error, never as a pass or a fail of the suite.
-//!
-//! Everything an adapter starts or writes outside its temp folder (server
-//! processes, `/etc/pam.d/fobsim-*` files) is registered with [`cleanup`]:
-//! removed by the adapter's `Drop`, and by [`cleanup::install_signal_handlers`]
-//! when the run is interrupted (SIGINT, SIGTERM, SIGHUP).
+//! What the bundled third-party engines need from this machine: programs
+//! on `PATH`, virtualenvs, libfaketime, and the small helpers their
+//! adapters share.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use fobsim_core::SeedRecord;
-use serde::Serialize;
-
-use crate::adapter::{AdapterError, Answer, EngineAdapter};
-use crate::builtin::Builtin;
-
-pub mod cleanup;
-pub mod moto;
-pub mod oathtool;
-pub mod pam;
-pub mod privacyidea;
-pub mod shim;
-
-/// Every engine name `open` knows, in the matrix's default column order.
-pub const ENGINES: [&str; 6] = [
-    "builtin",
-    "privacyidea",
-    "pam-google",
-    "pam-oath",
-    "oathtool",
-    "moto",
-];
-
-/// The install hint shown with every setup problem.
-pub const SETUP_HINT: &str = "run `bash tests/matrix/setup.sh` (as root; see docs/conformance.md)";
-
-/// An engine that cannot run on this machine: a missing program, library
-/// or virtualenv. Reported as a setup problem, never as a pass or fail.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
-#[error("{engine}: setup problem: {missing}; install: {hint}")]
-pub struct SetupProblem {
-    /// Engine name.
-    pub engine: String,
-    /// What is missing or broken.
-    pub missing: String,
-    /// How to install it.
-    pub hint: String,
-}
-
-impl SetupProblem {
-    /// A problem with the standard hint plus the specific `install` command.
-    #[must_use]
-    pub fn new(engine: &str, missing: impl Into<String>, install: &str) -> Self {
-        SetupProblem {
-            engine: engine.to_string(),
-            missing: missing.into(),
-            hint: format!("{install}; or {SETUP_HINT}"),
-        }
-    }
-}
-
-/// Why [`open`] gave no adapter.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum OpenError {
-    /// Not an engine name.
-    #[error(
-        "unknown engine {0:?}: expected one of builtin, privacyidea, pam-google, pam-oath, oathtool, moto"
-    )]
-    Unknown(String),
-    /// The engine is not installed or does not start.
-    #[error(transparent)]
-    Setup(#[from] SetupProblem),
-}
-
-/// Build the adapter named `name` (see [`ENGINES`]); `seed` fixes the
-/// built-in engine's RNG.
-///
-/// # Errors
-/// [`OpenError::Unknown`] for an unknown name; [`OpenError::Setup`] if the
-/// engine's programs are missing.
-pub fn open(name: &str, seed: u64) -> Result<Box<dyn EngineAdapter>, OpenError> {
-    Ok(match name {
-        "builtin" => Box::new(Builtin::in_memory(seed)),
-        "privacyidea" => Box::new(privacyidea::PrivacyIdea::new()?),
-        "pam-google" => Box::new(pam::open(pam::Module::Google)?),
-        "pam-oath" => Box::new(pam::open(pam::Module::Oath)?),
-        "oathtool" => Box::new(oathtool::open()?),
-        "moto" => Box::new(moto::Moto::new()?),
-        other => return Err(OpenError::Unknown(other.to_string())),
-    })
-}
+use fobsim_harness::adapter::{AdapterError, Answer, SetupProblem};
 
 /// The directory the Python engines' virtualenvs live in.
 #[must_use]
 pub fn peers_dir() -> PathBuf {
     match std::env::var_os("FOBSIM_PEERS_DIR") {
         Some(d) if !d.is_empty() => PathBuf::from(d),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/peers"),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/peers"),
     }
 }
 

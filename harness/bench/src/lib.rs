@@ -23,6 +23,8 @@
 //! PID (also when a measurement fails); servers listen on loopback only;
 //! every loop is bounded by a count and a deadline.
 
+pub mod simulation;
+
 use std::hint::black_box;
 use std::io::{BufReader, Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
@@ -41,9 +43,9 @@ use fobsim_engine::api::server;
 use fobsim_engine::{Engine, Profile, testing};
 use serde::Serialize;
 
-use crate::adapters::cleanup;
+use fobsim_engines::cleanup;
 
-const SEED_POLICY: &str = include_str!("../../fixtures/policies/manage-own-mfa.json");
+const SEED_POLICY: &str = include_str!("../../../fixtures/policies/manage-own-mfa.json");
 
 /// Why a benchmark could not run.
 #[derive(Debug, thiserror::Error)]
@@ -159,10 +161,10 @@ impl Options {
             only: Vec::new(),
             concurrency: 8,
             peers: true,
-            pyotp_python: crate::adapters::venv("FOBSIM_PYOTP_VENV", "venv-pyotp")
+            pyotp_python: fobsim_engines::peers::venv("FOBSIM_PYOTP_VENV", "venv-pyotp")
                 .join("bin/python"),
             oathtool: PathBuf::from("oathtool"),
-            privacyidea_venv: crate::adapters::privacyidea::venv_dir(),
+            privacyidea_venv: fobsim_engines::privacyidea::venv_dir(),
             progress: false,
         }
     }
@@ -1781,11 +1783,11 @@ fn usbip_press(
 // ------------------------------------------------------------ harness ----
 
 fn harness_group(opts: &Options, rows: &mut Vec<Row>) -> Result<(), BenchError> {
-    use crate::builtin::Builtin;
-    use crate::driver::InProcess;
-    use crate::runner::{DEFAULT_SEED, Runner, Verdict};
+    use fobsim_engines::builtin::Builtin;
+    use fobsim_harness::driver::InProcess;
+    use fobsim_harness::runner::{DEFAULT_SEED, Runner, Verdict};
     opts.say("harness: built-in suite");
-    let scenarios = crate::suite::builtin().map_err(|e| setup("built-in suite", e))?;
+    let scenarios = fobsim_harness::suite::builtin().map_err(|e| setup("built-in suite", e))?;
     let mut walls = Vec::new();
     let mut passed = 0;
     for _ in 0..opts.runs() {
@@ -1817,17 +1819,17 @@ fn harness_group(opts: &Options, rows: &mut Vec<Row>) -> Result<(), BenchError> 
         )),
     );
     opts.say("harness: fleet simulation");
-    let mut spec = crate::fleet::FleetSpec::default();
+    let mut spec = crate::simulation::SimulationSpec::default();
     if opts.quick {
         spec.fobs = 1_000;
         spec.days = 365;
     }
     let dir = tempfile::tempdir()?;
-    let engine = crate::fleet::sqlite_engine(&dir.path().join("fleet.sqlite"), spec.seed)
+    let engine = crate::simulation::sqlite_engine(&dir.path().join("fleet.sqlite"), spec.seed)
         .map_err(|e| setup("fleet engine", e))?;
     let t = Instant::now();
     let stats =
-        crate::fleet::simulate(&engine, &spec, &mut |_| {}).map_err(|e| setup("fleet", e))?;
+        crate::simulation::simulate(&engine, &spec, &mut |_| {}).map_err(|e| setup("fleet", e))?;
     let wall = t.elapsed().as_secs_f64();
     rows.push(
         Row::new(

@@ -1,6 +1,6 @@
 //! Drift acceptance maps.
 
-use fobsim_harness::builtin::Builtin;
+use fobsim_engines::builtin::Builtin;
 use fobsim_harness::driver::InProcess;
 use fobsim_harness::sweep::{self, Cell, SweepSpec, YAxis};
 use fobsim_harness::testing::ModelEngine;

@@ -9,7 +9,7 @@ use fobsim_core::Timestamp;
 
 use fobsim_engine::{Engine, EngineError, KeySource, OutboxChannel, PasswordCost, Profile};
 
-use crate::adapter::{
+use fobsim_harness::adapter::{
     AdapterError, Answer, Capability, EngineAdapter, Message, Reply, Request, Setup,
 };
 

@@ -6,14 +6,14 @@
 
 use fobsim_core::{Algorithm, Kind, Secret, SeedRecord, Serial, Timestamp};
 use fobsim_core::{Channel, Principal};
+use fobsim_engines as adapters;
 use fobsim_harness::adapter::{Account, Answer, EngineAdapter, Request, Setup, user_password};
-use fobsim_harness::adapters;
 
 /// SHA1 rows: (unix time, 8-digit code).
 fn sha1_vectors() -> Vec<(u64, String)> {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../fixtures/vectors/rfc6238.csv"
+        "/../../fixtures/vectors/rfc6238.csv"
     ))
     .expect("fixtures/vectors/rfc6238.csv");
     text.lines()
@@ -135,7 +135,7 @@ fn builtin_accepts_rfc_code_rejects_wrong_one() {
 
 #[test]
 fn oathtool_prints_the_step_distance_without_a_sign() {
-    use fobsim_harness::adapters::oathtool::{OathtoolChecker, Verdict};
+    use fobsim_engines::oathtool::{OathtoolChecker, Verdict};
     let c = OathtoolChecker::new(1).unwrap_or_else(|e| panic!("{e}"));
     let seed = &setup(8).seeds[0];
     let code = code_at(1_111_111_109, 8);

@@ -14,9 +14,10 @@ use std::process::{Command, Stdio};
 
 use fobsim_core::{Algorithm, Kind, SeedRecord, Timestamp};
 
-use super::shim::{Checker, Shim};
-use super::{SetupProblem, refuse, require, transport};
-use crate::adapter::{AdapterError, Answer, Setup};
+use crate::peers::{refuse, require, transport};
+use crate::shim::{Checker, Shim};
+use fobsim_harness::adapter::SetupProblem;
+use fobsim_harness::adapter::{AdapterError, Answer, Setup};
 
 const NAME: &str = "oathtool";
 
@@ -106,7 +107,7 @@ impl OathtoolChecker {
                     NAME,
                     format!(
                         "unexpected output on success: {:?}",
-                        super::tail(&out.stdout, 80)
+                        crate::peers::tail(&out.stdout, 80)
                     ),
                 )
             })

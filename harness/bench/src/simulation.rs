@@ -13,11 +13,11 @@ use rand::{RngExt as _, SeedableRng as _};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use crate::scenario::DEFAULT_START;
+use fobsim_harness::scenario::DEFAULT_START;
 
 /// What to simulate.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct FleetSpec {
+pub struct SimulationSpec {
     /// Number of fobs (one IAM user each).
     pub fobs: u32,
     /// Simulated days; every fob signs in once a day.
@@ -30,10 +30,10 @@ pub struct FleetSpec {
     pub batch: bool,
 }
 
-impl Default for FleetSpec {
+impl Default for SimulationSpec {
     /// The benchmark: 10,000 fobs, ±30 ppm, daily for 5 years.
     fn default() -> Self {
-        FleetSpec {
+        SimulationSpec {
             fobs: 10_000,
             days: 1826,
             max_ppm: 30.0,
@@ -82,7 +82,7 @@ impl FleetStats {
 
 /// Fleet simulation errors.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum FleetError {
+pub enum SimulationError {
     /// The engine failed (setup, store).
     #[error("engine: {0}")]
     Engine(#[from] EngineError),
@@ -102,8 +102,8 @@ fn code(fob: &mut Fob, now: Timestamp) -> String {
 /// (cheap password hashing, fixed RNG seed).
 ///
 /// # Errors
-/// [`FleetError::Engine`] if the database cannot be created.
-pub fn sqlite_engine(path: &Path, seed: u64) -> Result<Engine, FleetError> {
+/// [`SimulationError::Engine`] if the database cannot be created.
+pub fn sqlite_engine(path: &Path, seed: u64) -> Result<Engine, SimulationError> {
     let profile = Profile {
         rng_seed: Some(seed),
         ..Profile::for_tests()
@@ -119,13 +119,13 @@ pub fn sqlite_engine(path: &Path, seed: u64) -> Result<Engine, FleetError> {
 /// called after each simulated day.
 ///
 /// # Errors
-/// [`FleetError`] if setup fails or the store breaks.
+/// [`SimulationError`] if setup fails or the store breaks.
 pub fn simulate(
     engine: &Engine,
-    spec: &FleetSpec,
+    spec: &SimulationSpec,
     progress: &mut dyn FnMut(u32),
-) -> Result<FleetStats, FleetError> {
-    let model = preset("gaht").ok_or_else(|| FleetError::Fob("no gaht preset".into()))?;
+) -> Result<FleetStats, SimulationError> {
+    let model = preset("gaht").ok_or_else(|| SimulationError::Fob("no gaht preset".into()))?;
     let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
     let start = DEFAULT_START;
     engine.create_account(
@@ -141,21 +141,21 @@ pub fn simulate(
     for i in 0..spec.fobs {
         let serial = model
             .serial(u64::from(i) + 1)
-            .map_err(|e| FleetError::Fob(e.to_string()))?;
+            .map_err(|e| SimulationError::Fob(e.to_string()))?;
         let mut fs = FobSpec::seeded(model, serial, spec.seed, start)
-            .map_err(|e| FleetError::Fob(e.to_string()))?;
+            .map_err(|e| SimulationError::Fob(e.to_string()))?;
         let ppm = if spec.max_ppm > 0.0 {
             rng.random_range(-spec.max_ppm..=spec.max_ppm)
         } else {
             0.0
         };
         fs.drift = Drift { ppm, ..Drift::NONE };
-        let fob = Fob::new(fs).map_err(|e| FleetError::Fob(e.to_string()))?;
+        let fob = Fob::new(fs).map_err(|e| SimulationError::Fob(e.to_string()))?;
         seeds.push(fob.seed_record());
         fobs.push(fob);
         who.push(Principal::User(format!("user{i:05}")));
     }
-    engine.batch(|e| -> Result<(), FleetError> {
+    engine.batch(|e| -> Result<(), SimulationError> {
         for w in &who {
             if let Principal::User(name) = w {
                 e.create_user(name, "Fleet-Password-1")?;
@@ -189,7 +189,7 @@ pub fn simulate(
     for day in 1..=spec.days {
         let day_start = start.add_millis(i64::from(day) * 86_400_000 + 8 * 3_600_000);
         clock.set(day_start);
-        let mut run_day = |e: &Engine| -> Result<FleetStats, FleetError> {
+        let mut run_day = |e: &Engine| -> Result<FleetStats, SimulationError> {
             let mut s = FleetStats::default();
             for (((fob, w), m), serial) in fobs.iter_mut().zip(&who).zip(&minute).zip(&serials) {
                 let now = day_start.add_millis(m * 60_000);
@@ -236,10 +236,10 @@ mod tests {
     #[test]
     fn a_small_fleet_stays_in_sync_with_daily_sign_ins() {
         let engine = Engine::in_memory(Profile::for_tests());
-        let spec = FleetSpec {
+        let spec = SimulationSpec {
             fobs: 20,
             days: 60,
-            ..FleetSpec::default()
+            ..SimulationSpec::default()
         };
         let s = simulate(&engine, &spec, &mut |_| {}).unwrap();
         assert_eq!(s.sign_ins, 20 * 60);
@@ -251,7 +251,7 @@ mod tests {
     fn a_wild_fleet_needs_resyncs() {
         // ±2000 ppm: about 3 min a day, beyond the ±1 step window.
         let engine = Engine::in_memory(Profile::for_tests());
-        let spec = FleetSpec {
+        let spec = SimulationSpec {
             fobs: 10,
             days: 5,
             max_ppm: 2000.0,

@@ -7,8 +7,8 @@
 
 use std::time::Instant;
 
+use fobsim_bench::simulation::{self, SimulationSpec};
 use fobsim_engine::{Engine, Profile};
-use fobsim_harness::fleet::{self, FleetSpec};
 
 fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
@@ -20,7 +20,7 @@ fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
 fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` passes nothing: run small then.
     let benching = std::env::args().any(|a| a == "--bench");
-    let mut spec = FleetSpec::default();
+    let mut spec = SimulationSpec::default();
     spec.fobs = env("FOBSIM_FLEET_FOBS", if benching { spec.fobs } else { 50 });
     spec.days = env("FOBSIM_FLEET_DAYS", if benching { spec.days } else { 30 });
     spec.batch = env("FOBSIM_FLEET_BATCH", 1u8) != 0;
@@ -30,11 +30,11 @@ fn main() {
         Engine::in_memory(Profile::for_tests())
     } else {
         std::fs::create_dir_all(&dir).expect("temp dir");
-        fleet::sqlite_engine(&dir.join("fleet.sqlite"), spec.seed).expect("sqlite engine")
+        simulation::sqlite_engine(&dir.join("fleet.sqlite"), spec.seed).expect("sqlite engine")
     };
     let started = Instant::now();
     let total = spec.days;
-    let stats = fleet::simulate(&engine, &spec, &mut |day| {
+    let stats = simulation::simulate(&engine, &spec, &mut |day| {
         if benching && day % 365 == 0 {
             eprintln!(
                 "  day {day}/{total}: {:.1} s",

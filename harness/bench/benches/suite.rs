@@ -1,7 +1,7 @@
 //! The whole built-in suite against the built-in engine (target: < 1 s).
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use fobsim_harness::builtin::Builtin;
+use fobsim_engines::builtin::Builtin;
 use fobsim_harness::driver::InProcess;
 use fobsim_harness::runner::{DEFAULT_SEED, Runner};
 use fobsim_harness::suite;

@@ -44,12 +44,12 @@ use rand::RngExt as _;
 use serde::Serialize;
 use sha2::Digest as _;
 
-use crate::adapter::{
+use crate::iam_http::{ADMIN_POLICY, answer, api_principal, aws_query, setup_err, transport};
+use fobsim_harness::adapter::{
     AdapterError, Answer, Capability, EngineAdapter, Reply, Request, Setup, user_password,
 };
-use crate::iam_http::{ADMIN_POLICY, answer, api_principal, aws_query, setup_err, transport};
-use crate::runner::{device_spec, seed_record};
-use crate::scenario::Scenario;
+use fobsim_harness::runner::{device_spec, seed_record};
+use fobsim_harness::scenario::Scenario;
 
 const NAME: &str = "iam-http";
 
@@ -240,7 +240,7 @@ pub fn write_bootstrap(
         path: dir.to_path_buf(),
         source,
     })?;
-    let account = crate::adapter::Account::default();
+    let account = fobsim_harness::adapter::Account::default();
     let mut out = BootstrapOut {
         seeds: vec![SEEDS_FILE.into()],
         account: AccountOut {
@@ -395,7 +395,7 @@ impl Clock {
             }
             // The faked clock runs at real rate from the offset written:
             // write it before every request.
-            Clock::File(path) => crate::adapters::write_faketime_offset(path, Some(now))
+            Clock::File(path) => crate::peers::write_faketime_offset(path, Some(now))
                 .map_err(|e| transport(format!("faketime file {}: {e}", path.display())))?,
         }
         Ok(())
@@ -494,7 +494,7 @@ impl IamRemote {
             }
             ClockControl::FakeTimeFile(path) => {
                 // The file must be writable now, not at the first request.
-                crate::adapters::write_faketime_offset(path, None)
+                crate::peers::write_faketime_offset(path, None)
                     .map_err(|e| setup_err(format!("faketime file {}: {e}", path.display())))?;
                 Clock::File(path.clone())
             }
@@ -692,7 +692,7 @@ fn map_serial(request: &Request, serials: &HashMap<String, String>) -> Request {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::parse;
+    use fobsim_harness::scenario::parse;
 
     fn scenario(id: &str, body: &str) -> Scenario {
         parse(
@@ -720,7 +720,7 @@ mod tests {
     #[test]
     fn the_bootstrap_loads_and_holds_every_scenario() {
         let dir = tempfile::tempdir().unwrap();
-        let suite = crate::suite::builtin().unwrap();
+        let suite = fobsim_harness::suite::builtin().unwrap();
         let done = write_bootstrap(&suite, 7, dir.path()).unwrap();
         assert_eq!(done.scenarios, suite.len());
         let boot = Bootstrap::load(&done.bootstrap).unwrap();

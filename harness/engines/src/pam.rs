@@ -38,9 +38,11 @@ use std::process::{Command, Stdio};
 
 use fobsim_core::{Algorithm, Kind, SeedRecord, Timestamp};
 
-use super::shim::{Checker, Shim};
-use super::{SetupProblem, cleanup, refuse, require, setup_err, transport, unique};
-use crate::adapter::{AdapterError, Answer, Setup};
+use crate::cleanup;
+use crate::peers::{refuse, require, setup_err, transport, unique};
+use crate::shim::{Checker, Shim};
+use fobsim_harness::adapter::SetupProblem;
+use fobsim_harness::adapter::{AdapterError, Answer, Setup};
 
 /// Which PAM module.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,7 +133,7 @@ impl PamChecker {
     pub fn new(module: Module) -> Result<Self, SetupProblem> {
         let name = module.name();
         let pamtester = require(name, "pamtester", "pamtester")?;
-        let libfaketime = super::libfaketime(name)?;
+        let libfaketime = crate::peers::libfaketime(name)?;
         if !MODULE_DIRS
             .iter()
             .any(|d| Path::new(d).join(module.so()).is_file())
@@ -371,7 +373,7 @@ impl Checker for PamChecker {
                 name,
                 format!(
                     "pamtester exited {other:?}: {}",
-                    super::tail(&out.stderr, 200)
+                    crate::peers::tail(&out.stderr, 200)
                 ),
             )),
         }

@@ -21,7 +21,7 @@ fn builtin_suite_passes_against_the_model() {
 #[test]
 fn builtin_suite_passes_against_the_builtin_engine() {
     let scenarios = suite::builtin().unwrap();
-    let mut engine = fobsim_harness::builtin::Builtin::in_memory(DEFAULT_SEED);
+    let mut engine = fobsim_engines::builtin::Builtin::in_memory(DEFAULT_SEED);
     let mut fobs = InProcess;
     let mut runner = Runner::new(&mut engine, &mut fobs, DEFAULT_SEED);
     let results: Vec<_> = scenarios.iter().map(|s| runner.run(s)).collect();

@@ -7,11 +7,11 @@ use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use fobsim_harness::adapters::SetupProblem;
-use fobsim_harness::adapters::cleanup::{self, alive};
-use fobsim_harness::adapters::moto::Moto;
-use fobsim_harness::adapters::pam::{self, Module};
-use fobsim_harness::adapters::privacyidea::PrivacyIdea;
+use fobsim_engines::cleanup::{self, alive};
+use fobsim_engines::moto::Moto;
+use fobsim_engines::pam::{self, Module};
+use fobsim_engines::privacyidea::PrivacyIdea;
+use fobsim_harness::adapter::SetupProblem;
 use fobsim_harness::driver::InProcess;
 use fobsim_harness::runner::Runner;
 use fobsim_harness::suite;

@@ -24,8 +24,8 @@ use std::collections::HashMap;
 
 use fobsim_core::{SeedRecord, Timestamp};
 
-use super::{Seeds, refuse};
-use crate::adapter::{AdapterError, Answer, Capability, EngineAdapter, Request, Setup};
+use crate::peers::{Seeds, refuse};
+use fobsim_harness::adapter::{AdapterError, Answer, Capability, EngineAdapter, Request, Setup};
 
 /// The capabilities of a [`Shim`].
 pub const CAPS: [Capability; 3] = [
@@ -273,7 +273,7 @@ impl<C: Checker> EngineAdapter for Shim<C> {
                     denied()
                 })
             }
-            other => Err(super::transport(
+            other => Err(crate::peers::transport(
                 self.checker.name(),
                 format!("capability {} not declared", other.capability().as_str()),
             )),
