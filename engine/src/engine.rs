@@ -14,8 +14,9 @@ use crate::error::{EngineError, ErrorKind};
 use crate::password;
 use crate::profile::Profile;
 use crate::store::{
-    AccountRow, AssignOutcome, FailureOutcome, KeySource, MemoryStore, SqliteOptions, SqliteStore,
-    Store, TokenRow, UserRow,
+    AccountRow, Assign, AssignOutcome, CodePair, CommitResync, CommitSuccess, FailureOutcome,
+    KeySource, MemoryStore, RecordFailure, SqliteOptions, SqliteStore, Store, TokenRow, Unassign,
+    UserRow,
 };
 use crate::types::{DeviceState, MfaDevice, OutboxChannel, OutboxMessage, UserInfo};
 use fobsim_core::{Channel, Principal};
@@ -374,9 +375,9 @@ impl Engine {
         Ok((totp, c1, c2))
     }
 
-    /// The step of `c1` (with `c2` the next) within the sync window, above
-    /// `last_step`, and the offset it teaches: the second code's step minus
-    /// the current step.
+    /// The steps of `c1` and `c2` (the next) within the sync window, above
+    /// `last_step`, and the learned offset they teach: the second code's
+    /// step minus the current step.
     fn find_pair(
         &self,
         totp: &Totp,
@@ -384,7 +385,7 @@ impl Engine {
         last_step: Option<u64>,
         c1: Code,
         c2: Code,
-    ) -> Result<(u64, i64), EngineError> {
+    ) -> Result<CodePair, EngineError> {
         let current = step_now(totp, now)?;
         let min_first = last_step.map_or(0, |l| l.saturating_add(1));
         let first = search_pair(
@@ -396,7 +397,11 @@ impl Engine {
             c2,
         )
         .ok_or_else(EngineError::invalid_code)?;
-        Ok((first, offset_of(first + 1, current)))
+        Ok(CodePair {
+            first_step: first,
+            last_step: first + 1,
+            learned_offset: offset_of(first + 1, current),
+        })
     }
 
     /// The prepared key of `serial`, from the cache or the store.
@@ -655,11 +660,14 @@ impl Engine {
         if self.store.devices_of(who)?.len() >= max as usize {
             return Err(limit(max));
         }
-        let (first, offset) = self.find_pair(&totp, now, dev.last_step, c1, c2)?;
-        match self
-            .store
-            .assign(serial, who, now, offset, first, first + 1, max)?
-        {
+        let pair = self.find_pair(&totp, now, dev.last_step, c1, c2)?;
+        match self.store.assign(Assign {
+            serial,
+            owner: who,
+            enable_date: now,
+            pair,
+            max_devices: max,
+        })? {
             AssignOutcome::Assigned => Ok(()),
             AssignOutcome::NoSuchToken => Err(EngineError::no_such_device(serial)),
             AssignOutcome::InUse => Err(EngineError::device_in_use()),
@@ -692,11 +700,12 @@ impl Engine {
             .store
             .verify_state(serial, who)?
             .ok_or_else(|| EngineError::no_such_device(serial))?;
-        let (first, offset) = self.find_pair(&totp, now, st.last_step, c1, c2)?;
-        if self
-            .store
-            .commit_resync(serial, who, first, first + 1, offset)?
-        {
+        let pair = self.find_pair(&totp, now, st.last_step, c1, c2)?;
+        if self.store.commit_resync(CommitResync {
+            serial,
+            owner: who,
+            pair,
+        })? {
             Ok(())
         } else {
             // Unassigned or used concurrently in the meantime.
@@ -721,7 +730,7 @@ impl Engine {
         let _ = now;
         check_serial(serial)?;
         self.require_principal(who)?;
-        if self.store.unassign(serial, who)? {
+        if self.store.unassign(Unassign { serial, owner: who })? {
             Ok(())
         } else {
             Err(EngineError::no_such_device(serial))
@@ -848,25 +857,31 @@ impl Engine {
                 missed = Some(st);
             }
             if let Some(step) = found
-                && self.store.commit_success(
+                && self.store.commit_success(CommitSuccess {
                     serial,
-                    who,
+                    owner: who,
                     step,
-                    replay_barrier(&totp, expected, self.profile.auth_window_steps, step, code),
-                    offset_of(step, current),
+                    barrier: replay_barrier(
+                        &totp,
+                        expected,
+                        self.profile.auth_window_steps,
+                        step,
+                        code,
+                    ),
+                    learned_offset: offset_of(step, current),
                     now,
-                )?
+                })?
             {
                 return Ok(());
             }
         }
-        match self.store.record_failure(
+        match self.store.record_failure(RecordFailure {
             serial,
-            who,
+            owner: who,
             now,
-            self.profile.lockout_threshold,
-            self.profile.lockout_period_ms,
-        )? {
+            threshold: self.profile.lockout_threshold,
+            lock_ms: self.profile.lockout_period_ms,
+        })? {
             FailureOutcome::NotAssigned => Err(not_associated()),
             FailureOutcome::Counted(_) | FailureOutcome::Locked(_) => {
                 Err(EngineError::mfa_failed())

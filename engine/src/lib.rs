@@ -53,5 +53,5 @@ mod types;
 pub use engine::Engine;
 pub use error::{EngineError, ErrorKind, ProfileError, StoreError};
 pub use profile::{PasswordCost, Profile};
-pub use store::{KeySource, MemoryStore, SqliteOptions, SqliteStore, Store};
+pub use store::{KeySource, MemoryStore, SqliteOptions, SqliteStore, Store, StoreLayer};
 pub use types::{DeviceState, MfaDevice, OutboxChannel, OutboxMessage, UserInfo};

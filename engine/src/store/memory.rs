@@ -2,11 +2,11 @@
 
 use std::collections::HashMap;
 
-use fobsim_core::Timestamp;
 use parking_lot::Mutex;
 
 use super::{
-    AccountRow, AssignOutcome, DeviceRow, FailureOutcome, Store, TokenRow, UserRow, VerifyState,
+    AccountRow, Assign, AssignOutcome, CommitResync, CommitSuccess, DeviceRow, FailureOutcome,
+    RecordFailure, Store, TokenRow, Unassign, UserRow, VerifyState,
 };
 use crate::error::StoreError;
 use fobsim_core::Principal;
@@ -134,47 +134,38 @@ impl Store for MemoryStore {
             }))
     }
 
-    fn assign(
-        &self,
-        serial: &str,
-        owner: &Principal,
-        enable_date: Timestamp,
-        offset: i64,
-        first_step: u64,
-        last_step: u64,
-        max_devices: u32,
-    ) -> Result<AssignOutcome, StoreError> {
+    fn assign(&self, req: Assign<'_>) -> Result<AssignOutcome, StoreError> {
         let mut g = self.inner.lock();
         let count = g
             .tokens
             .values()
-            .filter(|t| owned_by(&t.state, owner))
+            .filter(|t| owned_by(&t.state, req.owner))
             .count();
-        let Some(t) = g.tokens.get_mut(serial) else {
+        let Some(t) = g.tokens.get_mut(req.serial) else {
             return Ok(AssignOutcome::NoSuchToken);
         };
         if t.state.owner.is_some() {
             return Ok(AssignOutcome::InUse);
         }
-        if count >= max_devices as usize {
+        if count >= req.max_devices as usize {
             return Ok(AssignOutcome::LimitExceeded);
         }
-        if !below(t.state.last_step, first_step) {
+        if !below(t.state.last_step, req.pair.first_step) {
             return Ok(AssignOutcome::Replayed);
         }
-        t.state.owner = Some(owner.clone());
-        t.state.enable_date = Some(enable_date);
-        t.state.offset = offset;
-        t.state.last_step = Some(last_step);
+        t.state.owner = Some(req.owner.clone());
+        t.state.enable_date = Some(req.enable_date);
+        t.state.offset = req.pair.learned_offset;
+        t.state.last_step = Some(req.pair.last_step);
         t.state.failures = 0;
         t.state.locked_until = None;
         Ok(AssignOutcome::Assigned)
     }
 
-    fn unassign(&self, serial: &str, owner: &Principal) -> Result<bool, StoreError> {
+    fn unassign(&self, req: Unassign<'_>) -> Result<bool, StoreError> {
         let mut g = self.inner.lock();
-        match g.tokens.get_mut(serial) {
-            Some(t) if owned_by(&t.state, owner) => {
+        match g.tokens.get_mut(req.serial) {
+            Some(t) if owned_by(&t.state, req.owner) => {
                 t.state.owner = None;
                 t.state.enable_date = None;
                 t.state.offset = 0;
@@ -186,24 +177,16 @@ impl Store for MemoryStore {
         }
     }
 
-    fn commit_success(
-        &self,
-        serial: &str,
-        owner: &Principal,
-        step: u64,
-        barrier: u64,
-        offset: i64,
-        now: Timestamp,
-    ) -> Result<bool, StoreError> {
+    fn commit_success(&self, req: CommitSuccess<'_>) -> Result<bool, StoreError> {
         let mut g = self.inner.lock();
-        match g.tokens.get_mut(serial) {
+        match g.tokens.get_mut(req.serial) {
             Some(t)
-                if owned_by(&t.state, owner)
-                    && below(t.state.last_step, step)
-                    && t.state.locked_until.is_none_or(|u| u <= now) =>
+                if owned_by(&t.state, req.owner)
+                    && below(t.state.last_step, req.step)
+                    && t.state.locked_until.is_none_or(|u| u <= req.now) =>
             {
-                t.state.last_step = Some(barrier.max(step));
-                t.state.offset = offset;
+                t.state.last_step = Some(req.barrier.max(req.step));
+                t.state.offset = req.learned_offset;
                 t.state.failures = 0;
                 Ok(true)
             }
@@ -211,19 +194,15 @@ impl Store for MemoryStore {
         }
     }
 
-    fn commit_resync(
-        &self,
-        serial: &str,
-        owner: &Principal,
-        first_step: u64,
-        last_step: u64,
-        offset: i64,
-    ) -> Result<bool, StoreError> {
+    fn commit_resync(&self, req: CommitResync<'_>) -> Result<bool, StoreError> {
         let mut g = self.inner.lock();
-        match g.tokens.get_mut(serial) {
-            Some(t) if owned_by(&t.state, owner) && below(t.state.last_step, first_step) => {
-                t.state.last_step = Some(last_step);
-                t.state.offset = offset;
+        match g.tokens.get_mut(req.serial) {
+            Some(t)
+                if owned_by(&t.state, req.owner)
+                    && below(t.state.last_step, req.pair.first_step) =>
+            {
+                t.state.last_step = Some(req.pair.last_step);
+                t.state.offset = req.pair.learned_offset;
                 t.state.failures = 0;
                 t.state.locked_until = None;
                 Ok(true)
@@ -232,20 +211,15 @@ impl Store for MemoryStore {
         }
     }
 
-    fn record_failure(
-        &self,
-        serial: &str,
-        owner: &Principal,
-        now: Timestamp,
-        threshold: u32,
-        lock_ms: u64,
-    ) -> Result<FailureOutcome, StoreError> {
+    fn record_failure(&self, req: RecordFailure<'_>) -> Result<FailureOutcome, StoreError> {
         let mut g = self.inner.lock();
-        match g.tokens.get_mut(serial) {
-            Some(t) if owned_by(&t.state, owner) => {
+        match g.tokens.get_mut(req.serial) {
+            Some(t) if owned_by(&t.state, req.owner) => {
                 let n = t.state.failures.saturating_add(1);
-                if threshold > 0 && n >= threshold {
-                    let until = now.add_millis(i64::try_from(lock_ms).unwrap_or(i64::MAX));
+                if req.threshold > 0 && n >= req.threshold {
+                    let until = req
+                        .now
+                        .add_millis(i64::try_from(req.lock_ms).unwrap_or(i64::MAX));
                     t.state.failures = 0;
                     t.state.locked_until = Some(until);
                     Ok(FailureOutcome::Locked(until))

@@ -13,7 +13,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use zeroize::Zeroizing;
 
 use super::{
-    AccountRow, AssignOutcome, DeviceRow, FailureOutcome, Store, TokenRow, UserRow, VerifyState,
+    AccountRow, Assign, AssignOutcome, CommitResync, CommitSuccess, DeviceRow, FailureOutcome,
+    RecordFailure, Store, TokenRow, Unassign, UserRow, VerifyState,
 };
 use crate::error::StoreError;
 use crate::types::StorageKey as _;
@@ -646,20 +647,19 @@ impl Store for SqliteStore {
         self.uncache(serial);
     }
 
-    fn assign(
-        &self,
-        serial: &str,
-        owner: &Principal,
-        enable_date: Timestamp,
-        offset: i64,
-        first_step: u64,
-        last_step: u64,
-        max_devices: u32,
-    ) -> Result<AssignOutcome, StoreError> {
+    fn assign(&self, req: Assign<'_>) -> Result<AssignOutcome, StoreError> {
+        let Assign {
+            serial,
+            owner,
+            enable_date,
+            pair,
+            max_devices,
+        } = req;
         let key = owner.storage_key();
-        let first = i64_of(first_step, "step")?;
-        let last = i64_of(last_step, "step")?;
+        let first = i64_of(pair.first_step, "step")?;
+        let last = i64_of(pair.last_step, "step")?;
         let date = i64_of(enable_date.as_millis(), "enable date")?;
+        let offset = pair.learned_offset;
         self.with(|c| {
             let n = c
                 .prepare_cached(
@@ -690,7 +690,8 @@ impl Store for SqliteStore {
         })
     }
 
-    fn unassign(&self, serial: &str, owner: &Principal) -> Result<bool, StoreError> {
+    fn unassign(&self, req: Unassign<'_>) -> Result<bool, StoreError> {
+        let Unassign { serial, owner } = req;
         self.with(|c| {
             let n = c
                 .prepare_cached(
@@ -703,15 +704,15 @@ impl Store for SqliteStore {
         })
     }
 
-    fn commit_success(
-        &self,
-        serial: &str,
-        owner: &Principal,
-        step: u64,
-        barrier: u64,
-        offset: i64,
-        now: Timestamp,
-    ) -> Result<bool, StoreError> {
+    fn commit_success(&self, req: CommitSuccess<'_>) -> Result<bool, StoreError> {
+        let CommitSuccess {
+            serial,
+            owner,
+            step,
+            barrier,
+            learned_offset: offset,
+            now,
+        } = req;
         let step = i64_of(step, "step")?;
         let barrier = i64_of(barrier.max(u64::try_from(step).unwrap_or(0)), "barrier")?;
         let now = i64_of(now.as_millis(), "now")?;
@@ -747,16 +748,15 @@ impl Store for SqliteStore {
         })
     }
 
-    fn commit_resync(
-        &self,
-        serial: &str,
-        owner: &Principal,
-        first_step: u64,
-        last_step: u64,
-        offset: i64,
-    ) -> Result<bool, StoreError> {
-        let first = i64_of(first_step, "step")?;
-        let last = i64_of(last_step, "step")?;
+    fn commit_resync(&self, req: CommitResync<'_>) -> Result<bool, StoreError> {
+        let CommitResync {
+            serial,
+            owner,
+            pair,
+        } = req;
+        let first = i64_of(pair.first_step, "step")?;
+        let last = i64_of(pair.last_step, "step")?;
+        let offset = pair.learned_offset;
         self.with(|c| {
             let n = c
                 .prepare_cached(
@@ -770,14 +770,14 @@ impl Store for SqliteStore {
         })
     }
 
-    fn record_failure(
-        &self,
-        serial: &str,
-        owner: &Principal,
-        now: Timestamp,
-        threshold: u32,
-        lock_ms: u64,
-    ) -> Result<FailureOutcome, StoreError> {
+    fn record_failure(&self, req: RecordFailure<'_>) -> Result<FailureOutcome, StoreError> {
+        let RecordFailure {
+            serial,
+            owner,
+            now,
+            threshold,
+            lock_ms,
+        } = req;
         let until = Timestamp::from_millis(now.as_millis().saturating_add(lock_ms));
         let until_i = i64_of(until.as_millis(), "lock expiry")?;
         self.with(|c| {
