@@ -15,7 +15,7 @@ use crate::password;
 use crate::profile::Profile;
 use crate::store::{
     AccountRow, Assign, AssignOutcome, CodePair, CommitResync, CommitSuccess, FailureOutcome,
-    KeySource, MemoryStore, RecordFailure, SqliteOptions, SqliteStore, Store, TokenRow, Unassign,
+    KeySource, MemoryStore, OwnedToken, RecordFailure, SqliteOptions, SqliteStore, Store, TokenRow,
     UserRow,
 };
 use crate::types::{DeviceState, MfaDevice, OutboxChannel, OutboxMessage, UserInfo};
@@ -695,17 +695,14 @@ impl Engine {
         code2: &str,
     ) -> Result<(), EngineError> {
         let (totp, c1, c2) = self.pair_input(who, serial, code1, code2)?;
+        let token = OwnedToken { serial, owner: who };
         self.store.forget(serial);
         let st = self
             .store
-            .verify_state(serial, who)?
+            .verify_state(token)?
             .ok_or_else(|| EngineError::no_such_device(serial))?;
         let pair = self.find_pair(&totp, now, st.last_step, c1, c2)?;
-        if self.store.commit_resync(CommitResync {
-            serial,
-            owner: who,
-            pair,
-        })? {
+        if self.store.commit_resync(CommitResync { token, pair })? {
             Ok(())
         } else {
             // Unassigned or used concurrently in the meantime.
@@ -730,7 +727,7 @@ impl Engine {
         let _ = now;
         check_serial(serial)?;
         self.require_principal(who)?;
-        if self.store.unassign(Unassign { serial, owner: who })? {
+        if self.store.unassign(OwnedToken { serial, owner: who })? {
             Ok(())
         } else {
             Err(EngineError::no_such_device(serial))
@@ -822,12 +819,13 @@ impl Engine {
         // success is re-checked once against fresh state before it counts.
         // A search that missed on a state is not run again on the same
         // state: it would miss again (a wrong code costs one search).
+        let token = OwnedToken { serial, owner: who };
         let mut missed: Option<crate::store::VerifyState> = None;
         for fresh in [false, true] {
             if fresh {
                 self.store.forget(serial);
             }
-            let Some(st) = self.store.verify_state(serial, who)? else {
+            let Some(st) = self.store.verify_state(token)? else {
                 if fresh {
                     return Err(not_associated());
                 }
@@ -858,8 +856,7 @@ impl Engine {
             }
             if let Some(step) = found
                 && self.store.commit_success(CommitSuccess {
-                    serial,
-                    owner: who,
+                    token,
                     step,
                     barrier: replay_barrier(
                         &totp,
@@ -876,8 +873,7 @@ impl Engine {
             }
         }
         match self.store.record_failure(RecordFailure {
-            serial,
-            owner: who,
+            token,
             now,
             threshold: self.profile.lockout_threshold,
             lock_ms: self.profile.lockout_period_ms,

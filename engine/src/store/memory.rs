@@ -6,7 +6,7 @@ use parking_lot::Mutex;
 
 use super::{
     AccountRow, Assign, AssignOutcome, CommitResync, CommitSuccess, DeviceRow, FailureOutcome,
-    RecordFailure, Store, TokenRow, Unassign, UserRow, VerifyState,
+    OwnedToken, RecordFailure, Store, TokenRow, UserRow, VerifyState,
 };
 use crate::error::StoreError;
 use fobsim_core::Principal;
@@ -45,6 +45,14 @@ impl MemoryStore {
 
 fn owned_by(state: &DeviceRow, owner: &Principal) -> bool {
     state.owner.as_ref() == Some(owner)
+}
+
+/// The state of `token` if it is assigned to its owner.
+fn held<'g>(g: &'g mut Inner, token: OwnedToken<'_>) -> Option<&'g mut DeviceRow> {
+    g.tokens
+        .get_mut(token.serial)
+        .map(|t| &mut t.state)
+        .filter(|s| owned_by(s, token.owner))
 }
 
 fn below(last: Option<u64>, step: u64) -> bool {
@@ -117,21 +125,13 @@ impl Store for MemoryStore {
             .map(|t| t.state.clone()))
     }
 
-    fn verify_state(
-        &self,
-        serial: &str,
-        owner: &Principal,
-    ) -> Result<Option<VerifyState>, StoreError> {
-        let g = self.inner.lock();
-        Ok(g.tokens
-            .get(serial)
-            .filter(|t| owned_by(&t.state, owner))
-            .map(|t| VerifyState {
-                offset: t.state.offset,
-                last_step: t.state.last_step,
-                failures: t.state.failures,
-                locked_until: t.state.locked_until,
-            }))
+    fn verify_state(&self, token: OwnedToken<'_>) -> Result<Option<VerifyState>, StoreError> {
+        Ok(held(&mut self.inner.lock(), token).map(|s| VerifyState {
+            offset: s.offset,
+            last_step: s.last_step,
+            failures: s.failures,
+            locked_until: s.locked_until,
+        }))
     }
 
     fn assign(&self, req: Assign<'_>) -> Result<AssignOutcome, StoreError> {
@@ -162,73 +162,61 @@ impl Store for MemoryStore {
         Ok(AssignOutcome::Assigned)
     }
 
-    fn unassign(&self, req: Unassign<'_>) -> Result<bool, StoreError> {
+    fn unassign(&self, token: OwnedToken<'_>) -> Result<bool, StoreError> {
         let mut g = self.inner.lock();
-        match g.tokens.get_mut(req.serial) {
-            Some(t) if owned_by(&t.state, req.owner) => {
-                t.state.owner = None;
-                t.state.enable_date = None;
-                t.state.offset = 0;
-                t.state.failures = 0;
-                t.state.locked_until = None;
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
+        let Some(s) = held(&mut g, token) else {
+            return Ok(false);
+        };
+        s.owner = None;
+        s.enable_date = None;
+        s.offset = 0;
+        s.failures = 0;
+        s.locked_until = None;
+        Ok(true)
     }
 
     fn commit_success(&self, req: CommitSuccess<'_>) -> Result<bool, StoreError> {
         let mut g = self.inner.lock();
-        match g.tokens.get_mut(req.serial) {
-            Some(t)
-                if owned_by(&t.state, req.owner)
-                    && below(t.state.last_step, req.step)
-                    && t.state.locked_until.is_none_or(|u| u <= req.now) =>
-            {
-                t.state.last_step = Some(req.barrier.max(req.step));
-                t.state.offset = req.learned_offset;
-                t.state.failures = 0;
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
+        let Some(s) = held(&mut g, req.token).filter(|s| {
+            below(s.last_step, req.step) && s.locked_until.is_none_or(|u| u <= req.now)
+        }) else {
+            return Ok(false);
+        };
+        s.last_step = Some(req.barrier.max(req.step));
+        s.offset = req.learned_offset;
+        s.failures = 0;
+        Ok(true)
     }
 
     fn commit_resync(&self, req: CommitResync<'_>) -> Result<bool, StoreError> {
         let mut g = self.inner.lock();
-        match g.tokens.get_mut(req.serial) {
-            Some(t)
-                if owned_by(&t.state, req.owner)
-                    && below(t.state.last_step, req.pair.first_step) =>
-            {
-                t.state.last_step = Some(req.pair.last_step);
-                t.state.offset = req.pair.learned_offset;
-                t.state.failures = 0;
-                t.state.locked_until = None;
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
+        let Some(s) = held(&mut g, req.token).filter(|s| below(s.last_step, req.pair.first_step))
+        else {
+            return Ok(false);
+        };
+        s.last_step = Some(req.pair.last_step);
+        s.offset = req.pair.learned_offset;
+        s.failures = 0;
+        s.locked_until = None;
+        Ok(true)
     }
 
     fn record_failure(&self, req: RecordFailure<'_>) -> Result<FailureOutcome, StoreError> {
         let mut g = self.inner.lock();
-        match g.tokens.get_mut(req.serial) {
-            Some(t) if owned_by(&t.state, req.owner) => {
-                let n = t.state.failures.saturating_add(1);
-                if req.threshold > 0 && n >= req.threshold {
-                    let until = req
-                        .now
-                        .add_millis(i64::try_from(req.lock_ms).unwrap_or(i64::MAX));
-                    t.state.failures = 0;
-                    t.state.locked_until = Some(until);
-                    Ok(FailureOutcome::Locked(until))
-                } else {
-                    t.state.failures = n;
-                    Ok(FailureOutcome::Counted(n))
-                }
-            }
-            _ => Ok(FailureOutcome::NotAssigned),
+        let Some(s) = held(&mut g, req.token) else {
+            return Ok(FailureOutcome::NotAssigned);
+        };
+        let n = s.failures.saturating_add(1);
+        if req.threshold > 0 && n >= req.threshold {
+            let until = req
+                .now
+                .add_millis(i64::try_from(req.lock_ms).unwrap_or(i64::MAX));
+            s.failures = 0;
+            s.locked_until = Some(until);
+            Ok(FailureOutcome::Locked(until))
+        } else {
+            s.failures = n;
+            Ok(FailureOutcome::Counted(n))
         }
     }
 

@@ -107,7 +107,7 @@ pub struct CodePair {
 /// [`Store::assign`]: enable `serial` for `owner`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Assign<'a> {
-    /// The token.
+    /// The token's serial.
     pub serial: &'a str,
     /// Who it is assigned to.
     pub owner: &'a Principal,
@@ -119,10 +119,12 @@ pub struct Assign<'a> {
     pub max_devices: u32,
 }
 
-/// [`Store::unassign`]: deactivate `serial` of `owner`.
+/// A token named together with the principal it must be assigned to: the
+/// key of every operation on an assigned token, which does nothing (and
+/// says so) unless the token is assigned to `owner`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Unassign<'a> {
-    /// The token.
+pub struct OwnedToken<'a> {
+    /// The token's serial.
     pub serial: &'a str,
     /// Who it must be assigned to.
     pub owner: &'a Principal,
@@ -132,9 +134,7 @@ pub struct Unassign<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CommitSuccess<'a> {
     /// The token.
-    pub serial: &'a str,
-    /// Who it must be assigned to.
-    pub owner: &'a Principal,
+    pub token: OwnedToken<'a>,
     /// The accepted code's step: must be above the last accepted step.
     pub step: u64,
     /// The new last accepted step (`>= step`): the highest step in the
@@ -147,13 +147,11 @@ pub struct CommitSuccess<'a> {
     pub now: Timestamp,
 }
 
-/// [`Store::commit_resync`]: a resync of `serial` of `owner`.
+/// [`Store::commit_resync`]: a resync.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CommitResync<'a> {
     /// The token.
-    pub serial: &'a str,
-    /// Who it must be assigned to.
-    pub owner: &'a Principal,
+    pub token: OwnedToken<'a>,
     /// The codes the user typed.
     pub pair: CodePair,
 }
@@ -162,9 +160,7 @@ pub struct CommitResync<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordFailure<'a> {
     /// The token.
-    pub serial: &'a str,
-    /// Who it must be assigned to.
-    pub owner: &'a Principal,
+    pub token: OwnedToken<'a>,
     /// True time: a lock lasts from now.
     pub now: Timestamp,
     /// Lock at this many consecutive failures (0 = never).
@@ -203,9 +199,10 @@ pub enum FailureOutcome {
 /// Persistent state of one account. Implementations must make each method
 /// atomic; conditional methods must test and write in one step.
 ///
-/// Reads take their key; each write takes one request struct ([`Assign`],
-/// [`Unassign`], [`CommitSuccess`], [`CommitResync`], [`RecordFailure`])
-/// that names its condition and its effect, so a backend is one file
+/// Reads take their key (an [`OwnedToken`] for the state of an assigned
+/// token); each write takes one request ([`Assign`], an [`OwnedToken`] to
+/// unassign, [`CommitSuccess`], [`CommitResync`], [`RecordFailure`]) that
+/// names its condition and its effect, so a backend is one file
 /// implementing this trait. A store that wraps another implements
 /// [`StoreLayer`] instead.
 pub trait Store: Send + Sync {
@@ -252,18 +249,14 @@ pub trait Store: Send + Sync {
     /// [`StoreError`] on backend failure.
     fn device(&self, serial: &str) -> Result<Option<DeviceRow>, StoreError>;
 
-    /// The verification state of `serial` if it is assigned to `owner`.
+    /// The verification state of the token if it is assigned to the owner.
     /// A store may serve it from a cache of its own writes: callers treat
     /// it as a hint that the conditional writes validate, and call
     /// [`Store::forget`] and read again before concluding a failure.
     ///
     /// # Errors
     /// [`StoreError`] on backend failure.
-    fn verify_state(
-        &self,
-        serial: &str,
-        owner: &Principal,
-    ) -> Result<Option<VerifyState>, StoreError>;
+    fn verify_state(&self, token: OwnedToken<'_>) -> Result<Option<VerifyState>, StoreError>;
 
     /// Assign the token to the owner if the token exists, is unassigned,
     /// the owner has fewer than `max_devices` devices and the token's last
@@ -280,7 +273,7 @@ pub trait Store: Send + Sync {
     ///
     /// # Errors
     /// [`StoreError`] on backend failure.
-    fn unassign(&self, req: Unassign<'_>) -> Result<bool, StoreError>;
+    fn unassign(&self, token: OwnedToken<'_>) -> Result<bool, StoreError>;
 
     /// Record an accepted sign-in code, if the token is assigned to the
     /// owner, the code's step is above the last accepted step and the token
@@ -384,20 +377,16 @@ impl<L: StoreLayer> Store for L {
     fn device(&self, serial: &str) -> Result<Option<DeviceRow>, StoreError> {
         self.inner().device(serial)
     }
-    fn verify_state(
-        &self,
-        serial: &str,
-        owner: &Principal,
-    ) -> Result<Option<VerifyState>, StoreError> {
-        self.inner().verify_state(serial, owner)
+    fn verify_state(&self, token: OwnedToken<'_>) -> Result<Option<VerifyState>, StoreError> {
+        self.inner().verify_state(token)
     }
     fn assign(&self, req: Assign<'_>) -> Result<AssignOutcome, StoreError> {
         self.before_write()?;
         self.inner().assign(req)
     }
-    fn unassign(&self, req: Unassign<'_>) -> Result<bool, StoreError> {
+    fn unassign(&self, token: OwnedToken<'_>) -> Result<bool, StoreError> {
         self.before_write()?;
-        self.inner().unassign(req)
+        self.inner().unassign(token)
     }
     fn commit_success(&self, req: CommitSuccess<'_>) -> Result<bool, StoreError> {
         self.before_write()?;
@@ -457,6 +446,10 @@ mod tests {
         let layer = Arc::new(FailingStore::new(Arc::clone(&inner)));
         let alice = Principal::user("alice");
         let serial = "GAHT00000001";
+        let held = OwnedToken {
+            serial,
+            owner: &alice,
+        };
         let pair = |first_step| CodePair {
             first_step,
             last_step: first_step + 1,
@@ -503,21 +496,12 @@ mod tests {
                     })
                     .map(drop),
             ),
-            (
-                "unassign",
-                layer
-                    .unassign(Unassign {
-                        serial,
-                        owner: &alice,
-                    })
-                    .map(drop),
-            ),
+            ("unassign", layer.unassign(held).map(drop)),
             (
                 "commit_success",
                 layer
                     .commit_success(CommitSuccess {
-                        serial,
-                        owner: &alice,
+                        token: held,
                         step: 20,
                         barrier: 20,
                         learned_offset: 4,
@@ -529,8 +513,7 @@ mod tests {
                 "commit_resync",
                 layer
                     .commit_resync(CommitResync {
-                        serial,
-                        owner: &alice,
+                        token: held,
                         pair: pair(30),
                     })
                     .map(drop),
@@ -539,8 +522,7 @@ mod tests {
                 "record_failure",
                 layer
                     .record_failure(RecordFailure {
-                        serial,
-                        owner: &alice,
+                        token: held,
                         now: Timestamp::from_secs(600),
                         threshold: 1,
                         lock_ms: 1_000,
@@ -563,7 +545,7 @@ mod tests {
         );
         assert_eq!(layer.device(serial).unwrap(), before);
         assert_eq!(layer.devices_of(&alice).unwrap().len(), 1);
-        let st = layer.verify_state(serial, &alice).unwrap().unwrap();
+        let st = layer.verify_state(held).unwrap().unwrap();
         assert_eq!((st.offset, st.last_step), (3, Some(11)));
         let mut ran = false;
         layer.batch(&mut || ran = true).unwrap();

@@ -14,7 +14,7 @@ use zeroize::Zeroizing;
 
 use super::{
     AccountRow, Assign, AssignOutcome, CommitResync, CommitSuccess, DeviceRow, FailureOutcome,
-    RecordFailure, Store, TokenRow, Unassign, UserRow, VerifyState,
+    OwnedToken, RecordFailure, Store, TokenRow, UserRow, VerifyState,
 };
 use crate::error::StoreError;
 use crate::types::StorageKey as _;
@@ -592,11 +592,8 @@ impl Store for SqliteStore {
         raw.map(RawDevice::into_row).transpose()
     }
 
-    fn verify_state(
-        &self,
-        serial: &str,
-        owner: &Principal,
-    ) -> Result<Option<VerifyState>, StoreError> {
+    fn verify_state(&self, token: OwnedToken<'_>) -> Result<Option<VerifyState>, StoreError> {
+        let OwnedToken { serial, owner } = token;
         let key = owner.storage_key();
         {
             let g = self.conn.lock();
@@ -690,8 +687,8 @@ impl Store for SqliteStore {
         })
     }
 
-    fn unassign(&self, req: Unassign<'_>) -> Result<bool, StoreError> {
-        let Unassign { serial, owner } = req;
+    fn unassign(&self, token: OwnedToken<'_>) -> Result<bool, StoreError> {
+        let OwnedToken { serial, owner } = token;
         self.with(|c| {
             let n = c
                 .prepare_cached(
@@ -706,8 +703,7 @@ impl Store for SqliteStore {
 
     fn commit_success(&self, req: CommitSuccess<'_>) -> Result<bool, StoreError> {
         let CommitSuccess {
-            serial,
-            owner,
+            token: OwnedToken { serial, owner },
             step,
             barrier,
             learned_offset: offset,
@@ -750,8 +746,7 @@ impl Store for SqliteStore {
 
     fn commit_resync(&self, req: CommitResync<'_>) -> Result<bool, StoreError> {
         let CommitResync {
-            serial,
-            owner,
+            token: OwnedToken { serial, owner },
             pair,
         } = req;
         let first = i64_of(pair.first_step, "step")?;
@@ -772,8 +767,7 @@ impl Store for SqliteStore {
 
     fn record_failure(&self, req: RecordFailure<'_>) -> Result<FailureOutcome, StoreError> {
         let RecordFailure {
-            serial,
-            owner,
+            token: OwnedToken { serial, owner },
             now,
             threshold,
             lock_ms,
