@@ -18,7 +18,7 @@ use crate::store::{
     KeySource, MemoryStore, OwnedToken, RecordFailure, SqliteOptions, SqliteStore, Store, TokenRow,
     UserRow,
 };
-use crate::types::{DeviceState, MfaDevice, OutboxChannel, OutboxMessage, UserInfo};
+use crate::types::{MfaDevice, OutboxChannel, OutboxMessage, TokenState, UserInfo};
 use fobsim_core::{Channel, Principal};
 
 #[derive(Default)]
@@ -220,11 +220,11 @@ pub(crate) fn replay_barrier(
     barrier
 }
 
-fn add_offset(step: u64, offset: i64) -> u64 {
-    step.saturating_add_signed(offset)
+fn add_offset(step: u64, learned_offset: i64) -> u64 {
+    step.saturating_add_signed(learned_offset)
 }
 
-fn offset_of(step: u64, current: u64) -> i64 {
+fn learned_offset_of(step: u64, current: u64) -> i64 {
     let d = i128::from(step) - i128::from(current);
     i64::try_from(d).unwrap_or(if d < 0 { i64::MIN } else { i64::MAX })
 }
@@ -400,7 +400,7 @@ impl Engine {
         Ok(CodePair {
             first_step: first,
             last_step: first + 1,
-            learned_offset: offset_of(first + 1, current),
+            learned_offset: learned_offset_of(first + 1, current),
         })
     }
 
@@ -649,18 +649,18 @@ impl Engine {
             ));
         }
         let (totp, c1, c2) = self.pair_input(who, serial, code1, code2)?;
-        let dev = self
+        let state = self
             .store
-            .device(serial)?
+            .token_state(serial)?
             .ok_or_else(|| EngineError::no_such_device(serial))?;
-        if dev.owner.is_some() {
+        if state.owner.is_some() {
             return Err(EngineError::device_in_use());
         }
         let max = self.profile.max_devices_per_user;
-        if self.store.devices_of(who)?.len() >= max as usize {
+        if self.store.tokens_of(who)?.len() >= max as usize {
             return Err(limit(max));
         }
-        let pair = self.find_pair(&totp, now, dev.last_step, c1, c2)?;
+        let pair = self.find_pair(&totp, now, state.verify.last_step, c1, c2)?;
         match self.store.assign(Assign {
             serial,
             owner: who,
@@ -677,8 +677,8 @@ impl Engine {
     }
 
     /// `ResyncMFADevice`: find two consecutive codes within the sync window
-    /// (both above the last accepted step) and relearn the offset. Clears
-    /// the failure count and any lock. The next step after `code2` is
+    /// (both above the last accepted step) and learn the offset from them.
+    /// Clears the failure count and any lock. The next step after `code2` is
     /// accepted at sign-in; `code2`'s step and earlier are not.
     ///
     /// # Errors
@@ -742,7 +742,7 @@ impl Engine {
         self.require_principal(who)?;
         Ok(self
             .store
-            .devices_of(who)?
+            .tokens_of(who)?
             .into_iter()
             .map(|d| MfaDevice {
                 user: who.clone(),
@@ -761,7 +761,7 @@ impl Engine {
         let account = self.account_row()?;
         let mfa_serials = self
             .store
-            .devices_of(who)?
+            .tokens_of(who)?
             .into_iter()
             .map(|d| d.serial)
             .collect();
@@ -793,8 +793,8 @@ impl Engine {
     /// `SerialNumber` + `TokenCode`): accept `code` if it is the code of a
     /// step within the auth window around (current step + learned offset)
     /// and above the last accepted step. On success the step becomes the
-    /// replay barrier (atomically, in the store) and the offset is
-    /// relearned; on failure the failure count grows and may lock the
+    /// replay barrier (atomically, in the store) and the learned offset is
+    /// refined; on failure the failure count grows and may lock the
     /// device.
     ///
     /// # Errors
@@ -843,7 +843,7 @@ impl Engine {
                 break;
             }
             let current = step_now(&totp, now)?;
-            let expected = add_offset(current, st.offset);
+            let expected = add_offset(current, st.learned_offset);
             let found = search_one(
                 &totp,
                 expected,
@@ -865,7 +865,7 @@ impl Engine {
                         step,
                         code,
                     ),
-                    learned_offset: offset_of(step, current),
+                    learned_offset: learned_offset_of(step, current),
                     now,
                 })?
             {
@@ -918,7 +918,7 @@ impl Engine {
         if !password::verify(password, &phc) {
             return Err(denied());
         }
-        let devices = self.store.devices_of(who)?;
+        let devices = self.store.tokens_of(who)?;
         if devices.is_empty() {
             return Ok(());
         }
@@ -1044,17 +1044,17 @@ impl Engine {
     /// Observable state of a registered token; `None` for an unknown serial
     /// (or if the store cannot be read).
     #[must_use]
-    pub fn device_state(&self, serial: &str) -> Option<DeviceState> {
-        let d = self.store.device(serial).ok()??;
+    pub fn token_state(&self, serial: &str) -> Option<TokenState> {
+        let d = self.store.token_state(serial).ok()??;
         let totp = self.totp(serial).ok()??;
-        Some(DeviceState {
+        Some(TokenState {
             serial: d.serial,
             assigned_to: d.owner,
             enable_date: d.enable_date,
-            offset_steps: d.offset,
-            last_step: d.last_step,
-            consecutive_failures: d.failures,
-            locked_until: d.locked_until,
+            learned_offset: d.verify.learned_offset,
+            last_step: d.verify.last_step,
+            consecutive_failures: d.verify.failures,
+            locked_until: d.verify.locked_until,
             period: totp.period(),
             digits: totp.digits(),
         })

@@ -54,4 +54,4 @@ pub use engine::Engine;
 pub use error::{EngineError, ErrorKind, ProfileError, StoreError};
 pub use profile::{PasswordCost, Profile};
 pub use store::{KeySource, MemoryStore, SqliteOptions, SqliteStore, Store, StoreLayer};
-pub use types::{DeviceState, MfaDevice, OutboxChannel, OutboxMessage, UserInfo};
+pub use types::{MfaDevice, OutboxChannel, OutboxMessage, TokenState, UserInfo};

@@ -58,7 +58,7 @@ both!(same_code_from_32_threads_succeeds_once, |b| {
                 .filter_map(|r| r.as_ref().err())
                 .all(|e| e.kind == ErrorKind::AccessDenied)
         );
-        let st = fx.engine.device_state(&serial).unwrap();
+        let st = fx.engine.token_state(&serial).unwrap();
         assert_eq!(st.last_step, Some(step(now)));
         // Every one of the 31 losers was counted: no lost update.
         assert_eq!(st.consecutive_failures, u32::try_from(THREADS - 1).unwrap());

@@ -5,15 +5,15 @@ use std::collections::HashMap;
 use parking_lot::Mutex;
 
 use super::{
-    AccountRow, Assign, AssignOutcome, CommitResync, CommitSuccess, DeviceRow, FailureOutcome,
-    OwnedToken, RecordFailure, Store, TokenRow, UserRow, VerifyState,
+    AccountRow, Assign, AssignOutcome, CommitResync, CommitSuccess, FailureOutcome, OwnedToken,
+    RecordFailure, Store, TokenRow, TokenStateRow, UserRow, VerifyState,
 };
 use crate::error::StoreError;
 use fobsim_core::Principal;
 
 struct Token {
     row: TokenRow,
-    state: DeviceRow,
+    state: TokenStateRow,
 }
 
 #[derive(Default)]
@@ -43,12 +43,12 @@ impl MemoryStore {
     }
 }
 
-fn owned_by(state: &DeviceRow, owner: &Principal) -> bool {
+fn owned_by(state: &TokenStateRow, owner: &Principal) -> bool {
     state.owner.as_ref() == Some(owner)
 }
 
 /// The state of `token` if it is assigned to its owner.
-fn held<'g>(g: &'g mut Inner, token: OwnedToken<'_>) -> Option<&'g mut DeviceRow> {
+fn held<'g>(g: &'g mut Inner, token: OwnedToken<'_>) -> Option<&'g mut TokenStateRow> {
     g.tokens
         .get_mut(token.serial)
         .map(|t| &mut t.state)
@@ -92,14 +92,11 @@ impl Store for MemoryStore {
             return Ok(Some(dup.serial.clone()));
         }
         for r in rows {
-            let state = DeviceRow {
+            let state = TokenStateRow {
                 serial: r.serial.clone(),
                 owner: None,
                 enable_date: None,
-                offset: 0,
-                last_step: None,
-                failures: 0,
-                locked_until: None,
+                verify: VerifyState::default(),
             };
             g.tokens.insert(
                 r.serial.clone(),
@@ -116,7 +113,7 @@ impl Store for MemoryStore {
         Ok(self.inner.lock().tokens.get(serial).map(|t| t.row.clone()))
     }
 
-    fn device(&self, serial: &str) -> Result<Option<DeviceRow>, StoreError> {
+    fn token_state(&self, serial: &str) -> Result<Option<TokenStateRow>, StoreError> {
         Ok(self
             .inner
             .lock()
@@ -126,12 +123,7 @@ impl Store for MemoryStore {
     }
 
     fn verify_state(&self, token: OwnedToken<'_>) -> Result<Option<VerifyState>, StoreError> {
-        Ok(held(&mut self.inner.lock(), token).map(|s| VerifyState {
-            offset: s.offset,
-            last_step: s.last_step,
-            failures: s.failures,
-            locked_until: s.locked_until,
-        }))
+        Ok(held(&mut self.inner.lock(), token).map(|s| s.verify))
     }
 
     fn assign(&self, req: Assign<'_>) -> Result<AssignOutcome, StoreError> {
@@ -150,15 +142,17 @@ impl Store for MemoryStore {
         if count >= req.max_devices as usize {
             return Ok(AssignOutcome::LimitExceeded);
         }
-        if !below(t.state.last_step, req.pair.first_step) {
+        if !below(t.state.verify.last_step, req.pair.first_step) {
             return Ok(AssignOutcome::Replayed);
         }
         t.state.owner = Some(req.owner.clone());
         t.state.enable_date = Some(req.enable_date);
-        t.state.offset = req.pair.learned_offset;
-        t.state.last_step = Some(req.pair.last_step);
-        t.state.failures = 0;
-        t.state.locked_until = None;
+        t.state.verify = VerifyState {
+            learned_offset: req.pair.learned_offset,
+            last_step: Some(req.pair.last_step),
+            failures: 0,
+            locked_until: None,
+        };
         Ok(AssignOutcome::Assigned)
     }
 
@@ -169,60 +163,65 @@ impl Store for MemoryStore {
         };
         s.owner = None;
         s.enable_date = None;
-        s.offset = 0;
-        s.failures = 0;
-        s.locked_until = None;
+        s.verify = VerifyState {
+            last_step: s.verify.last_step,
+            ..VerifyState::default()
+        };
         Ok(true)
     }
 
     fn commit_success(&self, req: CommitSuccess<'_>) -> Result<bool, StoreError> {
         let mut g = self.inner.lock();
-        let Some(s) = held(&mut g, req.token).filter(|s| {
-            below(s.last_step, req.step) && s.locked_until.is_none_or(|u| u <= req.now)
+        let Some(v) = held(&mut g, req.token).map(|s| &mut s.verify).filter(|v| {
+            below(v.last_step, req.step) && v.locked_until.is_none_or(|u| u <= req.now)
         }) else {
             return Ok(false);
         };
-        s.last_step = Some(req.barrier.max(req.step));
-        s.offset = req.learned_offset;
-        s.failures = 0;
+        v.last_step = Some(req.barrier.max(req.step));
+        v.learned_offset = req.learned_offset;
+        v.failures = 0;
         Ok(true)
     }
 
     fn commit_resync(&self, req: CommitResync<'_>) -> Result<bool, StoreError> {
         let mut g = self.inner.lock();
-        let Some(s) = held(&mut g, req.token).filter(|s| below(s.last_step, req.pair.first_step))
+        let Some(v) = held(&mut g, req.token)
+            .map(|s| &mut s.verify)
+            .filter(|v| below(v.last_step, req.pair.first_step))
         else {
             return Ok(false);
         };
-        s.last_step = Some(req.pair.last_step);
-        s.offset = req.pair.learned_offset;
-        s.failures = 0;
-        s.locked_until = None;
+        *v = VerifyState {
+            learned_offset: req.pair.learned_offset,
+            last_step: Some(req.pair.last_step),
+            failures: 0,
+            locked_until: None,
+        };
         Ok(true)
     }
 
     fn record_failure(&self, req: RecordFailure<'_>) -> Result<FailureOutcome, StoreError> {
         let mut g = self.inner.lock();
-        let Some(s) = held(&mut g, req.token) else {
+        let Some(v) = held(&mut g, req.token).map(|s| &mut s.verify) else {
             return Ok(FailureOutcome::NotAssigned);
         };
-        let n = s.failures.saturating_add(1);
+        let n = v.failures.saturating_add(1);
         if req.threshold > 0 && n >= req.threshold {
             let until = req
                 .now
                 .add_millis(i64::try_from(req.lock_ms).unwrap_or(i64::MAX));
-            s.failures = 0;
-            s.locked_until = Some(until);
+            v.failures = 0;
+            v.locked_until = Some(until);
             Ok(FailureOutcome::Locked(until))
         } else {
-            s.failures = n;
+            v.failures = n;
             Ok(FailureOutcome::Counted(n))
         }
     }
 
-    fn devices_of(&self, owner: &Principal) -> Result<Vec<DeviceRow>, StoreError> {
+    fn tokens_of(&self, owner: &Principal) -> Result<Vec<TokenStateRow>, StoreError> {
         let g = self.inner.lock();
-        let mut v: Vec<DeviceRow> = g
+        let mut v: Vec<TokenStateRow> = g
             .tokens
             .values()
             .filter(|t| owned_by(&t.state, owner))

@@ -5,6 +5,30 @@
 //! under one lock in memory): replay protection, device assignment, the
 //! per-user device limit and the failure counter never read-then-write in
 //! Rust.
+//!
+//! # Glossary
+//!
+//! - A **token** is one registered serial: the hardware token a seed file
+//!   describes. The store keeps two records of it, named for what they
+//!   hold:
+//!   - [`TokenRow`]: the token's static data (algorithm, digits, step,
+//!     secret), written once by [`Store::insert_tokens`], read by
+//!     [`Store::token`].
+//!   - [`TokenStateRow`]: the token's mutable state (assignment and
+//!     [`VerifyState`]), read by [`Store::token_state`] and
+//!     [`Store::tokens_of`], changed only by the conditional writes.
+//! - [`VerifyState`]: the part of a token's state a verification reads
+//!   (learned offset, last accepted step, failures, lock), served by
+//!   [`Store::verify_state`] without allocating.
+//! - The **learned offset** (`learned_offset`) is the token's clock offset
+//!   as the engine learned it, in steps (token step − true step): set at
+//!   enable and resync, refined by sign-ins. (SQLite keeps it in the column
+//!   `drift_offset`.)
+//! - An **MFA device** is IAM's word for a token assigned to a principal,
+//!   as `ListMFADevices` reports it ([`crate::MfaDevice`]); the engine's
+//!   public view of any token is [`crate::TokenState`].
+//! - [`OwnedToken`] names a token with the principal it must be assigned
+//!   to: the key of every operation on an assigned token.
 
 mod memory;
 mod sqlite;
@@ -60,30 +84,25 @@ pub struct TokenRow {
     pub secret: Secret,
 }
 
-/// The mutable state of a token: assignment, drift, replay, lockout.
+/// A token's mutable state: assignment, then what the rules keep
+/// (learned offset, replay barrier, lockout).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeviceRow {
+pub struct TokenStateRow {
     /// Serial number.
     pub serial: String,
     /// Assigned to.
     pub owner: Option<Principal>,
     /// Enable date while assigned.
     pub enable_date: Option<Timestamp>,
-    /// Learned offset in steps.
-    pub offset: i64,
-    /// Last accepted step.
-    pub last_step: Option<u64>,
-    /// Consecutive failures.
-    pub failures: u32,
-    /// Lock expiry.
-    pub locked_until: Option<Timestamp>,
+    /// What a verification reads.
+    pub verify: VerifyState,
 }
 
-/// The part of a device's state a verification needs (no allocation).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The part of a token's state a verification reads (no allocation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct VerifyState {
-    /// Learned offset in steps.
-    pub offset: i64,
+    /// Learned offset in steps (token step − true step).
+    pub learned_offset: i64,
     /// Last accepted step.
     pub last_step: Option<u64>,
     /// Consecutive failures.
@@ -247,7 +266,7 @@ pub trait Store: Send + Sync {
     ///
     /// # Errors
     /// [`StoreError`] on backend failure.
-    fn device(&self, serial: &str) -> Result<Option<DeviceRow>, StoreError>;
+    fn token_state(&self, serial: &str) -> Result<Option<TokenStateRow>, StoreError>;
 
     /// The verification state of the token if it is assigned to the owner.
     /// A store may serve it from a cache of its own writes: callers treat
@@ -301,11 +320,11 @@ pub trait Store: Send + Sync {
     /// [`StoreError`] on backend failure.
     fn record_failure(&self, req: RecordFailure<'_>) -> Result<FailureOutcome, StoreError>;
 
-    /// The devices assigned to `owner`, by serial.
+    /// The tokens assigned to `owner` (their MFA devices), by serial.
     ///
     /// # Errors
     /// [`StoreError`] on backend failure.
-    fn devices_of(&self, owner: &Principal) -> Result<Vec<DeviceRow>, StoreError>;
+    fn tokens_of(&self, owner: &Principal) -> Result<Vec<TokenStateRow>, StoreError>;
 
     /// Drop any cached state of `serial`, so the next read comes from the
     /// backing storage (another connection may have written it). Stores
@@ -374,8 +393,8 @@ impl<L: StoreLayer> Store for L {
     fn token(&self, serial: &str) -> Result<Option<TokenRow>, StoreError> {
         self.inner().token(serial)
     }
-    fn device(&self, serial: &str) -> Result<Option<DeviceRow>, StoreError> {
-        self.inner().device(serial)
+    fn token_state(&self, serial: &str) -> Result<Option<TokenStateRow>, StoreError> {
+        self.inner().token_state(serial)
     }
     fn verify_state(&self, token: OwnedToken<'_>) -> Result<Option<VerifyState>, StoreError> {
         self.inner().verify_state(token)
@@ -400,8 +419,8 @@ impl<L: StoreLayer> Store for L {
         self.before_write()?;
         self.inner().record_failure(req)
     }
-    fn devices_of(&self, owner: &Principal) -> Result<Vec<DeviceRow>, StoreError> {
-        self.inner().devices_of(owner)
+    fn tokens_of(&self, owner: &Principal) -> Result<Vec<TokenStateRow>, StoreError> {
+        self.inner().tokens_of(owner)
     }
     fn forget(&self, serial: &str) {
         self.inner().forget(serial);
@@ -477,7 +496,7 @@ mod tests {
             max_devices: 8,
         };
         assert_eq!(layer.assign(assign).unwrap(), AssignOutcome::Assigned);
-        let before = inner.device(serial).unwrap();
+        let before = inner.token_state(serial).unwrap();
 
         layer.fail_writes(true);
         let writes: [(&str, Result<(), StoreError>); 8] = [
@@ -536,17 +555,17 @@ mod tests {
         assert_eq!(inner.account().unwrap(), None);
         assert_eq!(inner.user("bob").unwrap(), None);
         assert!(inner.token("GAHT00000002").unwrap().is_none());
-        assert_eq!(inner.device(serial).unwrap(), before);
+        assert_eq!(inner.token_state(serial).unwrap(), before);
 
         assert_eq!(layer.user("alice").unwrap(), Some(user("alice")));
         assert_eq!(
             layer.token(serial).unwrap().map(|t| t.serial),
             Some(serial.into())
         );
-        assert_eq!(layer.device(serial).unwrap(), before);
-        assert_eq!(layer.devices_of(&alice).unwrap().len(), 1);
+        assert_eq!(layer.token_state(serial).unwrap(), before);
+        assert_eq!(layer.tokens_of(&alice).unwrap().len(), 1);
         let st = layer.verify_state(held).unwrap().unwrap();
-        assert_eq!((st.offset, st.last_step), (3, Some(11)));
+        assert_eq!((st.learned_offset, st.last_step), (3, Some(11)));
         let mut ran = false;
         layer.batch(&mut || ran = true).unwrap();
         assert!(ran);

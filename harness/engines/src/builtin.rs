@@ -279,7 +279,7 @@ impl EngineAdapter for Builtin {
                 email_code,
                 phone_code,
             } => answer(engine.complete_root_recovery(now, email_code, phone_code)),
-            Request::DeviceState { serial } => match engine.device_state(serial) {
+            Request::DeviceState { serial } => match engine.token_state(serial) {
                 Some(s) => Answer::Ok {
                     data: Reply::State {
                         locked: s.locked_until.is_some_and(|u| now < u),
