@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{Backend, fx_with};
+use common::{StoreKind, fx_with};
 use fobsim_core::Timestamp;
 use fobsim_core::Totp;
 use fobsim_core::{Channel, Principal};
@@ -211,13 +211,13 @@ impl Model {
     }
 }
 
-fn run(backend: Backend, ops: &[Op]) -> Result<(), TestCaseError> {
+fn run(store: StoreKind, ops: &[Op]) -> Result<(), TestCaseError> {
     let profile = Profile {
         lockout_threshold: THRESHOLD,
         lockout_period_ms: LOCK_MS,
         ..Profile::for_tests()
     };
-    let fx = fx_with(backend, FOBS as u64, profile);
+    let fx = fx_with(store, FOBS as u64, profile);
     let users = [
         Principal::user("alice"),
         Principal::user("bob"),
@@ -348,11 +348,11 @@ proptest! {
 
     #[test]
     fn engine_matches_model_in_memory(ops in prop::collection::vec(op(), 1..80)) {
-        run(Backend::Memory, &ops)?;
+        run(StoreKind::Memory, &ops)?;
     }
 
     #[test]
     fn engine_matches_model_on_sqlite(ops in prop::collection::vec(op(), 1..80)) {
-        run(Backend::Sqlite, &ops)?;
+        run(StoreKind::Sqlite, &ops)?;
     }
 }

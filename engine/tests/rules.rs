@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Backend, Fx, at, fx, fx_with, step};
+use common::{Fx, StoreKind, at, fx, fx_with, step};
 use fobsim_core::{Channel, Principal};
 use fobsim_engine::{EngineError, ErrorKind, OutboxChannel, Profile, testing};
 
