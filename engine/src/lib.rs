@@ -10,7 +10,9 @@
 //! - [`Profile`]: every number of the rules (DESIGN.md table), from TOML.
 //! - [`Store`]: [`MemoryStore`] and [`SqliteStore`] (WAL, migrations,
 //!   secrets sealed with XChaCha20-Poly1305). Replay protection, assignment
-//!   and lockout are atomic conditional updates in the store.
+//!   and lockout are atomic conditional updates in the store, each write one
+//!   request struct; a wrapper of a store is a [`StoreLayer`]. The names of
+//!   tokens and their state: [`store`]'s glossary.
 //! - [`EngineError`]: AWS error code, HTTP status and message.
 //!
 //! Time is a value: every operation takes `now`; nothing reads a clock.

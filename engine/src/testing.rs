@@ -319,8 +319,8 @@ pub fn two_codes(fob: &mut TestToken, now: Timestamp) -> (String, String) {
     (a, b)
 }
 
-/// A [`Store`] double that wraps another store and, while
-/// [`FailingStore::fail_writes`] is on, fails every write with a
+/// A [`Store`] double that wraps another store (a [`StoreLayer`]) and,
+/// while [`FailingStore::fail_writes`] is on, fails every write with a
 /// [`StoreError::Corrupt`] ("injected failure") before touching the inner
 /// store. Reads always pass through. For testing how callers handle a
 /// store that goes away (`ServiceFailure`, 500) and that nothing is
