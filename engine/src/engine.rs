@@ -14,10 +14,11 @@ use crate::error::{EngineError, ErrorKind};
 use crate::password;
 use crate::profile::Profile;
 use crate::store::{
-    AccountRow, AssignOutcome, FailureOutcome, KeySource, MemoryStore, SqliteOptions, SqliteStore,
-    Store, TokenRow, UserRow,
+    AccountRow, Assign, AssignOutcome, CodePair, CommitResync, CommitSuccess, FailureOutcome,
+    KeySource, MemoryStore, OwnedToken, RecordFailure, SqliteOptions, SqliteStore, Store, TokenRow,
+    UserRow,
 };
-use crate::types::{DeviceState, MfaDevice, OutboxChannel, OutboxMessage, UserInfo};
+use crate::types::{MfaDevice, OutboxChannel, OutboxMessage, TokenState, UserInfo};
 use fobsim_core::{Channel, Principal};
 
 #[derive(Default)]
@@ -219,11 +220,11 @@ pub(crate) fn replay_barrier(
     barrier
 }
 
-fn add_offset(step: u64, offset: i64) -> u64 {
-    step.saturating_add_signed(offset)
+fn add_offset(step: u64, learned_offset: i64) -> u64 {
+    step.saturating_add_signed(learned_offset)
 }
 
-fn offset_of(step: u64, current: u64) -> i64 {
+fn learned_offset_of(step: u64, current: u64) -> i64 {
     let d = i128::from(step) - i128::from(current);
     i64::try_from(d).unwrap_or(if d < 0 { i64::MIN } else { i64::MAX })
 }
@@ -374,9 +375,9 @@ impl Engine {
         Ok((totp, c1, c2))
     }
 
-    /// The step of `c1` (with `c2` the next) within the sync window, above
-    /// `last_step`, and the offset it teaches: the second code's step minus
-    /// the current step.
+    /// The steps of `c1` and `c2` (the next) within the sync window, above
+    /// `last_step`, and the learned offset they teach: the second code's
+    /// step minus the current step.
     fn find_pair(
         &self,
         totp: &Totp,
@@ -384,7 +385,7 @@ impl Engine {
         last_step: Option<u64>,
         c1: Code,
         c2: Code,
-    ) -> Result<(u64, i64), EngineError> {
+    ) -> Result<CodePair, EngineError> {
         let current = step_now(totp, now)?;
         let min_first = last_step.map_or(0, |l| l.saturating_add(1));
         let first = search_pair(
@@ -396,7 +397,11 @@ impl Engine {
             c2,
         )
         .ok_or_else(EngineError::invalid_code)?;
-        Ok((first, offset_of(first + 1, current)))
+        Ok(CodePair {
+            first_step: first,
+            last_step: first + 1,
+            learned_offset: learned_offset_of(first + 1, current),
+        })
     }
 
     /// The prepared key of `serial`, from the cache or the store.
@@ -644,22 +649,25 @@ impl Engine {
             ));
         }
         let (totp, c1, c2) = self.pair_input(who, serial, code1, code2)?;
-        let dev = self
+        let state = self
             .store
-            .device(serial)?
+            .token_state(serial)?
             .ok_or_else(|| EngineError::no_such_device(serial))?;
-        if dev.owner.is_some() {
+        if state.owner.is_some() {
             return Err(EngineError::device_in_use());
         }
         let max = self.profile.max_devices_per_user;
-        if self.store.devices_of(who)?.len() >= max as usize {
+        if self.store.tokens_of(who)?.len() >= max as usize {
             return Err(limit(max));
         }
-        let (first, offset) = self.find_pair(&totp, now, dev.last_step, c1, c2)?;
-        match self
-            .store
-            .assign(serial, who, now, offset, first, first + 1, max)?
-        {
+        let pair = self.find_pair(&totp, now, state.verify.last_step, c1, c2)?;
+        match self.store.assign(Assign {
+            serial,
+            owner: who,
+            enable_date: now,
+            pair,
+            max_devices: max,
+        })? {
             AssignOutcome::Assigned => Ok(()),
             AssignOutcome::NoSuchToken => Err(EngineError::no_such_device(serial)),
             AssignOutcome::InUse => Err(EngineError::device_in_use()),
@@ -669,8 +677,8 @@ impl Engine {
     }
 
     /// `ResyncMFADevice`: find two consecutive codes within the sync window
-    /// (both above the last accepted step) and relearn the offset. Clears
-    /// the failure count and any lock. The next step after `code2` is
+    /// (both above the last accepted step) and learn the offset from them.
+    /// Clears the failure count and any lock. The next step after `code2` is
     /// accepted at sign-in; `code2`'s step and earlier are not.
     ///
     /// # Errors
@@ -687,16 +695,14 @@ impl Engine {
         code2: &str,
     ) -> Result<(), EngineError> {
         let (totp, c1, c2) = self.pair_input(who, serial, code1, code2)?;
+        let token = OwnedToken { serial, owner: who };
         self.store.forget(serial);
         let st = self
             .store
-            .verify_state(serial, who)?
+            .verify_state(token)?
             .ok_or_else(|| EngineError::no_such_device(serial))?;
-        let (first, offset) = self.find_pair(&totp, now, st.last_step, c1, c2)?;
-        if self
-            .store
-            .commit_resync(serial, who, first, first + 1, offset)?
-        {
+        let pair = self.find_pair(&totp, now, st.last_step, c1, c2)?;
+        if self.store.commit_resync(CommitResync { token, pair })? {
             Ok(())
         } else {
             // Unassigned or used concurrently in the meantime.
@@ -721,7 +727,7 @@ impl Engine {
         let _ = now;
         check_serial(serial)?;
         self.require_principal(who)?;
-        if self.store.unassign(serial, who)? {
+        if self.store.unassign(OwnedToken { serial, owner: who })? {
             Ok(())
         } else {
             Err(EngineError::no_such_device(serial))
@@ -736,7 +742,7 @@ impl Engine {
         self.require_principal(who)?;
         Ok(self
             .store
-            .devices_of(who)?
+            .tokens_of(who)?
             .into_iter()
             .map(|d| MfaDevice {
                 user: who.clone(),
@@ -755,7 +761,7 @@ impl Engine {
         let account = self.account_row()?;
         let mfa_serials = self
             .store
-            .devices_of(who)?
+            .tokens_of(who)?
             .into_iter()
             .map(|d| d.serial)
             .collect();
@@ -787,8 +793,8 @@ impl Engine {
     /// `SerialNumber` + `TokenCode`): accept `code` if it is the code of a
     /// step within the auth window around (current step + learned offset)
     /// and above the last accepted step. On success the step becomes the
-    /// replay barrier (atomically, in the store) and the offset is
-    /// relearned; on failure the failure count grows and may lock the
+    /// replay barrier (atomically, in the store) and the learned offset is
+    /// refined; on failure the failure count grows and may lock the
     /// device.
     ///
     /// # Errors
@@ -813,12 +819,13 @@ impl Engine {
         // success is re-checked once against fresh state before it counts.
         // A search that missed on a state is not run again on the same
         // state: it would miss again (a wrong code costs one search).
+        let token = OwnedToken { serial, owner: who };
         let mut missed: Option<crate::store::VerifyState> = None;
         for fresh in [false, true] {
             if fresh {
                 self.store.forget(serial);
             }
-            let Some(st) = self.store.verify_state(serial, who)? else {
+            let Some(st) = self.store.verify_state(token)? else {
                 if fresh {
                     return Err(not_associated());
                 }
@@ -836,7 +843,7 @@ impl Engine {
                 break;
             }
             let current = step_now(&totp, now)?;
-            let expected = add_offset(current, st.offset);
+            let expected = add_offset(current, st.learned_offset);
             let found = search_one(
                 &totp,
                 expected,
@@ -848,25 +855,29 @@ impl Engine {
                 missed = Some(st);
             }
             if let Some(step) = found
-                && self.store.commit_success(
-                    serial,
-                    who,
+                && self.store.commit_success(CommitSuccess {
+                    token,
                     step,
-                    replay_barrier(&totp, expected, self.profile.auth_window_steps, step, code),
-                    offset_of(step, current),
+                    barrier: replay_barrier(
+                        &totp,
+                        expected,
+                        self.profile.auth_window_steps,
+                        step,
+                        code,
+                    ),
+                    learned_offset: learned_offset_of(step, current),
                     now,
-                )?
+                })?
             {
                 return Ok(());
             }
         }
-        match self.store.record_failure(
-            serial,
-            who,
+        match self.store.record_failure(RecordFailure {
+            token,
             now,
-            self.profile.lockout_threshold,
-            self.profile.lockout_period_ms,
-        )? {
+            threshold: self.profile.lockout_threshold,
+            lock_ms: self.profile.lockout_period_ms,
+        })? {
             FailureOutcome::NotAssigned => Err(not_associated()),
             FailureOutcome::Counted(_) | FailureOutcome::Locked(_) => {
                 Err(EngineError::mfa_failed())
@@ -907,7 +918,7 @@ impl Engine {
         if !password::verify(password, &phc) {
             return Err(denied());
         }
-        let devices = self.store.devices_of(who)?;
+        let devices = self.store.tokens_of(who)?;
         if devices.is_empty() {
             return Ok(());
         }
@@ -1033,17 +1044,17 @@ impl Engine {
     /// Observable state of a registered token; `None` for an unknown serial
     /// (or if the store cannot be read).
     #[must_use]
-    pub fn device_state(&self, serial: &str) -> Option<DeviceState> {
-        let d = self.store.device(serial).ok()??;
+    pub fn token_state(&self, serial: &str) -> Option<TokenState> {
+        let d = self.store.token_state(serial).ok()??;
         let totp = self.totp(serial).ok()??;
-        Some(DeviceState {
+        Some(TokenState {
             serial: d.serial,
             assigned_to: d.owner,
             enable_date: d.enable_date,
-            offset_steps: d.offset,
-            last_step: d.last_step,
-            consecutive_failures: d.failures,
-            locked_until: d.locked_until,
+            learned_offset: d.verify.learned_offset,
+            last_step: d.verify.last_step,
+            consecutive_failures: d.verify.failures,
+            locked_until: d.verify.locked_until,
             period: totp.period(),
             digits: totp.digits(),
         })

@@ -10,7 +10,9 @@
 //! - [`Profile`]: every number of the rules (DESIGN.md table), from TOML.
 //! - [`Store`]: [`MemoryStore`] and [`SqliteStore`] (WAL, migrations,
 //!   secrets sealed with XChaCha20-Poly1305). Replay protection, assignment
-//!   and lockout are atomic conditional updates in the store.
+//!   and lockout are atomic conditional updates in the store, each write one
+//!   request struct; a wrapper of a store is a [`StoreLayer`]. The names of
+//!   tokens and their state: [`store`]'s glossary.
 //! - [`EngineError`]: AWS error code, HTTP status and message.
 //!
 //! Time is a value: every operation takes `now`; nothing reads a clock.
@@ -53,5 +55,5 @@ mod types;
 pub use engine::Engine;
 pub use error::{EngineError, ErrorKind, ProfileError, StoreError};
 pub use profile::{PasswordCost, Profile};
-pub use store::{KeySource, MemoryStore, SqliteOptions, SqliteStore, Store};
-pub use types::{DeviceState, MfaDevice, OutboxChannel, OutboxMessage, UserInfo};
+pub use store::{KeySource, MemoryStore, SqliteOptions, SqliteStore, Store, StoreLayer};
+pub use types::{MfaDevice, OutboxChannel, OutboxMessage, TokenState, UserInfo};

@@ -11,10 +11,7 @@ use crate::engine::Engine;
 use crate::error::EngineError;
 use crate::error::StoreError;
 use crate::profile::Profile;
-use crate::store::{
-    AccountRow, AssignOutcome, DeviceRow, FailureOutcome, KeySource, Store, TokenRow, UserRow,
-    VerifyState,
-};
+use crate::store::{KeySource, Store, StoreLayer};
 use fobsim_core::Principal;
 
 /// 2026-01-01T00:00:00Z: a convenient start of simulated time.
@@ -322,8 +319,8 @@ pub fn two_codes(fob: &mut TestToken, now: Timestamp) -> (String, String) {
     (a, b)
 }
 
-/// A [`Store`] double that wraps another store and, while
-/// [`FailingStore::fail_writes`] is on, fails every write with a
+/// A [`Store`] double that wraps another store (a [`StoreLayer`]) and,
+/// while [`FailingStore::fail_writes`] is on, fails every write with a
 /// [`StoreError::Corrupt`] ("injected failure") before touching the inner
 /// store. Reads always pass through. For testing how callers handle a
 /// store that goes away (`ServiceFailure`, 500) and that nothing is
@@ -346,117 +343,18 @@ impl<S: Store> FailingStore<S> {
     pub fn fail_writes(&self, on: bool) {
         self.failing.store(on, Ordering::SeqCst);
     }
+}
 
-    fn check(&self) -> Result<(), StoreError> {
+impl<S: Store> StoreLayer for FailingStore<S> {
+    type Inner = S;
+    fn inner(&self) -> &S {
+        &self.inner
+    }
+    fn before_write(&self) -> Result<(), StoreError> {
         if self.failing.load(Ordering::SeqCst) {
             Err(StoreError::Corrupt("injected failure".into()))
         } else {
             Ok(())
         }
-    }
-}
-
-impl<S: Store> Store for FailingStore<S> {
-    fn account(&self) -> Result<Option<AccountRow>, StoreError> {
-        self.inner.account()
-    }
-    fn insert_account(&self, row: &AccountRow) -> Result<bool, StoreError> {
-        self.check()?;
-        self.inner.insert_account(row)
-    }
-    fn user(&self, name: &str) -> Result<Option<UserRow>, StoreError> {
-        self.inner.user(name)
-    }
-    fn insert_user(&self, row: &UserRow) -> Result<bool, StoreError> {
-        self.check()?;
-        self.inner.insert_user(row)
-    }
-    fn insert_tokens(&self, rows: &[TokenRow]) -> Result<Option<String>, StoreError> {
-        self.check()?;
-        self.inner.insert_tokens(rows)
-    }
-    fn token(&self, serial: &str) -> Result<Option<TokenRow>, StoreError> {
-        self.inner.token(serial)
-    }
-    fn device(&self, serial: &str) -> Result<Option<DeviceRow>, StoreError> {
-        self.inner.device(serial)
-    }
-    fn verify_state(
-        &self,
-        serial: &str,
-        owner: &Principal,
-    ) -> Result<Option<VerifyState>, StoreError> {
-        self.inner.verify_state(serial, owner)
-    }
-    fn assign(
-        &self,
-        serial: &str,
-        owner: &Principal,
-        enable_date: Timestamp,
-        offset: i64,
-        first_step: u64,
-        last_step: u64,
-        max_devices: u32,
-    ) -> Result<AssignOutcome, StoreError> {
-        self.check()?;
-        self.inner.assign(
-            serial,
-            owner,
-            enable_date,
-            offset,
-            first_step,
-            last_step,
-            max_devices,
-        )
-    }
-    fn unassign(&self, serial: &str, owner: &Principal) -> Result<bool, StoreError> {
-        self.check()?;
-        self.inner.unassign(serial, owner)
-    }
-    fn commit_success(
-        &self,
-        serial: &str,
-        owner: &Principal,
-        step: u64,
-        barrier: u64,
-        offset: i64,
-        now: Timestamp,
-    ) -> Result<bool, StoreError> {
-        self.check()?;
-        self.inner
-            .commit_success(serial, owner, step, barrier, offset, now)
-    }
-    fn commit_resync(
-        &self,
-        serial: &str,
-        owner: &Principal,
-        first_step: u64,
-        last_step: u64,
-        offset: i64,
-    ) -> Result<bool, StoreError> {
-        self.check()?;
-        self.inner
-            .commit_resync(serial, owner, first_step, last_step, offset)
-    }
-    fn record_failure(
-        &self,
-        serial: &str,
-        owner: &Principal,
-        now: Timestamp,
-        threshold: u32,
-        lock_ms: u64,
-    ) -> Result<FailureOutcome, StoreError> {
-        self.check()?;
-        self.inner
-            .record_failure(serial, owner, now, threshold, lock_ms)
-    }
-    fn devices_of(&self, owner: &Principal) -> Result<Vec<DeviceRow>, StoreError> {
-        self.inner.devices_of(owner)
-    }
-    fn batch(&self, f: &mut dyn FnMut()) -> Result<(), StoreError> {
-        self.inner.batch(f)
-    }
-    fn forget(&self, serial: &str) {
-        self.inner.forget(serial);
     }
 }

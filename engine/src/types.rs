@@ -1,4 +1,4 @@
-//! The nouns of the engine: principals, channels, devices, users, the outbox.
+//! The nouns of the engine: tokens, MFA devices, users, the outbox.
 
 use fobsim_core::Timestamp;
 
@@ -58,17 +58,19 @@ pub struct UserInfo {
     pub mfa_serials: Vec<String>,
 }
 
-/// Observable state of a registered hardware token.
+/// Observable state of a registered hardware token (what
+/// [`Engine::token_state`](crate::Engine::token_state) reports): its
+/// [`TokenStateRow`](crate::store::TokenStateRow) and its step and digits.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeviceState {
+pub struct TokenState {
     /// The serial number.
     pub serial: String,
     /// Who it is assigned to, if anyone.
     pub assigned_to: Option<Principal>,
     /// When it was enabled (while assigned).
     pub enable_date: Option<Timestamp>,
-    /// Learned clock offset in steps: device step − true step.
-    pub offset_steps: i64,
+    /// Learned offset in steps: token step − true step.
+    pub learned_offset: i64,
     /// The last accepted step (replay barrier); kept across deactivation.
     pub last_step: Option<u64>,
     /// Consecutive sign-in failures since the last success or lock.

@@ -7,7 +7,7 @@ mod common;
 
 use std::sync::Barrier;
 
-use common::{Backend, at, fx_with, step};
+use common::{StoreKind, at, fx_with, step};
 use fobsim_core::{Channel, Principal};
 use fobsim_engine::{ErrorKind, Profile};
 
@@ -34,7 +34,7 @@ both!(same_code_from_32_threads_succeeds_once, |b| {
             &fx.code(0, c),
         )
         .unwrap();
-    let rounds = if b == Backend::Memory { 200 } else { 60 };
+    let rounds = if b == StoreKind::Memory { 200 } else { 60 };
     for round in 1..=rounds {
         let now = at(round);
         let code = fx.code(0, step(now));
@@ -58,7 +58,7 @@ both!(same_code_from_32_threads_succeeds_once, |b| {
                 .filter_map(|r| r.as_ref().err())
                 .all(|e| e.kind == ErrorKind::AccessDenied)
         );
-        let st = fx.engine.device_state(&serial).unwrap();
+        let st = fx.engine.token_state(&serial).unwrap();
         assert_eq!(st.last_step, Some(step(now)));
         // Every one of the 31 losers was counted: no lost update.
         assert_eq!(st.consecutive_failures, u32::try_from(THREADS - 1).unwrap());

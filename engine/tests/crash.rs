@@ -274,7 +274,7 @@ fn run_round(dir: &Path, kill_at: KillAt) -> (usize, Option<bool>) {
     let mut in_flight_landed: Option<bool> = None;
     for k in 0..FOBS {
         let st = engine
-            .device_state(fobs[k as usize].serial().as_str())
+            .token_state(fobs[k as usize].serial().as_str())
             .unwrap();
         let got = (st.assigned_to.is_some(), st.last_step);
         assert_eq!(

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{Backend, fx_with};
+use common::{StoreKind, fx_with};
 use fobsim_core::Timestamp;
 use fobsim_core::Totp;
 use fobsim_core::{Channel, Principal};
@@ -66,7 +66,7 @@ fn op() -> impl Strategy<Value = Op> {
 #[derive(Debug, Clone, Default, PartialEq)]
 struct Tok {
     owner: Option<usize>,
-    offset: i64,
+    learned_offset: i64,
     last: Option<u64>,
     failures: u32,
     locked_until: Option<Timestamp>,
@@ -125,7 +125,7 @@ impl Model {
             .ok_or(ErrorKind::InvalidAuthenticationCode)?;
         self.toks[f] = Tok {
             owner: Some(u),
-            offset: i64::try_from(s + 1).unwrap() - i64::try_from(c).unwrap(),
+            learned_offset: i64::try_from(s + 1).unwrap() - i64::try_from(c).unwrap(),
             last: Some(s + 1),
             failures: 0,
             locked_until: None,
@@ -149,7 +149,7 @@ impl Model {
             .find_pair(f, c, c1, c2)
             .ok_or(ErrorKind::InvalidAuthenticationCode)?;
         let t = &mut self.toks[f];
-        t.offset = i64::try_from(s + 1).unwrap() - i64::try_from(c).unwrap();
+        t.learned_offset = i64::try_from(s + 1).unwrap() - i64::try_from(c).unwrap();
         t.last = Some(s + 1);
         t.failures = 0;
         t.locked_until = None;
@@ -164,7 +164,8 @@ impl Model {
             return Err(ErrorKind::DeviceLocked);
         }
         let c = now.as_secs() / 30;
-        let e = u64::try_from((i64::try_from(c).unwrap() + self.toks[f].offset).max(0)).unwrap();
+        let e = u64::try_from((i64::try_from(c).unwrap() + self.toks[f].learned_offset).max(0))
+            .unwrap();
         let last = self.toks[f].last;
         // Sign-in: nearest step first, ties to the HIGHER step (a code seen
         // at both ends of the window is most likely the later one, and the
@@ -184,7 +185,7 @@ impl Model {
         let t = &mut self.toks[f];
         if let (Some(s), Some(b)) = (hit, barrier) {
             t.last = Some(b);
-            t.offset = i64::try_from(s).unwrap() - i64::try_from(c).unwrap();
+            t.learned_offset = i64::try_from(s).unwrap() - i64::try_from(c).unwrap();
             t.failures = 0;
             Ok(())
         } else {
@@ -210,13 +211,13 @@ impl Model {
     }
 }
 
-fn run(backend: Backend, ops: &[Op]) -> Result<(), TestCaseError> {
+fn run(store: StoreKind, ops: &[Op]) -> Result<(), TestCaseError> {
     let profile = Profile {
         lockout_threshold: THRESHOLD,
         lockout_period_ms: LOCK_MS,
         ..Profile::for_tests()
     };
-    let fx = fx_with(backend, FOBS as u64, profile);
+    let fx = fx_with(store, FOBS as u64, profile);
     let users = [
         Principal::user("alice"),
         Principal::user("bob"),
@@ -310,13 +311,13 @@ fn run(backend: Backend, ops: &[Op]) -> Result<(), TestCaseError> {
             now
         );
         for f in 0..FOBS {
-            let st = fx.engine.device_state(&fx.serial(f)).unwrap();
+            let st = fx.engine.token_state(&fx.serial(f)).unwrap();
             let m = &model.toks[f];
             let got = Tok {
                 owner: st
                     .assigned_to
                     .map(|p| users.iter().position(|u| *u == p).unwrap()),
-                offset: st.offset_steps,
+                learned_offset: st.learned_offset,
                 last: st.last_step,
                 failures: st.consecutive_failures,
                 locked_until: st.locked_until,
@@ -347,11 +348,11 @@ proptest! {
 
     #[test]
     fn engine_matches_model_in_memory(ops in prop::collection::vec(op(), 1..80)) {
-        run(Backend::Memory, &ops)?;
+        run(StoreKind::Memory, &ops)?;
     }
 
     #[test]
     fn engine_matches_model_on_sqlite(ops in prop::collection::vec(op(), 1..80)) {
-        run(Backend::Sqlite, &ops)?;
+        run(StoreKind::Sqlite, &ops)?;
     }
 }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Backend, Fx, at, fx, fx_with, step};
+use common::{Fx, StoreKind, at, fx, fx_with, step};
 use fobsim_core::{Channel, Principal};
 use fobsim_engine::{EngineError, ErrorKind, OutboxChannel, Profile, testing};
 
@@ -98,14 +98,14 @@ both!(enable_needs_two_consecutive_codes, |b| {
     );
     assert!(
         fx.engine
-            .device_state(&serial)
+            .token_state(&serial)
             .unwrap()
             .assigned_to
             .is_none()
     );
     e(fx.code(0, c), fx.code(0, c + 1)).unwrap();
     assert_eq!(
-        fx.engine.device_state(&serial).unwrap().assigned_to,
+        fx.engine.token_state(&serial).unwrap().assigned_to,
         Some(alice())
     );
 });
@@ -117,12 +117,12 @@ both!(sync_window_is_plus_minus_1000_steps, |b| {
     // First code exactly 1000 steps behind or ahead: found.
     enable_steps(&fx, &alice(), 0, c - 1000, now).unwrap();
     assert_eq!(
-        fx.engine.device_state(&fx.serial(0)).unwrap().offset_steps,
+        fx.engine.token_state(&fx.serial(0)).unwrap().learned_offset,
         -999
     );
     enable_steps(&fx, &bob(), 1, c + 1000, now).unwrap();
     assert_eq!(
-        fx.engine.device_state(&fx.serial(1)).unwrap().offset_steps,
+        fx.engine.token_state(&fx.serial(1)).unwrap().learned_offset,
         1001
     );
     // 1001 steps away: not found.
@@ -165,7 +165,7 @@ both!(learned_offset_follows_a_drifting_clock, |b| {
     let c = step(now);
     enable_steps(&fx, &alice(), 0, c + 4, now).unwrap();
     assert_eq!(
-        fx.engine.device_state(&fx.serial(0)).unwrap().offset_steps,
+        fx.engine.token_state(&fx.serial(0)).unwrap().learned_offset,
         5
     );
     // The device runs 5 steps ahead; then drifts one more step per sign-in.
@@ -173,8 +173,8 @@ both!(learned_offset_follows_a_drifting_clock, |b| {
         let t = at(i64::try_from(k * 100).unwrap());
         let dev = step(t) + 5 + k;
         sign(&fx, &alice(), 0, dev, t).unwrap();
-        let st = fx.engine.device_state(&fx.serial(0)).unwrap();
-        assert_eq!(st.offset_steps, i64::try_from(5 + k).unwrap());
+        let st = fx.engine.token_state(&fx.serial(0)).unwrap();
+        assert_eq!(st.learned_offset, i64::try_from(5 + k).unwrap());
         assert_eq!(st.last_step, Some(dev));
     }
     // Two steps beyond the learned offset is too far.
@@ -198,9 +198,9 @@ both!(
         fx.engine
             .enable_mfa_device(late, Channel::Console, &alice(), &serial, &c1, &c2)
             .unwrap();
-        let st = fx.engine.device_state(&serial).unwrap();
+        let st = fx.engine.token_state(&serial).unwrap();
         assert_eq!(st.assigned_to, Some(alice()));
-        assert_eq!(st.offset_steps, -19);
+        assert_eq!(st.learned_offset, -19);
         // Sign-ins with what the device shows now fail...
         for k in 0..3 {
             let now = late.add_millis(k * 40_000);
@@ -226,7 +226,7 @@ both!(
         fx.engine
             .resync_mfa_device(t2, &alice(), &serial, &r1, &r2)
             .unwrap();
-        assert_eq!(fx.engine.device_state(&serial).unwrap().offset_steps, 0);
+        assert_eq!(fx.engine.token_state(&serial).unwrap().learned_offset, 0);
         let now = t2.add_millis(30_000);
         let code = testing::press(&mut fx.fobs[0], now);
         fx.engine
@@ -293,8 +293,8 @@ both!(replay_after_resync_and_the_next_step_is_accepted, |b| {
     fx.engine
         .resync_mfa_device(t, &alice(), &serial, &fx.code(0, c + 6), &fx.code(0, c + 7))
         .unwrap();
-    let st = fx.engine.device_state(&serial).unwrap();
-    assert_eq!((st.offset_steps, st.last_step), (7, Some(c + 7)));
+    let st = fx.engine.token_state(&serial).unwrap();
+    assert_eq!((st.learned_offset, st.last_step), (7, Some(c + 7)));
     // Resync codes cannot be replayed, neither at sign-in nor in a resync.
     assert_eq!(
         kind(sign(&fx, &alice(), 0, c + 7, t)),
@@ -353,20 +353,14 @@ both!(lockout_after_n_failures_for_a_period, |b| {
                 .is_err()
         );
         assert_eq!(
-            fx.engine
-                .device_state(&serial)
-                .unwrap()
-                .consecutive_failures,
+            fx.engine.token_state(&serial).unwrap().consecutive_failures,
             n
         );
     }
     // A success resets the count.
     sign(&fx, &alice(), 0, c, t).unwrap();
     assert_eq!(
-        fx.engine
-            .device_state(&serial)
-            .unwrap()
-            .consecutive_failures,
+        fx.engine.token_state(&serial).unwrap().consecutive_failures,
         0
     );
     for _ in 0..3 {
@@ -376,7 +370,7 @@ both!(lockout_after_n_failures_for_a_period, |b| {
             .unwrap_err();
         assert_eq!(e.kind, ErrorKind::AccessDenied);
     }
-    let st = fx.engine.device_state(&serial).unwrap();
+    let st = fx.engine.token_state(&serial).unwrap();
     let until = t.add_millis(300_000);
     assert_eq!(st.locked_until, Some(until));
     // Locked: even the right code is refused, and not counted.
@@ -387,10 +381,7 @@ both!(lockout_after_n_failures_for_a_period, |b| {
         (ErrorKind::DeviceLocked, "AccessDenied", 403)
     );
     assert_eq!(
-        fx.engine
-            .device_state(&serial)
-            .unwrap()
-            .consecutive_failures,
+        fx.engine.token_state(&serial).unwrap().consecutive_failures,
         0
     );
     let e = fx
@@ -423,7 +414,7 @@ both!(lockout_counts_replays_and_resync_unlocks, |b| {
     assert!(sign(&fx, &alice(), 0, c + 1, now).is_err());
     assert!(
         fx.engine
-            .device_state(&serial)
+            .token_state(&serial)
             .unwrap()
             .locked_until
             .is_some()
@@ -437,7 +428,7 @@ both!(lockout_counts_replays_and_resync_unlocks, |b| {
             &fx.code(0, c + 3),
         )
         .unwrap();
-    assert_eq!(fx.engine.device_state(&serial).unwrap().locked_until, None);
+    assert_eq!(fx.engine.token_state(&serial).unwrap().locked_until, None);
     sign(&fx, &alice(), 0, c + 4, now).unwrap();
 });
 
@@ -475,7 +466,7 @@ both!(a_serial_belongs_to_one_user, |b| {
     // Alice's state was not touched by Bob's attempts.
     assert_eq!(
         fx.engine
-            .device_state(&fx.serial(0))
+            .token_state(&fx.serial(0))
             .unwrap()
             .consecutive_failures,
         0
@@ -499,7 +490,7 @@ both!(one_device_per_user, |b| {
     assert_eq!(e.kind, ErrorKind::LimitExceeded);
     assert!(
         fx.engine
-            .device_state(&fx.serial(2))
+            .token_state(&fx.serial(2))
             .unwrap()
             .assigned_to
             .is_none()
@@ -655,13 +646,13 @@ both!(
         assert!(e.message.contains("exactly 6"), "{}", e.message);
         assert!(
             fx.engine
-                .device_state(&serial)
+                .token_state(&serial)
                 .unwrap()
                 .assigned_to
                 .is_none()
         );
         enable_now(&fx, &alice(), 0, now);
-        let before = fx.engine.device_state(&serial).unwrap();
+        let before = fx.engine.token_state(&serial).unwrap();
         for bad in ["1234567", "abcdef", "12 456", "0x1234"] {
             let e = fx
                 .engine
@@ -679,7 +670,7 @@ both!(
                 .unwrap_err();
             assert_eq!(e.kind, ErrorKind::ValidationError);
         }
-        assert_eq!(fx.engine.device_state(&serial).unwrap(), before);
+        assert_eq!(fx.engine.token_state(&serial).unwrap(), before);
         // A malformed serial.
         let e = fx
             .engine
@@ -753,7 +744,7 @@ both!(root_enables_hardware_mfa_from_the_console_only, |b| {
     );
     assert!(
         fx.engine
-            .device_state(&fx.serial(0))
+            .token_state(&fx.serial(0))
             .unwrap()
             .assigned_to
             .is_none()
@@ -1040,7 +1031,7 @@ both!(seed_import_errors_change_nothing, |b| {
     let e = fx.engine.import_seeds(&dup).unwrap_err();
     assert_eq!(e.kind, ErrorKind::ValidationError);
     assert!(e.message.contains(recs[0].serial.as_str()), "{}", e.message);
-    assert!(fx.engine.device_state(recs[1].serial.as_str()).is_none());
+    assert!(fx.engine.token_state(recs[1].serial.as_str()).is_none());
     // HOTP token.
     let hotp = fobsim_firmware::FobSpec::seeded(
         fobsim_firmware::preset("c100").unwrap(),
@@ -1055,7 +1046,7 @@ both!(seed_import_errors_change_nothing, |b| {
         .import_seeds(&[recs[2].clone(), hrec])
         .unwrap_err();
     assert!(e.message.contains("HOTP"), "{}", e.message);
-    assert!(fx.engine.device_state(recs[2].serial.as_str()).is_none());
+    assert!(fx.engine.token_state(recs[2].serial.as_str()).is_none());
     // Duplicate against the registry: nothing of the batch lands.
     assert_eq!(fx.engine.import_seeds(&recs[..1]).unwrap(), 1);
     let e = fx
@@ -1066,7 +1057,7 @@ both!(seed_import_errors_change_nothing, |b| {
         (e.kind, e.http_status()),
         (ErrorKind::EntityAlreadyExists, 409)
     );
-    assert!(fx.engine.device_state(recs[1].serial.as_str()).is_none());
+    assert!(fx.engine.token_state(recs[1].serial.as_str()).is_none());
     // Malformed files.
     for bad in [
         "GAHT00000001,zz,TOTP,6,30\n",
@@ -1078,7 +1069,7 @@ both!(seed_import_errors_change_nothing, |b| {
         assert_eq!(e.kind, ErrorKind::ValidationError, "{bad}");
         assert!(e.message.contains("seed file"), "{}", e.message);
     }
-    assert!(fx.engine.device_state("GAHT00000020").is_none());
+    assert!(fx.engine.token_state("GAHT00000020").is_none());
     // A good CSV and a good PSKC file.
     let csv = fobsim_core::seedfile::write_csv(&recs[1..2]);
     assert_eq!(fx.engine.import_seed_file(&csv).unwrap(), 1);
@@ -1145,8 +1136,12 @@ both!(real_fob_with_drift_enable_sign_in_resync, |b| {
             .verify_session_mfa(now, &alice(), &serial, &code)
             .unwrap();
     }
-    let st = fx.engine.device_state(&serial).unwrap();
-    assert!((19..=23).contains(&st.offset_steps), "{}", st.offset_steps);
+    let st = fx.engine.token_state(&serial).unwrap();
+    assert!(
+        (19..=23).contains(&st.learned_offset),
+        "{}",
+        st.learned_offset
+    );
     // A year without signing in: too far for ±1, resync brings it back.
     now = now.add_millis(365 * 86_400_000);
     let code = testing::press(&mut fx.fobs[0], now);
@@ -1218,8 +1213,8 @@ both!(eight_digit_and_sixty_second_tokens, |b| {
             &b2,
         )
         .unwrap();
-    let st = fx.engine.device_state(c200.serial().as_str()).unwrap();
-    assert_eq!((st.period, st.digits, st.offset_steps), (60, 6, 0));
+    let st = fx.engine.token_state(c200.serial().as_str()).unwrap();
+    assert_eq!((st.period, st.digits, st.learned_offset), (60, 6, 0));
     let later = t.add_millis(3_600_000);
     let code = testing::press(&mut c200, later);
     fx.engine
@@ -1278,7 +1273,7 @@ fn store_failures_are_service_failures_and_change_nothing() {
         (e.kind, e.aws_code(), e.http_status()),
         (ErrorKind::ServiceFailure, "ServiceFailure", 500)
     );
-    assert!(engine.device_state(serial).unwrap().assigned_to.is_none());
+    assert!(engine.token_state(serial).unwrap().assigned_to.is_none());
     assert_eq!(
         engine.create_user("carol", "pw").unwrap_err().kind,
         ErrorKind::ServiceFailure
@@ -1299,7 +1294,7 @@ fn store_failures_are_service_failures_and_change_nothing() {
         .verify_session_mfa(now, &alice(), serial, &code(c + 1))
         .unwrap_err();
     assert_eq!(e.kind, ErrorKind::ServiceFailure);
-    let st = engine.device_state(serial).unwrap();
+    let st = engine.token_state(serial).unwrap();
     assert_eq!((st.last_step, st.consecutive_failures), (Some(c), 0));
     store.fail_writes(false);
     engine

@@ -50,9 +50,9 @@ fn state_survives_reopen() {
         Profile::for_tests(),
     )
     .unwrap();
-    let st = engine.device_state(&serial).unwrap();
+    let st = engine.token_state(&serial).unwrap();
     assert_eq!(
-        (st.assigned_to, st.last_step, st.offset_steps),
+        (st.assigned_to, st.last_step, st.learned_offset),
         (Some(alice.clone()), Some(c + 1), 1)
     );
     assert_eq!(engine.list_mfa_devices(&alice).unwrap()[0].enable_date, now);
@@ -135,7 +135,7 @@ fn key_file_is_generated_on_first_use_and_reused() {
     let engine = Engine::sqlite(&db, &src, Profile::for_tests()).unwrap();
     assert!(
         engine
-            .device_state(testing::gaht_fob(0, testing::T0).serial().as_str())
+            .token_state(testing::gaht_fob(0, testing::T0).serial().as_str())
             .is_some()
     );
     // Debug output names the file, never the key.

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use fobsim_clock::{ClockKind, TrueClock};
 use fobsim_core::Timestamp;
+use fobsim_engines::StoreKind;
 
 /// Where true time comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -55,4 +56,17 @@ impl ClockArgs {
             .transpose()?;
         Ok(Arc::new(TrueClock::from_kind(kind, start)?))
     }
+}
+
+/// `--store NAME` of the commands that open the built-in engine (`fobsim
+/// run`, `fobsim sweep`): parsed by [`StoreKind`]'s `FromStr`, with each
+/// name explained in `--help`.
+pub fn store_parser() -> impl clap::builder::TypedValueParser<Value = StoreKind> {
+    use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser as _};
+    PossibleValuesParser::new([
+        PossibleValue::new("memory").help("In memory (fastest)"),
+        PossibleValue::new("sqlite")
+            .help("A fresh SQLite database per scenario in the temp directory"),
+    ])
+    .try_map(|name| name.parse::<StoreKind>())
 }

@@ -24,28 +24,6 @@ pub enum Format {
     Junit,
 }
 
-/// Where the built-in engine keeps its state (`--store`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum StoreArg {
-    /// In memory (fastest).
-    Memory,
-    /// A fresh SQLite database per scenario in the temp directory.
-    Sqlite,
-}
-
-impl StoreArg {
-    /// The registry's store kind.
-    #[must_use]
-    pub fn kind(self) -> StoreKind {
-        match self {
-            StoreArg::Memory => StoreKind::Memory,
-            StoreArg::Sqlite => StoreKind::Sqlite {
-                dir: std::env::temp_dir(),
-            },
-        }
-    }
-}
-
 /// Arguments of `fobsim run`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -108,8 +86,8 @@ pub struct Args {
     #[arg(long, default_value_t = DEFAULT_SEED)]
     seed: u64,
     /// Store of the built-in engine.
-    #[arg(long, value_enum, default_value_t = StoreArg::Memory)]
-    store: StoreArg,
+    #[arg(long, value_parser = super::common::store_parser(), default_value_t = StoreKind::Memory)]
+    store: StoreKind,
     /// Run only scenarios whose id contains this text.
     #[arg(long, value_name = "TEXT")]
     only: Option<String>,
@@ -196,7 +174,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let registry = Registry {
         seed: args.seed,
-        store: args.store.kind(),
+        store: args.store.clone(),
         endpoint,
     };
     let mut engine = registry.open(&args.engine)?;

@@ -11,7 +11,7 @@ use fobsim_harness::sweep::{self, SweepSpec};
 use fobsim_engines::Registry;
 use fobsim_harness::adapter::Opener as _;
 
-use super::run::StoreArg;
+use fobsim_engines::StoreKind;
 
 /// What the y axis measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -30,8 +30,8 @@ pub struct Args {
     #[arg(long, default_value = "builtin")]
     engine: String,
     /// Store of the built-in engine.
-    #[arg(long, value_enum, default_value_t = StoreArg::Memory)]
-    store: StoreArg,
+    #[arg(long, value_parser = super::common::store_parser(), default_value_t = StoreKind::Memory)]
+    store: StoreKind,
     /// Write the SVG map here.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
@@ -104,7 +104,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     spec.attempts = args.attempts;
     spec.seed = args.seed;
     let registry = Registry {
-        store: args.store.kind(),
+        store: args.store.clone(),
         ..Registry::new(args.seed)
     };
     let mut engine = registry.open(&args.engine)?;

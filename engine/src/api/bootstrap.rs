@@ -302,7 +302,7 @@ impl Bootstrap {
             for r in records {
                 let known = engine
                     .store()
-                    .device(r.serial.as_str())
+                    .token_state(r.serial.as_str())
                     .map_err(|e| engine_err("reading tokens")(e.into()))?
                     .is_some();
                 if !known {

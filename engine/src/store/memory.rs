@@ -2,18 +2,18 @@
 
 use std::collections::HashMap;
 
-use fobsim_core::Timestamp;
 use parking_lot::Mutex;
 
 use super::{
-    AccountRow, AssignOutcome, DeviceRow, FailureOutcome, Store, TokenRow, UserRow, VerifyState,
+    AccountRow, Assign, AssignOutcome, CommitResync, CommitSuccess, FailureOutcome, OwnedToken,
+    RecordFailure, Store, TokenRow, TokenStateRow, UserRow, VerifyState,
 };
 use crate::error::StoreError;
 use fobsim_core::Principal;
 
 struct Token {
     row: TokenRow,
-    state: DeviceRow,
+    state: TokenStateRow,
 }
 
 #[derive(Default)]
@@ -43,8 +43,16 @@ impl MemoryStore {
     }
 }
 
-fn owned_by(state: &DeviceRow, owner: &Principal) -> bool {
+fn owned_by(state: &TokenStateRow, owner: &Principal) -> bool {
     state.owner.as_ref() == Some(owner)
+}
+
+/// The state of `token` if it is assigned to its owner.
+fn held<'g>(g: &'g mut Inner, token: OwnedToken<'_>) -> Option<&'g mut TokenStateRow> {
+    g.tokens
+        .get_mut(token.serial)
+        .map(|t| &mut t.state)
+        .filter(|s| owned_by(s, token.owner))
 }
 
 fn below(last: Option<u64>, step: u64) -> bool {
@@ -84,14 +92,11 @@ impl Store for MemoryStore {
             return Ok(Some(dup.serial.clone()));
         }
         for r in rows {
-            let state = DeviceRow {
+            let state = TokenStateRow {
                 serial: r.serial.clone(),
                 owner: None,
                 enable_date: None,
-                offset: 0,
-                last_step: None,
-                failures: 0,
-                locked_until: None,
+                verify: VerifyState::default(),
             };
             g.tokens.insert(
                 r.serial.clone(),
@@ -108,7 +113,7 @@ impl Store for MemoryStore {
         Ok(self.inner.lock().tokens.get(serial).map(|t| t.row.clone()))
     }
 
-    fn device(&self, serial: &str) -> Result<Option<DeviceRow>, StoreError> {
+    fn token_state(&self, serial: &str) -> Result<Option<TokenStateRow>, StoreError> {
         Ok(self
             .inner
             .lock()
@@ -117,150 +122,106 @@ impl Store for MemoryStore {
             .map(|t| t.state.clone()))
     }
 
-    fn verify_state(
-        &self,
-        serial: &str,
-        owner: &Principal,
-    ) -> Result<Option<VerifyState>, StoreError> {
-        let g = self.inner.lock();
-        Ok(g.tokens
-            .get(serial)
-            .filter(|t| owned_by(&t.state, owner))
-            .map(|t| VerifyState {
-                offset: t.state.offset,
-                last_step: t.state.last_step,
-                failures: t.state.failures,
-                locked_until: t.state.locked_until,
-            }))
+    fn verify_state(&self, token: OwnedToken<'_>) -> Result<Option<VerifyState>, StoreError> {
+        Ok(held(&mut self.inner.lock(), token).map(|s| s.verify))
     }
 
-    fn assign(
-        &self,
-        serial: &str,
-        owner: &Principal,
-        enable_date: Timestamp,
-        offset: i64,
-        first_step: u64,
-        last_step: u64,
-        max_devices: u32,
-    ) -> Result<AssignOutcome, StoreError> {
+    fn assign(&self, req: Assign<'_>) -> Result<AssignOutcome, StoreError> {
         let mut g = self.inner.lock();
         let count = g
             .tokens
             .values()
-            .filter(|t| owned_by(&t.state, owner))
+            .filter(|t| owned_by(&t.state, req.owner))
             .count();
-        let Some(t) = g.tokens.get_mut(serial) else {
+        let Some(t) = g.tokens.get_mut(req.serial) else {
             return Ok(AssignOutcome::NoSuchToken);
         };
         if t.state.owner.is_some() {
             return Ok(AssignOutcome::InUse);
         }
-        if count >= max_devices as usize {
+        if count >= req.max_devices as usize {
             return Ok(AssignOutcome::LimitExceeded);
         }
-        if !below(t.state.last_step, first_step) {
+        if !below(t.state.verify.last_step, req.pair.first_step) {
             return Ok(AssignOutcome::Replayed);
         }
-        t.state.owner = Some(owner.clone());
-        t.state.enable_date = Some(enable_date);
-        t.state.offset = offset;
-        t.state.last_step = Some(last_step);
-        t.state.failures = 0;
-        t.state.locked_until = None;
+        t.state.owner = Some(req.owner.clone());
+        t.state.enable_date = Some(req.enable_date);
+        t.state.verify = VerifyState {
+            learned_offset: req.pair.learned_offset,
+            last_step: Some(req.pair.last_step),
+            failures: 0,
+            locked_until: None,
+        };
         Ok(AssignOutcome::Assigned)
     }
 
-    fn unassign(&self, serial: &str, owner: &Principal) -> Result<bool, StoreError> {
+    fn unassign(&self, token: OwnedToken<'_>) -> Result<bool, StoreError> {
         let mut g = self.inner.lock();
-        match g.tokens.get_mut(serial) {
-            Some(t) if owned_by(&t.state, owner) => {
-                t.state.owner = None;
-                t.state.enable_date = None;
-                t.state.offset = 0;
-                t.state.failures = 0;
-                t.state.locked_until = None;
-                Ok(true)
-            }
-            _ => Ok(false),
+        let Some(s) = held(&mut g, token) else {
+            return Ok(false);
+        };
+        s.owner = None;
+        s.enable_date = None;
+        s.verify = VerifyState {
+            last_step: s.verify.last_step,
+            ..VerifyState::default()
+        };
+        Ok(true)
+    }
+
+    fn commit_success(&self, req: CommitSuccess<'_>) -> Result<bool, StoreError> {
+        let mut g = self.inner.lock();
+        let Some(v) = held(&mut g, req.token).map(|s| &mut s.verify).filter(|v| {
+            below(v.last_step, req.step) && v.locked_until.is_none_or(|u| u <= req.now)
+        }) else {
+            return Ok(false);
+        };
+        v.last_step = Some(req.barrier.max(req.step));
+        v.learned_offset = req.learned_offset;
+        v.failures = 0;
+        Ok(true)
+    }
+
+    fn commit_resync(&self, req: CommitResync<'_>) -> Result<bool, StoreError> {
+        let mut g = self.inner.lock();
+        let Some(v) = held(&mut g, req.token)
+            .map(|s| &mut s.verify)
+            .filter(|v| below(v.last_step, req.pair.first_step))
+        else {
+            return Ok(false);
+        };
+        *v = VerifyState {
+            learned_offset: req.pair.learned_offset,
+            last_step: Some(req.pair.last_step),
+            failures: 0,
+            locked_until: None,
+        };
+        Ok(true)
+    }
+
+    fn record_failure(&self, req: RecordFailure<'_>) -> Result<FailureOutcome, StoreError> {
+        let mut g = self.inner.lock();
+        let Some(v) = held(&mut g, req.token).map(|s| &mut s.verify) else {
+            return Ok(FailureOutcome::NotAssigned);
+        };
+        let n = v.failures.saturating_add(1);
+        if req.threshold > 0 && n >= req.threshold {
+            let until = req
+                .now
+                .add_millis(i64::try_from(req.lock_ms).unwrap_or(i64::MAX));
+            v.failures = 0;
+            v.locked_until = Some(until);
+            Ok(FailureOutcome::Locked(until))
+        } else {
+            v.failures = n;
+            Ok(FailureOutcome::Counted(n))
         }
     }
 
-    fn commit_success(
-        &self,
-        serial: &str,
-        owner: &Principal,
-        step: u64,
-        barrier: u64,
-        offset: i64,
-        now: Timestamp,
-    ) -> Result<bool, StoreError> {
-        let mut g = self.inner.lock();
-        match g.tokens.get_mut(serial) {
-            Some(t)
-                if owned_by(&t.state, owner)
-                    && below(t.state.last_step, step)
-                    && t.state.locked_until.is_none_or(|u| u <= now) =>
-            {
-                t.state.last_step = Some(barrier.max(step));
-                t.state.offset = offset;
-                t.state.failures = 0;
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
-    }
-
-    fn commit_resync(
-        &self,
-        serial: &str,
-        owner: &Principal,
-        first_step: u64,
-        last_step: u64,
-        offset: i64,
-    ) -> Result<bool, StoreError> {
-        let mut g = self.inner.lock();
-        match g.tokens.get_mut(serial) {
-            Some(t) if owned_by(&t.state, owner) && below(t.state.last_step, first_step) => {
-                t.state.last_step = Some(last_step);
-                t.state.offset = offset;
-                t.state.failures = 0;
-                t.state.locked_until = None;
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
-    }
-
-    fn record_failure(
-        &self,
-        serial: &str,
-        owner: &Principal,
-        now: Timestamp,
-        threshold: u32,
-        lock_ms: u64,
-    ) -> Result<FailureOutcome, StoreError> {
-        let mut g = self.inner.lock();
-        match g.tokens.get_mut(serial) {
-            Some(t) if owned_by(&t.state, owner) => {
-                let n = t.state.failures.saturating_add(1);
-                if threshold > 0 && n >= threshold {
-                    let until = now.add_millis(i64::try_from(lock_ms).unwrap_or(i64::MAX));
-                    t.state.failures = 0;
-                    t.state.locked_until = Some(until);
-                    Ok(FailureOutcome::Locked(until))
-                } else {
-                    t.state.failures = n;
-                    Ok(FailureOutcome::Counted(n))
-                }
-            }
-            _ => Ok(FailureOutcome::NotAssigned),
-        }
-    }
-
-    fn devices_of(&self, owner: &Principal) -> Result<Vec<DeviceRow>, StoreError> {
+    fn tokens_of(&self, owner: &Principal) -> Result<Vec<TokenStateRow>, StoreError> {
         let g = self.inner.lock();
-        let mut v: Vec<DeviceRow> = g
+        let mut v: Vec<TokenStateRow> = g
             .tokens
             .values()
             .filter(|t| owned_by(&t.state, owner))

@@ -5,6 +5,30 @@
 //! under one lock in memory): replay protection, device assignment, the
 //! per-user device limit and the failure counter never read-then-write in
 //! Rust.
+//!
+//! # Glossary
+//!
+//! - A **token** is one registered serial: the hardware token a seed file
+//!   describes. The store keeps two records of it, named for what they
+//!   hold:
+//!   - [`TokenRow`]: the token's static data (algorithm, digits, step,
+//!     secret), written once by [`Store::insert_tokens`], read by
+//!     [`Store::token`].
+//!   - [`TokenStateRow`]: the token's mutable state (assignment and
+//!     [`VerifyState`]), read by [`Store::token_state`] and
+//!     [`Store::tokens_of`], changed only by the conditional writes.
+//! - [`VerifyState`]: the part of a token's state a verification reads
+//!   (learned offset, last accepted step, failures, lock), served by
+//!   [`Store::verify_state`] without allocating.
+//! - The **learned offset** (`learned_offset`) is the token's clock offset
+//!   as the engine learned it, in steps (token step − true step): set at
+//!   enable and resync, refined by sign-ins. (SQLite keeps it in the column
+//!   `drift_offset`.)
+//! - An **MFA device** is IAM's word for a token assigned to a principal,
+//!   as `ListMFADevices` reports it ([`crate::MfaDevice`]); the engine's
+//!   public view of any token is [`crate::TokenState`].
+//! - [`OwnedToken`] names a token with the principal it must be assigned
+//!   to: the key of every operation on an assigned token.
 
 mod memory;
 mod sqlite;
@@ -60,17 +84,25 @@ pub struct TokenRow {
     pub secret: Secret,
 }
 
-/// The mutable state of a token: assignment, drift, replay, lockout.
+/// A token's mutable state: assignment, then what the rules keep
+/// (learned offset, replay barrier, lockout).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeviceRow {
+pub struct TokenStateRow {
     /// Serial number.
     pub serial: String,
     /// Assigned to.
     pub owner: Option<Principal>,
     /// Enable date while assigned.
     pub enable_date: Option<Timestamp>,
-    /// Learned offset in steps.
-    pub offset: i64,
+    /// What a verification reads.
+    pub verify: VerifyState,
+}
+
+/// The part of a token's state a verification reads (no allocation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct VerifyState {
+    /// Learned offset in steps (token step − true step).
+    pub learned_offset: i64,
     /// Last accepted step.
     pub last_step: Option<u64>,
     /// Consecutive failures.
@@ -79,17 +111,81 @@ pub struct DeviceRow {
     pub locked_until: Option<Timestamp>,
 }
 
-/// The part of a device's state a verification needs (no allocation).
+/// Two consecutive codes found within the sync window (at enable and
+/// resync): what they prove and what they teach.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct VerifyState {
-    /// Learned offset in steps.
-    pub offset: i64,
-    /// Last accepted step.
-    pub last_step: Option<u64>,
-    /// Consecutive failures.
-    pub failures: u32,
-    /// Lock expiry.
-    pub locked_until: Option<Timestamp>,
+pub struct CodePair {
+    /// The first code's step: must be above the token's last accepted step.
+    pub first_step: u64,
+    /// The second code's step: the new last accepted step.
+    pub last_step: u64,
+    /// The learned offset they teach (second code's step − current step).
+    pub learned_offset: i64,
+}
+
+/// [`Store::assign`]: enable `serial` for `owner`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Assign<'a> {
+    /// The token's serial.
+    pub serial: &'a str,
+    /// Who it is assigned to.
+    pub owner: &'a Principal,
+    /// The enable date.
+    pub enable_date: Timestamp,
+    /// The codes the user typed.
+    pub pair: CodePair,
+    /// How many devices `owner` may have at most.
+    pub max_devices: u32,
+}
+
+/// A token named together with the principal it must be assigned to: the
+/// key of every operation on an assigned token, which does nothing (and
+/// says so) unless the token is assigned to `owner`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OwnedToken<'a> {
+    /// The token's serial.
+    pub serial: &'a str,
+    /// Who it must be assigned to.
+    pub owner: &'a Principal,
+}
+
+/// [`Store::commit_success`]: an accepted sign-in code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommitSuccess<'a> {
+    /// The token.
+    pub token: OwnedToken<'a>,
+    /// The accepted code's step: must be above the last accepted step.
+    pub step: u64,
+    /// The new last accepted step (`>= step`): the highest step in the
+    /// window showing the same code, so the same code cannot be accepted
+    /// twice.
+    pub barrier: u64,
+    /// The learned offset the code teaches.
+    pub learned_offset: i64,
+    /// True time: the token must not be locked then.
+    pub now: Timestamp,
+}
+
+/// [`Store::commit_resync`]: a resync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommitResync<'a> {
+    /// The token.
+    pub token: OwnedToken<'a>,
+    /// The codes the user typed.
+    pub pair: CodePair,
+}
+
+/// [`Store::record_failure`]: a failed sign-in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordFailure<'a> {
+    /// The token.
+    pub token: OwnedToken<'a>,
+    /// True time: a lock lasts from now.
+    pub now: Timestamp,
+    /// Lock at this many consecutive failures (0 = never).
+    pub threshold: u32,
+    /// How long a lock lasts, in ms.
+    pub lock_ms: u64,
 }
 
 /// Result of [`Store::assign`].
@@ -121,6 +217,13 @@ pub enum FailureOutcome {
 
 /// Persistent state of one account. Implementations must make each method
 /// atomic; conditional methods must test and write in one step.
+///
+/// Reads take their key (an [`OwnedToken`] for the state of an assigned
+/// token); each write takes one request ([`Assign`], an [`OwnedToken`] to
+/// unassign, [`CommitSuccess`], [`CommitResync`], [`RecordFailure`]) that
+/// names its condition and its effect, so a backend is one file
+/// implementing this trait. A store that wraps another implements
+/// [`StoreLayer`] instead.
 pub trait Store: Send + Sync {
     /// The account, if created.
     ///
@@ -163,103 +266,65 @@ pub trait Store: Send + Sync {
     ///
     /// # Errors
     /// [`StoreError`] on backend failure.
-    fn device(&self, serial: &str) -> Result<Option<DeviceRow>, StoreError>;
+    fn token_state(&self, serial: &str) -> Result<Option<TokenStateRow>, StoreError>;
 
-    /// The verification state of `serial` if it is assigned to `owner`.
+    /// The verification state of the token if it is assigned to the owner.
     /// A store may serve it from a cache of its own writes: callers treat
     /// it as a hint that the conditional writes validate, and call
     /// [`Store::forget`] and read again before concluding a failure.
     ///
     /// # Errors
     /// [`StoreError`] on backend failure.
-    fn verify_state(
-        &self,
-        serial: &str,
-        owner: &Principal,
-    ) -> Result<Option<VerifyState>, StoreError>;
+    fn verify_state(&self, token: OwnedToken<'_>) -> Result<Option<VerifyState>, StoreError>;
 
-    /// Assign `serial` to `owner` if the token exists, is unassigned, the
-    /// owner has fewer than `max_devices` devices and the token's last
-    /// accepted step is below `first_step`. Sets offset, `last_step`
-    /// (= the second code's step), the enable date, and clears failures and
-    /// lock.
+    /// Assign the token to the owner if the token exists, is unassigned,
+    /// the owner has fewer than `max_devices` devices and the token's last
+    /// accepted step is below the pair's first step. Sets the learned
+    /// offset, the last accepted step (= the pair's last step), the enable
+    /// date, and clears failures and lock.
     ///
     /// # Errors
     /// [`StoreError`] on backend failure.
-    #[allow(clippy::too_many_arguments)]
-    fn assign(
-        &self,
-        serial: &str,
-        owner: &Principal,
-        enable_date: Timestamp,
-        offset: i64,
-        first_step: u64,
-        last_step: u64,
-        max_devices: u32,
-    ) -> Result<AssignOutcome, StoreError>;
+    fn assign(&self, req: Assign<'_>) -> Result<AssignOutcome, StoreError>;
 
-    /// Unassign `serial` from `owner` (keeps the token's `last_step`);
-    /// `false` if it was not assigned to `owner`.
+    /// Unassign the token from the owner (keeps its last accepted step);
+    /// `false` if it was not assigned to the owner.
     ///
     /// # Errors
     /// [`StoreError`] on backend failure.
-    fn unassign(&self, serial: &str, owner: &Principal) -> Result<bool, StoreError>;
+    fn unassign(&self, token: OwnedToken<'_>) -> Result<bool, StoreError>;
 
-    /// Record an accepted sign-in code at `step`, if the device is assigned
-    /// to `owner`, `step` is above the last accepted step and the device is
-    /// not locked at `now`; sets the last accepted step to `barrier`
-    /// (`>= step`: the highest step in the window showing the same code, so
-    /// the same code cannot be accepted twice), sets the offset and clears
-    /// failures. `false` when the condition does not hold (a concurrent
-    /// replay lost).
+    /// Record an accepted sign-in code, if the token is assigned to the
+    /// owner, the code's step is above the last accepted step and the token
+    /// is not locked at `now`; sets the last accepted step to the barrier,
+    /// sets the learned offset and clears failures. `false` when the
+    /// condition does not hold (a concurrent replay lost).
     ///
     /// # Errors
     /// [`StoreError`] on backend failure.
-    fn commit_success(
-        &self,
-        serial: &str,
-        owner: &Principal,
-        step: u64,
-        barrier: u64,
-        offset: i64,
-        now: Timestamp,
-    ) -> Result<bool, StoreError>;
+    fn commit_success(&self, req: CommitSuccess<'_>) -> Result<bool, StoreError>;
 
-    /// Record a resync whose first code is at `first_step` and second at
-    /// `last_step`, if the device is assigned to `owner` and `first_step`
-    /// is above the last accepted step; sets the offset, clears failures
-    /// and lock.
+    /// Record a resync, if the token is assigned to the owner and the
+    /// pair's first step is above the last accepted step; sets the last
+    /// accepted step to the pair's last step and the learned offset, clears
+    /// failures and lock.
     ///
     /// # Errors
     /// [`StoreError`] on backend failure.
-    fn commit_resync(
-        &self,
-        serial: &str,
-        owner: &Principal,
-        first_step: u64,
-        last_step: u64,
-        offset: i64,
-    ) -> Result<bool, StoreError>;
+    fn commit_resync(&self, req: CommitResync<'_>) -> Result<bool, StoreError>;
 
-    /// Count a failed sign-in; at `threshold` (0 = never) lock until
+    /// Count a failed sign-in; at the threshold (0 = never) lock until
     /// `now + lock_ms` and restart the count.
     ///
     /// # Errors
     /// [`StoreError`] on backend failure.
-    fn record_failure(
-        &self,
-        serial: &str,
-        owner: &Principal,
-        now: Timestamp,
-        threshold: u32,
-        lock_ms: u64,
-    ) -> Result<FailureOutcome, StoreError>;
+    fn record_failure(&self, req: RecordFailure<'_>) -> Result<FailureOutcome, StoreError>;
 
-    /// The devices assigned to `owner`, by serial.
+    /// The tokens assigned to `owner` (their MFA devices), by serial.
     ///
     /// # Errors
     /// [`StoreError`] on backend failure.
-    fn devices_of(&self, owner: &Principal) -> Result<Vec<DeviceRow>, StoreError>;
+    fn tokens_of(&self, owner: &Principal) -> Result<Vec<TokenStateRow>, StoreError>;
 
     /// Drop any cached state of `serial`, so the next read comes from the
     /// backing storage (another connection may have written it). Stores
@@ -281,98 +346,228 @@ pub trait Store: Send + Sync {
     }
 }
 
-/// A shared store is a store (e.g. a test keeps an `Arc` to a
-/// [`crate::testing::FailingStore`] that the engine also owns).
-impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
+/// A store that wraps another: it forwards every [`Store`] operation to
+/// [`StoreLayer::inner`], and may refuse writes in
+/// [`StoreLayer::before_write`]. A wrapper (a shared `Arc`,
+/// [`crate::testing::FailingStore`], a tracing or metrics layer) implements
+/// this and is a [`Store`] through one blanket impl, instead of spelling
+/// out every operation again.
+pub trait StoreLayer: Send + Sync {
+    /// The wrapped store.
+    type Inner: Store + ?Sized;
+
+    /// The wrapped store.
+    fn inner(&self) -> &Self::Inner;
+
+    /// Runs before every write (each `insert_*`, [`Store::assign`],
+    /// [`Store::unassign`], `commit_*` and [`Store::record_failure`]);
+    /// reads, [`Store::forget`] and [`Store::batch`] pass straight through.
+    ///
+    /// # Errors
+    /// The [`StoreError`] the write then fails with, before the inner store
+    /// sees it.
+    fn before_write(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+impl<L: StoreLayer> Store for L {
     fn account(&self) -> Result<Option<AccountRow>, StoreError> {
-        (**self).account()
+        self.inner().account()
     }
     fn insert_account(&self, row: &AccountRow) -> Result<bool, StoreError> {
-        (**self).insert_account(row)
+        self.before_write()?;
+        self.inner().insert_account(row)
     }
     fn user(&self, name: &str) -> Result<Option<UserRow>, StoreError> {
-        (**self).user(name)
+        self.inner().user(name)
     }
     fn insert_user(&self, row: &UserRow) -> Result<bool, StoreError> {
-        (**self).insert_user(row)
+        self.before_write()?;
+        self.inner().insert_user(row)
     }
     fn insert_tokens(&self, rows: &[TokenRow]) -> Result<Option<String>, StoreError> {
-        (**self).insert_tokens(rows)
+        self.before_write()?;
+        self.inner().insert_tokens(rows)
     }
     fn token(&self, serial: &str) -> Result<Option<TokenRow>, StoreError> {
-        (**self).token(serial)
+        self.inner().token(serial)
     }
-    fn device(&self, serial: &str) -> Result<Option<DeviceRow>, StoreError> {
-        (**self).device(serial)
+    fn token_state(&self, serial: &str) -> Result<Option<TokenStateRow>, StoreError> {
+        self.inner().token_state(serial)
     }
-    fn verify_state(
-        &self,
-        serial: &str,
-        owner: &Principal,
-    ) -> Result<Option<VerifyState>, StoreError> {
-        (**self).verify_state(serial, owner)
+    fn verify_state(&self, token: OwnedToken<'_>) -> Result<Option<VerifyState>, StoreError> {
+        self.inner().verify_state(token)
     }
-    fn assign(
-        &self,
-        serial: &str,
-        owner: &Principal,
-        enable_date: Timestamp,
-        offset: i64,
-        first_step: u64,
-        last_step: u64,
-        max_devices: u32,
-    ) -> Result<AssignOutcome, StoreError> {
-        (**self).assign(
-            serial,
-            owner,
-            enable_date,
-            offset,
-            first_step,
-            last_step,
-            max_devices,
-        )
+    fn assign(&self, req: Assign<'_>) -> Result<AssignOutcome, StoreError> {
+        self.before_write()?;
+        self.inner().assign(req)
     }
-    fn unassign(&self, serial: &str, owner: &Principal) -> Result<bool, StoreError> {
-        (**self).unassign(serial, owner)
+    fn unassign(&self, token: OwnedToken<'_>) -> Result<bool, StoreError> {
+        self.before_write()?;
+        self.inner().unassign(token)
     }
-    fn commit_success(
-        &self,
-        serial: &str,
-        owner: &Principal,
-        step: u64,
-        barrier: u64,
-        offset: i64,
-        now: Timestamp,
-    ) -> Result<bool, StoreError> {
-        (**self).commit_success(serial, owner, step, barrier, offset, now)
+    fn commit_success(&self, req: CommitSuccess<'_>) -> Result<bool, StoreError> {
+        self.before_write()?;
+        self.inner().commit_success(req)
     }
-    fn commit_resync(
-        &self,
-        serial: &str,
-        owner: &Principal,
-        first_step: u64,
-        last_step: u64,
-        offset: i64,
-    ) -> Result<bool, StoreError> {
-        (**self).commit_resync(serial, owner, first_step, last_step, offset)
+    fn commit_resync(&self, req: CommitResync<'_>) -> Result<bool, StoreError> {
+        self.before_write()?;
+        self.inner().commit_resync(req)
     }
-    fn record_failure(
-        &self,
-        serial: &str,
-        owner: &Principal,
-        now: Timestamp,
-        threshold: u32,
-        lock_ms: u64,
-    ) -> Result<FailureOutcome, StoreError> {
-        (**self).record_failure(serial, owner, now, threshold, lock_ms)
+    fn record_failure(&self, req: RecordFailure<'_>) -> Result<FailureOutcome, StoreError> {
+        self.before_write()?;
+        self.inner().record_failure(req)
     }
-    fn devices_of(&self, owner: &Principal) -> Result<Vec<DeviceRow>, StoreError> {
-        (**self).devices_of(owner)
-    }
-    fn batch(&self, f: &mut dyn FnMut()) -> Result<(), StoreError> {
-        (**self).batch(f)
+    fn tokens_of(&self, owner: &Principal) -> Result<Vec<TokenStateRow>, StoreError> {
+        self.inner().tokens_of(owner)
     }
     fn forget(&self, serial: &str) {
-        (**self).forget(serial);
+        self.inner().forget(serial);
+    }
+    fn batch(&self, f: &mut dyn FnMut()) -> Result<(), StoreError> {
+        self.inner().batch(f)
+    }
+}
+
+/// A shared store is a store (e.g. a test keeps an `Arc` to a
+/// [`crate::testing::FailingStore`] that the engine also owns).
+impl<S: Store + ?Sized> StoreLayer for std::sync::Arc<S> {
+    type Inner = S;
+    fn inner(&self) -> &S {
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::FailingStore;
+    use std::sync::Arc;
+
+    fn token(serial: &str) -> TokenRow {
+        TokenRow {
+            serial: serial.to_string(),
+            algorithm: Algorithm::Sha1,
+            digits: 6,
+            period: 30,
+            t0: 0,
+            secret: Secret::new(vec![7; 20]).unwrap(),
+        }
+    }
+
+    /// Through a layer (behind an `Arc`, as the engine's tests hold one),
+    /// every write meets `before_write` before the inner store sees it,
+    /// and every read passes through.
+    #[test]
+    fn a_layer_guards_every_write_and_passes_every_read() {
+        let inner = Arc::new(MemoryStore::new());
+        let layer = Arc::new(FailingStore::new(Arc::clone(&inner)));
+        let alice = Principal::user("alice");
+        let serial = "GAHT00000001";
+        let held = OwnedToken {
+            serial,
+            owner: &alice,
+        };
+        let pair = |first_step| CodePair {
+            first_step,
+            last_step: first_step + 1,
+            learned_offset: 3,
+        };
+        let account = AccountRow {
+            account_id: "123456789012".into(),
+            alias: "a".into(),
+            root_email: "root@example.com".into(),
+            root_phone: "+1 555 0100".into(),
+            root_password_hash: "x".into(),
+        };
+        let user = |name: &str| UserRow {
+            name: name.into(),
+            user_id: name.into(),
+            password_hash: "x".into(),
+        };
+        assert!(layer.insert_user(&user("alice")).unwrap());
+        assert_eq!(layer.insert_tokens(&[token(serial)]).unwrap(), None);
+        let assign = Assign {
+            serial,
+            owner: &alice,
+            enable_date: Timestamp::from_secs(300),
+            pair: pair(10),
+            max_devices: 8,
+        };
+        assert_eq!(layer.assign(assign).unwrap(), AssignOutcome::Assigned);
+        let before = inner.token_state(serial).unwrap();
+
+        layer.fail_writes(true);
+        let writes: [(&str, Result<(), StoreError>); 8] = [
+            ("insert_account", layer.insert_account(&account).map(drop)),
+            ("insert_user", layer.insert_user(&user("bob")).map(drop)),
+            (
+                "insert_tokens",
+                layer.insert_tokens(&[token("GAHT00000002")]).map(drop),
+            ),
+            (
+                "assign",
+                layer
+                    .assign(Assign {
+                        serial: "GAHT00000002",
+                        ..assign
+                    })
+                    .map(drop),
+            ),
+            ("unassign", layer.unassign(held).map(drop)),
+            (
+                "commit_success",
+                layer
+                    .commit_success(CommitSuccess {
+                        token: held,
+                        step: 20,
+                        barrier: 20,
+                        learned_offset: 4,
+                        now: Timestamp::from_secs(600),
+                    })
+                    .map(drop),
+            ),
+            (
+                "commit_resync",
+                layer
+                    .commit_resync(CommitResync {
+                        token: held,
+                        pair: pair(30),
+                    })
+                    .map(drop),
+            ),
+            (
+                "record_failure",
+                layer
+                    .record_failure(RecordFailure {
+                        token: held,
+                        now: Timestamp::from_secs(600),
+                        threshold: 1,
+                        lock_ms: 1_000,
+                    })
+                    .map(drop),
+            ),
+        ];
+        for (name, r) in writes {
+            assert!(matches!(r, Err(StoreError::Corrupt(_))), "{name}: {r:?}");
+        }
+        assert_eq!(inner.account().unwrap(), None);
+        assert_eq!(inner.user("bob").unwrap(), None);
+        assert!(inner.token("GAHT00000002").unwrap().is_none());
+        assert_eq!(inner.token_state(serial).unwrap(), before);
+
+        assert_eq!(layer.user("alice").unwrap(), Some(user("alice")));
+        assert_eq!(
+            layer.token(serial).unwrap().map(|t| t.serial),
+            Some(serial.into())
+        );
+        assert_eq!(layer.token_state(serial).unwrap(), before);
+        assert_eq!(layer.tokens_of(&alice).unwrap().len(), 1);
+        let st = layer.verify_state(held).unwrap().unwrap();
+        assert_eq!((st.learned_offset, st.last_step), (3, Some(11)));
+        let mut ran = false;
+        layer.batch(&mut || ran = true).unwrap();
+        assert!(ran);
     }
 }

@@ -13,7 +13,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use zeroize::Zeroizing;
 
 use super::{
-    AccountRow, AssignOutcome, DeviceRow, FailureOutcome, Store, TokenRow, UserRow, VerifyState,
+    AccountRow, Assign, AssignOutcome, CommitResync, CommitSuccess, FailureOutcome, OwnedToken,
+    RecordFailure, Store, TokenRow, TokenStateRow, UserRow, VerifyState,
 };
 use crate::error::StoreError;
 use crate::types::StorageKey as _;
@@ -186,7 +187,7 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX tokens_owner ON tokens(owner) WHERE owner IS NOT NULL;",
 ];
 
-/// A device's verification state as last read or written by this store,
+/// A token's verification state as last read or written by this store,
 /// so the sign-in hot path needs one statement (the conditional UPDATE)
 /// instead of two. The conditional writes re-check everything that matters
 /// (owner, replay barrier, lock), so a stale entry (another connection
@@ -194,7 +195,7 @@ const MIGRATIONS: &[&str] = &[
 /// through; the engine calls [`Store::forget`] and retries with fresh state
 /// before it counts a failure.
 #[derive(Clone)]
-struct CachedDevice {
+struct CachedState {
     owner: Option<String>,
     state: VerifyState,
 }
@@ -202,13 +203,13 @@ struct CachedDevice {
 struct Conn {
     conn: RefCell<Connection>,
     batch_depth: Cell<u32>,
-    cache: RefCell<HashMap<String, CachedDevice>>,
+    cache: RefCell<HashMap<String, CachedState>>,
 }
 
 /// A store in one SQLite file. One connection, serialised by a reentrant
 /// lock (so [`Store::batch`] can hold it across many operations). Several
 /// stores (processes) may share a file: every rule is a conditional write,
-/// and the per-device state cache that spares the sign-in path a `SELECT`
+/// and the per-token state cache that spares the sign-in path a `SELECT`
 /// is only a hint (see [`Store::forget`]).
 pub struct SqliteStore {
     conn: ReentrantMutex<Conn>,
@@ -409,45 +410,67 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn device_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawDevice> {
-    Ok(RawDevice {
+/// The columns of a [`TokenStateRow`]; the last four (from index 3) are
+/// its [`VerifyState`]. (`drift_offset` holds the learned offset.)
+const STATE_COLS: &str =
+    "serial, owner, enable_date, drift_offset, last_step, failures, locked_until";
+
+fn state_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawState> {
+    Ok(RawState {
         serial: r.get(0)?,
         owner: r.get(1)?,
         enable_date: r.get(2)?,
-        offset: r.get(3)?,
-        last_step: r.get(4)?,
-        failures: r.get(5)?,
-        locked_until: r.get(6)?,
+        verify: verify_from_row(r, 3)?,
     })
 }
 
-struct RawDevice {
+/// The [`VerifyState`] columns (`drift_offset, last_step, failures,
+/// locked_until`) from index `at` on.
+fn verify_from_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<RawVerify> {
+    Ok(RawVerify {
+        learned_offset: r.get(at)?,
+        last_step: r.get(at + 1)?,
+        failures: r.get(at + 2)?,
+        locked_until: r.get(at + 3)?,
+    })
+}
+
+struct RawState {
     serial: String,
     owner: Option<String>,
     enable_date: Option<i64>,
-    offset: i64,
+    verify: RawVerify,
+}
+
+struct RawVerify {
+    learned_offset: i64,
     last_step: Option<i64>,
     failures: i64,
     locked_until: Option<i64>,
 }
 
-impl RawDevice {
-    fn into_row(self) -> Result<DeviceRow, StoreError> {
-        Ok(DeviceRow {
+impl RawState {
+    fn into_row(self) -> Result<TokenStateRow, StoreError> {
+        Ok(TokenStateRow {
             owner: self.owner.as_deref().map(crate::types::principal_from_key),
             enable_date: ts_of(self.enable_date)?,
-            offset: self.offset,
-            last_step: self.last_step.map(|s| u64_of(s, "last_step")).transpose()?,
-            failures: u32::try_from(self.failures)
-                .map_err(|_| StoreError::Corrupt(format!("failures {}", self.failures)))?,
-            locked_until: ts_of(self.locked_until)?,
+            verify: self.verify.into_state()?,
             serial: self.serial,
         })
     }
 }
 
-const DEVICE_COLS: &str =
-    "serial, owner, enable_date, drift_offset, last_step, failures, locked_until";
+impl RawVerify {
+    fn into_state(self) -> Result<VerifyState, StoreError> {
+        Ok(VerifyState {
+            learned_offset: self.learned_offset,
+            last_step: self.last_step.map(|s| u64_of(s, "last_step")).transpose()?,
+            failures: u32::try_from(self.failures)
+                .map_err(|_| StoreError::Corrupt(format!("failures {}", self.failures)))?,
+            locked_until: ts_of(self.locked_until)?,
+        })
+    }
+}
 
 impl Store for SqliteStore {
     fn account(&self) -> Result<Option<AccountRow>, StoreError> {
@@ -580,22 +603,19 @@ impl Store for SqliteStore {
         }))
     }
 
-    fn device(&self, serial: &str) -> Result<Option<DeviceRow>, StoreError> {
+    fn token_state(&self, serial: &str) -> Result<Option<TokenStateRow>, StoreError> {
         let raw = self.with(|c| {
             Ok(c.prepare_cached(&format!(
-                "SELECT {DEVICE_COLS} FROM tokens WHERE serial = ?1"
+                "SELECT {STATE_COLS} FROM tokens WHERE serial = ?1"
             ))?
-            .query_row(params![serial], device_from_row)
+            .query_row(params![serial], state_from_row)
             .optional()?)
         })?;
-        raw.map(RawDevice::into_row).transpose()
+        raw.map(RawState::into_row).transpose()
     }
 
-    fn verify_state(
-        &self,
-        serial: &str,
-        owner: &Principal,
-    ) -> Result<Option<VerifyState>, StoreError> {
+    fn verify_state(&self, token: OwnedToken<'_>) -> Result<Option<VerifyState>, StoreError> {
+        let OwnedToken { serial, owner } = token;
         let key = owner.storage_key();
         {
             let g = self.conn.lock();
@@ -610,31 +630,19 @@ impl Store for SqliteStore {
                  WHERE serial = ?1",
             )?
             .query_row(params![serial], |r| {
-                Ok((
-                    r.get::<_, Option<String>>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, Option<i64>>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, Option<i64>>(4)?,
-                ))
+                Ok((r.get::<_, Option<String>>(0)?, verify_from_row(r, 1)?))
             })
             .optional()?)
         })?;
-        let Some((row_owner, offset, last, failures, locked)) = raw else {
+        let Some((row_owner, raw)) = raw else {
             return Ok(None);
         };
-        let state = VerifyState {
-            offset,
-            last_step: last.map(|s| u64_of(s, "last_step")).transpose()?,
-            failures: u32::try_from(failures)
-                .map_err(|_| StoreError::Corrupt(format!("failures {failures}")))?,
-            locked_until: ts_of(locked)?,
-        };
+        let state = raw.into_state()?;
         let mine = row_owner.as_deref() == Some(key);
         let g = self.conn.lock();
         g.cache.borrow_mut().insert(
             serial.to_string(),
-            CachedDevice {
+            CachedState {
                 owner: row_owner,
                 state,
             },
@@ -646,19 +654,17 @@ impl Store for SqliteStore {
         self.uncache(serial);
     }
 
-    fn assign(
-        &self,
-        serial: &str,
-        owner: &Principal,
-        enable_date: Timestamp,
-        offset: i64,
-        first_step: u64,
-        last_step: u64,
-        max_devices: u32,
-    ) -> Result<AssignOutcome, StoreError> {
+    fn assign(&self, req: Assign<'_>) -> Result<AssignOutcome, StoreError> {
+        let Assign {
+            serial,
+            owner,
+            enable_date,
+            pair,
+            max_devices,
+        } = req;
         let key = owner.storage_key();
-        let first = i64_of(first_step, "step")?;
-        let last = i64_of(last_step, "step")?;
+        let first = i64_of(pair.first_step, "step")?;
+        let last = i64_of(pair.last_step, "step")?;
         let date = i64_of(enable_date.as_millis(), "enable date")?;
         self.with(|c| {
             let n = c
@@ -669,7 +675,15 @@ impl Store for SqliteStore {
                      AND (last_step IS NULL OR last_step < ?5) \
                      AND (SELECT COUNT(*) FROM tokens WHERE owner = ?2) < ?7",
                 )?
-                .execute(params![serial, key, date, offset, first, last, max_devices])?;
+                .execute(params![
+                    serial,
+                    key,
+                    date,
+                    pair.learned_offset,
+                    first,
+                    last,
+                    max_devices
+                ])?;
             self.uncache(serial);
             if n == 1 {
                 return Ok(AssignOutcome::Assigned);
@@ -690,7 +704,8 @@ impl Store for SqliteStore {
         })
     }
 
-    fn unassign(&self, serial: &str, owner: &Principal) -> Result<bool, StoreError> {
+    fn unassign(&self, token: OwnedToken<'_>) -> Result<bool, StoreError> {
+        let OwnedToken { serial, owner } = token;
         self.with(|c| {
             let n = c
                 .prepare_cached(
@@ -703,15 +718,14 @@ impl Store for SqliteStore {
         })
     }
 
-    fn commit_success(
-        &self,
-        serial: &str,
-        owner: &Principal,
-        step: u64,
-        barrier: u64,
-        offset: i64,
-        now: Timestamp,
-    ) -> Result<bool, StoreError> {
+    fn commit_success(&self, req: CommitSuccess<'_>) -> Result<bool, StoreError> {
+        let CommitSuccess {
+            token: OwnedToken { serial, owner },
+            step,
+            barrier,
+            learned_offset,
+            now,
+        } = req;
         let step = i64_of(step, "step")?;
         let barrier = i64_of(barrier.max(u64::try_from(step).unwrap_or(0)), "barrier")?;
         let now = i64_of(now.as_millis(), "now")?;
@@ -727,7 +741,7 @@ impl Store for SqliteStore {
                     serial,
                     owner.storage_key(),
                     step,
-                    offset,
+                    learned_offset,
                     now,
                     barrier
                 ])?;
@@ -736,7 +750,7 @@ impl Store for SqliteStore {
             match cache.get_mut(serial) {
                 Some(e) if n == 1 => {
                     e.state.last_step = u64::try_from(barrier).ok();
-                    e.state.offset = offset;
+                    e.state.learned_offset = learned_offset;
                     e.state.failures = 0;
                 }
                 _ => {
@@ -747,16 +761,13 @@ impl Store for SqliteStore {
         })
     }
 
-    fn commit_resync(
-        &self,
-        serial: &str,
-        owner: &Principal,
-        first_step: u64,
-        last_step: u64,
-        offset: i64,
-    ) -> Result<bool, StoreError> {
-        let first = i64_of(first_step, "step")?;
-        let last = i64_of(last_step, "step")?;
+    fn commit_resync(&self, req: CommitResync<'_>) -> Result<bool, StoreError> {
+        let CommitResync {
+            token: OwnedToken { serial, owner },
+            pair,
+        } = req;
+        let first = i64_of(pair.first_step, "step")?;
+        let last = i64_of(pair.last_step, "step")?;
         self.with(|c| {
             let n = c
                 .prepare_cached(
@@ -764,20 +775,25 @@ impl Store for SqliteStore {
                      locked_until = NULL WHERE serial = ?1 AND owner = ?2 \
                      AND (last_step IS NULL OR last_step < ?3)",
                 )?
-                .execute(params![serial, owner.storage_key(), first, last, offset])?;
+                .execute(params![
+                    serial,
+                    owner.storage_key(),
+                    first,
+                    last,
+                    pair.learned_offset
+                ])?;
             self.uncache(serial);
             Ok(n == 1)
         })
     }
 
-    fn record_failure(
-        &self,
-        serial: &str,
-        owner: &Principal,
-        now: Timestamp,
-        threshold: u32,
-        lock_ms: u64,
-    ) -> Result<FailureOutcome, StoreError> {
+    fn record_failure(&self, req: RecordFailure<'_>) -> Result<FailureOutcome, StoreError> {
+        let RecordFailure {
+            token: OwnedToken { serial, owner },
+            now,
+            threshold,
+            lock_ms,
+        } = req;
         let until = Timestamp::from_millis(now.as_millis().saturating_add(lock_ms));
         let until_i = i64_of(until.as_millis(), "lock expiry")?;
         self.with(|c| {
@@ -805,15 +821,15 @@ impl Store for SqliteStore {
         })
     }
 
-    fn devices_of(&self, owner: &Principal) -> Result<Vec<DeviceRow>, StoreError> {
+    fn tokens_of(&self, owner: &Principal) -> Result<Vec<TokenStateRow>, StoreError> {
         let raws = self.with(|c| {
             let mut st = c.prepare_cached(&format!(
-                "SELECT {DEVICE_COLS} FROM tokens WHERE owner = ?1 ORDER BY serial"
+                "SELECT {STATE_COLS} FROM tokens WHERE owner = ?1 ORDER BY serial"
             ))?;
-            let rows = st.query_map(params![owner.storage_key()], device_from_row)?;
+            let rows = st.query_map(params![owner.storage_key()], state_from_row)?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })?;
-        raws.into_iter().map(RawDevice::into_row).collect()
+        raws.into_iter().map(RawState::into_row).collect()
     }
 
     fn batch(&self, f: &mut dyn FnMut()) -> Result<(), StoreError> {

@@ -5,9 +5,11 @@ use fobsim_core::{Timestamp, Totp};
 use fobsim_engine::testing::{self, TestToken};
 use fobsim_engine::{Engine, Profile};
 
-/// Which store a test runs on.
+/// Which store a test runs on (as `fobsim_engines::StoreKind` is for the
+/// harness; this crate's tests cannot depend on it, and create the SQLite
+/// file in a temp dir of their own).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
+pub enum StoreKind {
     Memory,
     Sqlite,
 }
@@ -32,9 +34,9 @@ impl Fx {
     }
 }
 
-pub fn fx_with(backend: Backend, n: u64, profile: Profile) -> Fx {
-    match backend {
-        Backend::Memory => {
+pub fn fx_with(store: StoreKind, n: u64, profile: Profile) -> Fx {
+    match store {
+        StoreKind::Memory => {
             let engine = Engine::in_memory(profile);
             let fobs: Vec<TestToken> = (0..n).map(|i| testing::gaht_fob(i, testing::T0)).collect();
             testing::create_account(&engine).unwrap();
@@ -45,7 +47,7 @@ pub fn fx_with(backend: Backend, n: u64, profile: Profile) -> Fx {
                 dir: None,
             }
         }
-        Backend::Sqlite => {
+        StoreKind::Sqlite => {
             let dir = tempfile::tempdir().unwrap();
             let (engine, fobs) =
                 testing::sqlite_with_fobs(&dir.path().join("engine.db"), n, testing::T0, profile)
@@ -59,8 +61,8 @@ pub fn fx_with(backend: Backend, n: u64, profile: Profile) -> Fx {
     }
 }
 
-pub fn fx(backend: Backend, n: u64) -> Fx {
-    fx_with(backend, n, Profile::for_tests())
+pub fn fx(store: StoreKind, n: u64) -> Fx {
+    fx_with(store, n, Profile::for_tests())
 }
 
 /// The TOTP step (30 s) of true time `t`.
@@ -80,14 +82,14 @@ macro_rules! both {
         mod $name {
             #[allow(unused_imports)]
             use super::*;
-            fn run($b: Backend) $body
+            fn run($b: StoreKind) $body
             #[test]
             fn memory() {
-                run(Backend::Memory)
+                run(StoreKind::Memory)
             }
             #[test]
             fn sqlite() {
-                run(Backend::Sqlite)
+                run(StoreKind::Sqlite)
             }
         }
     };

@@ -13,16 +13,48 @@ use fobsim_harness::adapter::{
     AdapterError, Answer, Capability, EngineAdapter, Message, Reply, Request, Setup,
 };
 
-/// Where the built-in engine keeps its state.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Which store the built-in engine keeps its state in. By name (its
+/// [`Display`](std::fmt::Display) and [`FromStr`](std::str::FromStr), as
+/// `fobsim run --store` takes it): `memory` or `sqlite` (in the system's
+/// temp directory).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum StoreKind {
     /// In memory (default; fastest).
+    #[default]
     Memory,
     /// A fresh SQLite database per scenario, in this directory.
     Sqlite {
         /// Directory for the database files (removed after each scenario).
         dir: PathBuf,
     },
+}
+
+/// A store name other than `memory` and `sqlite`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown store {0:?}: expected memory or sqlite")]
+pub struct UnknownStore(pub String);
+
+impl std::str::FromStr for StoreKind {
+    type Err = UnknownStore;
+
+    fn from_str(name: &str) -> Result<Self, UnknownStore> {
+        match name {
+            "memory" => Ok(StoreKind::Memory),
+            "sqlite" => Ok(StoreKind::Sqlite {
+                dir: std::env::temp_dir(),
+            }),
+            _ => Err(UnknownStore(name.to_string())),
+        }
+    }
+}
+
+impl std::fmt::Display for StoreKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StoreKind::Memory => "memory",
+            StoreKind::Sqlite { .. } => "sqlite",
+        })
+    }
 }
 
 /// The built-in engine as an [`EngineAdapter`].
@@ -279,7 +311,7 @@ impl EngineAdapter for Builtin {
                 email_code,
                 phone_code,
             } => answer(engine.complete_root_recovery(now, email_code, phone_code)),
-            Request::DeviceState { serial } => match engine.device_state(serial) {
+            Request::DeviceState { serial } => match engine.token_state(serial) {
                 Some(s) => Answer::Ok {
                     data: Reply::State {
                         locked: s.locked_until.is_some_and(|u| now < u),
@@ -294,5 +326,30 @@ impl EngineAdapter for Builtin {
                 },
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StoreKind;
+
+    #[test]
+    fn store_kinds_parse_from_the_names_they_display() {
+        for name in ["memory", "sqlite"] {
+            let kind: StoreKind = name.parse().unwrap();
+            assert_eq!(kind.to_string(), name);
+        }
+        assert_eq!("memory".parse::<StoreKind>().unwrap(), StoreKind::default());
+        assert_eq!(
+            "sqlite".parse::<StoreKind>().unwrap(),
+            StoreKind::Sqlite {
+                dir: std::env::temp_dir()
+            }
+        );
+        let e = "Sqlite".parse::<StoreKind>().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "unknown store \"Sqlite\": expected memory or sqlite"
+        );
     }
 }

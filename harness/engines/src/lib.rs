@@ -49,7 +49,7 @@ pub mod peers;
 pub mod privacyidea;
 pub mod shim;
 
-pub use builtin::StoreKind;
+pub use builtin::{StoreKind, UnknownStore};
 use iam_remote::ClockControl;
 
 /// Every engine name the [`Registry`] knows, in a stable order.
