@@ -295,9 +295,7 @@ impl std::fmt::Display for DecryptError {
                 "the algorithm needs a {need}-byte key; the key is {got} bytes"
             ),
             DecryptError::Length => f.write_str("the CipherValue has an impossible length"),
-            DecryptError::Integrity => {
-                f.write_str("it does not decrypt (bad padding or integrity check)")
-            }
+            DecryptError::Integrity => f.write_str("bad padding or failed integrity check"),
         }
     }
 }
