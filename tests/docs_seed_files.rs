@@ -134,7 +134,11 @@ fn every_command_of_the_seed_files_page_works_as_written() {
     assert_eq!(tagged, 2, "the privacyIDEA blocks");
     // Two emulators and a server ran.
     assert_eq!(first_lines.len(), 3, "{first_lines:?}");
-    assert!(first_lines[0].starts_with("GAHT00000001\t"), "{}", first_lines[0]);
+    assert!(
+        first_lines[0].starts_with("GAHT00000001\t"),
+        "{}",
+        first_lines[0]
+    );
     let served: serde_json::Value = serde_json::from_str(&first_lines[2]).unwrap();
     assert_eq!(served["tokens_imported"], 3, "{served}");
 
@@ -173,7 +177,9 @@ fn the_error_messages_the_page_shows_are_fobsims() {
     use rand_chacha::rand_core::SeedableRng as _;
     use std::os::unix::fs::PermissionsExt as _;
     let dir = tempfile::tempdir().unwrap();
-    let key = TransportKey::new(vec![7; 16]).unwrap().named("transport.key");
+    let key = TransportKey::new(vec![7; 16])
+        .unwrap()
+        .named("transport.key");
     let record = |n: u8| fobsim_core::SeedRecord {
         serial: fobsim_core::Serial::new(&format!("GAHT{n:08}")).unwrap(),
         kind: fobsim_core::Kind::Totp { period: 30 },
@@ -183,7 +189,11 @@ fn the_error_messages_the_page_shows_are_fobsims() {
         counter: 0,
     };
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
-    let text = write_pskc_protected(&[record(1), record(2)], &Protection::Key(key.clone()), &mut rng);
+    let text = write_pskc_protected(
+        &[record(1), record(2)],
+        &Protection::Key(key.clone()),
+        &mut rng,
+    );
     let write = |name: &str, text: &str, mode: u32| {
         let p = dir.path().join(name);
         std::fs::write(&p, text).unwrap();
@@ -203,8 +213,18 @@ fn the_error_messages_the_page_shows_are_fobsims() {
     };
     let with_key = r#"{ file = "seeds.pskc", key_file = "transport.key" }"#;
     // A tampered MAC (the second token's).
-    let mac = text.split("<pskc:ValueMAC>").nth(2).unwrap().split('<').next().unwrap();
-    let flipped = format!("{}{}", if mac.starts_with('A') { "B" } else { "A" }, &mac[1..]);
+    let mac = text
+        .split("<pskc:ValueMAC>")
+        .nth(2)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap();
+    let flipped = format!(
+        "{}{}",
+        if mac.starts_with('A') { "B" } else { "A" },
+        &mac[1..]
+    );
     write("seeds.pskc", &text.replace(mac, &flipped), 0o600);
     let tampered = message(with_key);
     // The wrong key, no key, a key file others may read.
@@ -217,5 +237,9 @@ fn the_error_messages_the_page_shows_are_fobsims() {
         .into_iter()
         .filter(|m| !DOC.contains(m.as_str()))
         .collect();
-    assert!(missing.is_empty(), "the page does not show:\n    {}", missing.join("\n    "));
+    assert!(
+        missing.is_empty(),
+        "the page does not show:\n    {}",
+        missing.join("\n    ")
+    );
 }

@@ -252,7 +252,11 @@ fn export_encrypted_seeds_under_a_key_or_a_password() {
     // The decrypted secret is the fob's: its code is the one it shows.
     let r = &records[0];
     let totp = Totp::new(r.algorithm, r.secret.expose(), u32::from(r.digits), 30, 0).unwrap();
-    let shown = stdout(&fobsim(&["device", "press", emu.port(0, "path").to_str().unwrap()]));
+    let shown = stdout(&fobsim(&[
+        "device",
+        "press",
+        emu.port(0, "path").to_str().unwrap(),
+    ]));
     assert_eq!(shown, totp.code_at(T0).unwrap().to_string());
     assert!(emu.terminate().success());
 
@@ -304,11 +308,25 @@ fn bad_invocations_fail_with_exit_code_2() {
             "only PSKC is encrypted",
         ),
         (
-            vec!["emulate", "--export-seeds", pskc, "--pskc-key-file", key, "--pskc-password-file", open],
+            vec![
+                "emulate",
+                "--export-seeds",
+                pskc,
+                "--pskc-key-file",
+                key,
+                "--pskc-password-file",
+                open,
+            ],
             "cannot be used with",
         ),
         (
-            vec!["emulate", "--export-seeds", pskc, "--pskc-password-file", open],
+            vec![
+                "emulate",
+                "--export-seeds",
+                pskc,
+                "--pskc-password-file",
+                open,
+            ],
             "0644 are too open",
         ),
     ] {

@@ -335,7 +335,12 @@ fn an_encrypted_bootstrap_provisions_the_endpoint() {
     let key = dir.path().join("transport.key");
     let boot_dir = dir.path().join("boot");
     let out = fobsim()
-        .args(["run", "--only", "session-token-with-mfa", "--write-bootstrap"])
+        .args([
+            "run",
+            "--only",
+            "session-token-with-mfa",
+            "--write-bootstrap",
+        ])
         .arg(&boot_dir)
         .arg("--pskc-key-file")
         .arg(&key)
@@ -343,13 +348,19 @@ fn an_encrypted_bootstrap_provisions_the_endpoint() {
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     let said = String::from_utf8_lossy(&out.stdout);
-    assert!(said.contains("seeds.pskc, encrypted (RFC 6030 PSKC) under the pre-shared key"), "{said}");
+    assert!(
+        said.contains("seeds.pskc, encrypted (RFC 6030 PSKC) under the pre-shared key"),
+        "{said}"
+    );
     assert!(!boot_dir.join("seeds.csv").exists());
     let pskc = std::fs::read_to_string(boot_dir.join("seeds.pskc")).unwrap();
     assert!(pskc.contains("<pskc:EncryptedValue>"), "{pskc}");
     let bootstrap = boot_dir.join("bootstrap.toml");
     let toml = std::fs::read_to_string(&bootstrap).unwrap();
-    assert!(toml.contains(&format!("key_file = \"{}\"", key.display())), "{toml}");
+    assert!(
+        toml.contains(&format!("key_file = \"{}\"", key.display())),
+        "{toml}"
+    );
 
     let (server, ready) = serve(dir.path(), &bootstrap, ClockMode::Manual);
     assert_eq!(ready["tokens_imported"], 1, "{ready}");
