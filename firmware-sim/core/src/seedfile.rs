@@ -2050,6 +2050,25 @@ mod protected_tests {
     }
 
     #[test]
+    fn fobsims_own_files_stay_readable() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/pskc/fobsim");
+        let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap();
+        let plain = parse(&read("plain.pskc")).unwrap();
+        assert_eq!(plain.len(), 3);
+        assert_eq!(plain[1].algorithm, Algorithm::Sha256);
+        assert_eq!(plain[2].counter, 5);
+        assert_eq!(
+            parse_with(&read("key-aes128.pskc"), Some(&rfc_key())).unwrap(),
+            plain
+        );
+        assert_eq!(
+            parse_with(&read("password.pskc"), Some(&qwerty())).unwrap(),
+            plain
+        );
+    }
+
+    #[test]
     fn a_key_for_a_plain_file_is_refused() {
         for text in [write_pskc(&sample()), write_csv(&sample())] {
             assert_eq!(
