@@ -220,6 +220,53 @@ impl PrivacyIdea {
         self.requests
     }
 
+    /// The server's address, `http://127.0.0.1:PORT` (for requests the
+    /// adapter does not make itself, e.g. a PSKC import with curl).
+    #[must_use]
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// An administrator's token for the REST API (the `Authorization`
+    /// header's value), at the server's real time.
+    ///
+    /// # Errors
+    /// [`AdapterError::Transport`] when the server does not log the
+    /// administrator in.
+    pub fn admin_token(&mut self) -> Result<String, AdapterError> {
+        self.set_clock(None)?;
+        self.login()?;
+        self.jwt
+            .clone()
+            .ok_or_else(|| transport(NAME, "/auth gave no token"))
+    }
+
+    /// Whether privacyIDEA accepts `otp` for the token `serial` (no user,
+    /// no PIN: `/validate/check` with `serial` and `pass`), and its message,
+    /// at the server's real time.
+    ///
+    /// # Errors
+    /// [`AdapterError::Transport`] when the server does not answer.
+    pub fn check_serial(
+        &mut self,
+        serial: &str,
+        otp: &str,
+    ) -> Result<(bool, String), AdapterError> {
+        self.set_clock(None)?;
+        self.validate(&[("serial", serial), ("pass", otp)])
+    }
+
+    /// What privacyIDEA knows of the token `serial` (`/token/?serial=`),
+    /// `None` when it has no such token.
+    ///
+    /// # Errors
+    /// [`AdapterError::Transport`] when the server does not answer.
+    pub fn token_info(&mut self, serial: &str) -> Result<Option<Value>, AdapterError> {
+        self.set_clock(None)?;
+        let q = encode_form(&[("serial", serial)]);
+        Ok(self.token(&q)?.into_iter().next())
+    }
+
     fn wait_ready(&mut self) -> Result<(), SetupProblem> {
         let until = Instant::now() + Duration::from_secs(90);
         loop {
