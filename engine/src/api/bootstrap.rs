@@ -659,7 +659,7 @@ mod tests {
             "VENDOR000003",
             "VENDOR000004",
         ] {
-            assert!(e.store().device(s).unwrap().is_some(), "{s}");
+            assert!(e.store().token_state(s).unwrap().is_some(), "{s}");
         }
     }
 
@@ -673,7 +673,7 @@ mod tests {
             let err = b.apply(&e).unwrap_err();
             // Nothing at all: not the account, not the good file's tokens.
             assert!(e.store().account().unwrap().is_none(), "{err}");
-            assert!(e.store().device("VENDOR000004").unwrap().is_none(), "{err}");
+            assert!(e.store().token_state("VENDOR000004").unwrap().is_none(), "{err}");
             err.to_string()
         };
         // No key for an encrypted file: the error says where to put it.
