@@ -185,8 +185,13 @@ fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }
 
-fn system_time(t: Timestamp) -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_millis(t.as_millis())
+/// `t` for the signer, which formats years of four digits only.
+fn system_time(t: Timestamp) -> Result<SystemTime, SignError> {
+    // 9999-12-31T23:59:59Z
+    if t.as_secs() > 253_402_300_799 {
+        return Err(SignError("a request time after the year 9999".into()));
+    }
+    Ok(SystemTime::UNIX_EPOCH + Duration::from_millis(t.as_millis()))
 }
 
 /// The request target as the signer reads it (still percent-encoded).
@@ -214,7 +219,7 @@ fn sdk_signature(
     headers: &[(&str, &str)],
     body_hash: String,
     (access_key_id, secret, token): (&str, &str, Option<&str>),
-    (region, service, time): (&str, &str, SystemTime),
+    (region, service, time): (&str, &str, Timestamp),
     excluded: Vec<Cow<'static, str>>,
 ) -> Result<(String, Vec<(String, String)>), SignError> {
     let identity = aws_credential_types::Credentials::new(
@@ -231,7 +236,7 @@ fn sdk_signature(
         .identity(&identity)
         .region(region)
         .name(service)
-        .time(time)
+        .time(system_time(time)?)
         .settings(settings)
         .build()
         .map_err(|e| SignError(e.into()))?
@@ -417,7 +422,7 @@ fn resign(
         &headers,
         body_hash,
         (auth.access_key_id, secret, token),
-        (auth.region, auth.service, system_time(t)),
+        (auth.region, auth.service, t),
         excluded,
     )?;
     Ok(signature)
@@ -451,7 +456,8 @@ impl std::fmt::Debug for Credentials {
 /// must already hold `host` (and e.g. `content-type`); all are signed.
 ///
 /// # Errors
-/// [`SignError`] when a header or the request target is not valid HTTP.
+/// [`SignError`] without a `host` header, when a header or the request
+/// target is not valid HTTP, or `now` is after the year 9999.
 pub fn sign(
     request: &RequestParts<'_>,
     creds: &Credentials,
@@ -459,6 +465,9 @@ pub fn sign(
     service: &str,
     now: Timestamp,
 ) -> Result<Vec<(String, String)>, SignError> {
+    if request.header("host").is_none() {
+        return Err(SignError("no host header".into()));
+    }
     let headers: Vec<(&str, &str)> = request
         .headers
         .iter()
@@ -473,7 +482,7 @@ pub fn sign(
             &creds.secret_access_key,
             creds.session_token.as_deref(),
         ),
-        (region, service, system_time(now)),
+        (region, service, now),
         Vec::new(),
     )?;
     Ok(added)
@@ -670,6 +679,39 @@ mod tests {
             "{}",
             e.message
         );
+    }
+
+    #[test]
+    fn what_cannot_be_signed_is_an_error() {
+        let creds = Credentials {
+            access_key_id: "AKIDEXAMPLE".into(),
+            secret_access_key: SECRET.into(),
+            session_token: None,
+        };
+        let host = h(&[("host", "127.0.0.1:9000")]);
+        let parts = RequestParts {
+            method: "POST",
+            path: "/",
+            query: "",
+            headers: &host,
+            body: b"",
+        };
+        let now = Timestamp::from_secs(1_767_225_600);
+        assert!(sign(&parts, &creds, "us-east-1", "iam", now).is_ok());
+        let late = Timestamp::from_secs(253_402_300_800);
+        assert!(sign(&parts, &creds, "us-east-1", "iam", late).is_err());
+        let no_host = h(&[("content-type", "text/plain")]);
+        let parts = RequestParts {
+            headers: &no_host,
+            ..parts
+        };
+        assert!(sign(&parts, &creds, "us-east-1", "iam", now).is_err());
+        let bad = h(&[("host", "x\ny")]);
+        let parts = RequestParts {
+            headers: &bad,
+            ..parts
+        };
+        assert!(sign(&parts, &creds, "us-east-1", "iam", now).is_err());
     }
 
     #[test]
