@@ -673,7 +673,10 @@ mod tests {
             let err = b.apply(&e).unwrap_err();
             // Nothing at all: not the account, not the good file's tokens.
             assert!(e.store().account().unwrap().is_none(), "{err}");
-            assert!(e.store().token_state("VENDOR000004").unwrap().is_none(), "{err}");
+            assert!(
+                e.store().token_state("VENDOR000004").unwrap().is_none(),
+                "{err}"
+            );
             err.to_string()
         };
         // No key for an encrypted file: the error says where to put it.

@@ -542,15 +542,11 @@ impl IamRemote {
             .filter_map(|u| u.access_keys.first().map(|k| (u.name.clone(), creds(k))))
             .collect();
         let root = boot.account.access_keys.first().map(creds);
-        let mut client = Client::new(endpoint).map_err(|e| setup_err(e.to_string()))?;
+        let client = Client::new(endpoint).map_err(|e| setup_err(e.to_string()))?;
         // Any HTTP answer proves the endpoint is there; no answer is one clear
         // error now rather than the same one for every scenario.
-        let probe = format!(
-            "GET / HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\n\r\n",
-            client.host()
-        );
         client
-            .send_raw(probe.as_bytes())
+            .send::<&str>("GET", "/", &[], b"")
             .map_err(|e| setup_err(format!("cannot reach {endpoint}: {e}")))?;
         let driver = match &clock {
             ClockControl::Socket(path) => {
