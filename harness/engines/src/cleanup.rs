@@ -207,3 +207,31 @@ pub fn spawn_server(
     register_process(child.id());
     Ok(child)
 }
+
+/// Stop the process group `pgid` whose leader is `leader` (started by this
+/// process, so it is reaped here): SIGTERM to the group, up to `grace` for
+/// it to empty, then SIGKILL; the leader is reaped either way. Unlike
+/// [`stop_pid`] this also stops what the leader left running in its group
+/// after it exited.
+pub fn stop_group(pgid: u32, leader: &mut std::process::Child, grace: Duration) {
+    let Ok(raw) = i32::try_from(pgid) else {
+        return;
+    };
+    let group = Pid::from_raw(-raw);
+    let _ = kill(group, Signal::SIGTERM);
+    let until = Instant::now() + grace;
+    loop {
+        // Reap the leader as soon as it exits: a zombie still counts as a
+        // member of the group.
+        let _ = leader.try_wait();
+        if kill(group, None).is_err() || Instant::now() >= until {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if kill(group, None).is_ok() {
+        let _ = kill(group, Signal::SIGKILL);
+    }
+    let _ = leader.kill();
+    let _ = leader.wait();
+}
