@@ -367,6 +367,9 @@ fn strings(o: &Map<String, Value>, key: &str) -> Result<Vec<String>, String> {
 /// # Errors
 /// A `detail` of the wrong shape (what is wrong with it).
 pub fn to_answer(request: &Request, outcome: Outcome, detail: &Value) -> Result<Answer, String> {
+    if outcome == Outcome::Error {
+        return Err(detail_text(detail));
+    }
     let empty = Map::new();
     let o = match detail {
         Value::Object(o) => o,

@@ -165,7 +165,13 @@ mod tests {
         };
         s.push_str(&protocol::reset(3, &setup).to_string());
         s.push('\n');
-        s.push_str(r#"{"id":4,"op":"list_devices","who":"alice"}"#);
+        let setup = fobsim_harness::adapter::Setup {
+            settings: Vec::new(),
+            ..setup
+        };
+        s.push_str(&protocol::reset(4, &setup).to_string());
+        s.push('\n');
+        s.push_str(r#"{"id":5,"op":"list_devices","who":"alice"}"#);
         s.push('\n');
         let out = run(&s);
         assert_eq!(out[0]["detail"]["protocol"], 1);
@@ -173,6 +179,8 @@ mod tests {
         assert_eq!(out[1]["outcome"], "ok");
         assert_eq!(out[2]["outcome"], "rejected");
         assert_eq!(out[2]["detail"]["setting"], "no_such_setting");
-        assert_eq!(out[3]["detail"]["devices"], json!([]));
+        assert_eq!(out[3]["outcome"], "ok");
+        assert_eq!(out[4]["id"], 5);
+        assert_eq!(out[4]["detail"]["devices"], json!([]));
     }
 }
