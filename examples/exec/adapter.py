@@ -13,9 +13,10 @@ line on stdout: {"id": ID, "outcome": "ok" | "rejected" | "error",
 The engine: started here (any free port, its own stdout read by us) unless
 --url names a running one. Its clock follows set_time through its test
 clock (POST /test/clock) or, with --faketime-file, through libfaketime:
-the file gets the offset from real time, as fobsim's own peers do.
+the file gets the scenario's time as an absolute timestamp, which
+libfaketime keeps frozen until the next set_time.
 """
-import argparse, http.client, json, math, os, subprocess, sys, time, urllib.parse
+import argparse, datetime, http.client, json, os, subprocess, sys, time, urllib.parse
 
 PROTOCOL = 1
 ENGINE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tiny_engine.py")
@@ -42,8 +43,8 @@ class Adapter:
             lib = os.environ.get("FOBSIM_LIBFAKETIME") or next((p for p in LIBFAKETIME if os.path.isfile(p)), None)
             if lib is None:
                 raise EngineDown("libfaketime.so.1 not found: apt-get install faketime")
-            self.write_offset(None)
-            env.update(LD_PRELOAD=lib, FAKETIME_TIMESTAMP_FILE=self.args.faketime_file,
+            self.write_time(None)
+            env.update(LD_PRELOAD=lib, FAKETIME_TIMESTAMP_FILE=self.args.faketime_file, TZ="UTC",
                        FAKETIME_NO_CACHE="1", FAKETIME_DONT_FAKE_MONOTONIC="1")
         else:
             cmd.append("--test-clock")
@@ -86,13 +87,14 @@ class Adapter:
                     raise
             time.sleep(0.1)
 
-    def write_offset(self, unix_ms):
-        """libfaketime: the engine's clock runs from unix_ms (never earlier) at real rate."""
+    def write_time(self, unix_ms):
+        """libfaketime: the engine's clock stands at unix_ms (an absolute time
+        is frozen; "+0" is the real clock). Replaced by a rename: never half a line."""
         if unix_ms is None:
             text = "+0\n"
         else:
-            offset = math.ceil(unix_ms - time.time() * 1000)
-            text = f"{'-' if offset < 0 else '+'}{abs(offset) // 1000}.{abs(offset) % 1000:03d}\n"
+            t = datetime.datetime.fromtimestamp(unix_ms // 1000, datetime.timezone.utc)
+            text = t.strftime("%Y-%m-%d %H:%M:%S") + f".{unix_ms % 1000:03d}\n"
         tmp = self.args.faketime_file + ".new"
         with open(tmp, "w") as f:
             f.write(text)
@@ -116,7 +118,7 @@ class Adapter:
             return "ok", {"protocol": PROTOCOL, "engine": "tiny-mfa", "capabilities": CAPABILITIES}
         if op == "set_time":
             if self.args.faketime_file:
-                self.write_offset(m["unix_ms"])
+                self.write_time(m["unix_ms"])
                 return "ok", None
             return self.engine_answer("POST", "/test/clock", {"unix_ms": m["unix_ms"]})
         if op == "reset":

@@ -221,17 +221,46 @@ pub fn stop_group(pgid: u32, leader: &mut std::process::Child, grace: Duration) 
     let _ = kill(group, Signal::SIGTERM);
     let until = Instant::now() + grace;
     loop {
-        // Reap the leader as soon as it exits: a zombie still counts as a
-        // member of the group.
+        // Reap the leader as soon as it exits (a zombie is gone).
         let _ = leader.try_wait();
-        if kill(group, None).is_err() || Instant::now() >= until {
+        if !group_alive(pgid) || Instant::now() >= until {
             break;
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    if kill(group, None).is_ok() {
+    if group_alive(pgid) {
         let _ = kill(group, Signal::SIGKILL);
     }
     let _ = leader.kill();
     let _ = leader.wait();
+}
+
+/// Whether any process of the process group `pgid` is still running
+/// (zombies, waiting for whoever inherited them to reap them, are gone).
+#[must_use]
+pub fn group_alive(pgid: u32) -> bool {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    dir.filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .any(|e| {
+            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+                return false;
+            };
+            // "pid (comm) S ppid pgrp ..." — fields after the last ')'.
+            let mut f = stat
+                .rsplit_once(')')
+                .map(|(_, rest)| rest)
+                .unwrap_or_default()
+                .split_whitespace();
+            let state = f.next();
+            let pgrp = f.nth(1).and_then(|p| p.parse::<u32>().ok());
+            pgrp == Some(pgid) && !matches!(state, Some("Z" | "X") | None)
+        })
 }
