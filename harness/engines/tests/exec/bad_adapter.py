@@ -14,6 +14,8 @@ and resync, answers hello/set_time/reset properly, and then:
   liar          answers `error` to resync (a capability it declares);
                 `ok` to everything else
   hello-garbage prints garbage instead of answering hello
+  slow          asks for a 60 s timeout and sleeps on the first operation
+                (for the interrupt test of tests/exec_cli.rs)
 """
 import json, subprocess, sys, time
 
@@ -34,11 +36,12 @@ for line in sys.stdin:
         if mode == "hello-garbage":
             print("Welcome to the engine!", flush=True)
             continue
-        say(m, "ok", {"protocol": 1, "engine": f"bad-{mode}", "timeout_ms": 400,
+        timeout = 60000 if mode == "slow" else 400
+        say(m, "ok", {"protocol": 1, "engine": f"bad-{mode}", "timeout_ms": timeout,
                       "capabilities": ["enable-two-codes", "console-sign-in", "resync"]})
     elif op in ("set_time", "reset"):
         say(m, "ok")
-    elif mode == "silent":
+    elif mode in ("silent", "slow"):
         time.sleep(600)
     elif mode == "exits":
         sys.exit(3)
