@@ -272,6 +272,17 @@ fn the_commands_of_the_protocol_doc_run_as_written() {
         }
     }
     assert!(n >= 7, "{n} commands");
+    // The README's exec: commands are among them (so they ran too).
+    let shown: Vec<String> = doc_blocks().into_iter().flatten().collect();
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let exec_lines: Vec<&str> = readme
+        .lines()
+        .filter(|l| l.starts_with("fobsim ") && l.contains("exec:"))
+        .collect();
+    assert!(!exec_lines.is_empty());
+    for l in exec_lines {
+        assert!(shown.iter().any(|c| c == l.trim()), "README: {l}");
+    }
     let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap();
     assert!(read("report.xml").contains("<testsuites name=\"fobsim\""));
     for f in ["exec.json", "faked.json", "oathtool.json"] {
