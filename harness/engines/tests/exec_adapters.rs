@@ -59,7 +59,7 @@ fn column<'a>(m: &'a matrix::Matrix, name: &str) -> (usize, &'a Column) {
         .unwrap_or_else(|| panic!("no column {name}"))
 }
 
-fn cells<'a>(m: &'a matrix::Matrix, i: usize) -> Vec<(&'a str, &'a Cell)> {
+fn cells(m: &matrix::Matrix, i: usize) -> Vec<(&str, &Cell)> {
     m.scenarios
         .iter()
         .map(|r| (r.id.as_str(), &r.cells[i]))

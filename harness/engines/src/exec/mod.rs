@@ -63,7 +63,7 @@ impl Default for Options {
 }
 
 /// Where the docs are, for setup problems.
-const HINT: &str = "check the command by hand (it must answer a `hello` line on stdout; see docs/adapter-protocol.md)";
+const HINT: &str = "run the command by hand: it must answer fobsim's `hello` line on stdout (docs/adapter-protocol.md)";
 
 type Line = Result<String, String>;
 
