@@ -216,14 +216,6 @@ enum Failure {
     Broke(String),
 }
 
-impl Failure {
-    fn text(self) -> String {
-        match self {
-            Failure::Said(s) | Failure::Broke(s) => s,
-        }
-    }
-}
-
 impl Exec {
     /// Start `command` and say `hello`.
     ///
@@ -282,7 +274,8 @@ impl Exec {
                 "the adapter refused hello: {}",
                 protocol::detail_text(&detail)
             )),
-            Err(f) => Err(f.text()),
+            Err(Failure::Said(why)) => Err(format!("the adapter failed on hello: {why}")),
+            Err(Failure::Broke(why)) => Err(why),
         };
         let hello = match hello {
             Ok(h) => h,
