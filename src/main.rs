@@ -39,6 +39,8 @@ enum Command {
     Matrix(cmd::matrix::Args),
     /// Serve the engine over the AWS Query protocol (IAM + STS).
     Serve(cmd::serve::Args),
+    /// Serve one of fobsim's engines over the exec adapter protocol (stdin/stdout).
+    Adapter(cmd::adapter::Args),
     /// Measure fobsim against its peers (totp-rs, pyotp, oathtool, privacyIDEA); print one table.
     Bench(cmd::bench::Args),
     /// Start fobs behind transports (serial ptys, ...).
@@ -59,6 +61,7 @@ fn main() -> ExitCode {
         Command::Sweep(a) => cmd::sweep::run(a),
         Command::Matrix(a) => cmd::matrix::run(a),
         Command::Serve(a) => cmd::serve::run(a),
+        Command::Adapter(a) => cmd::adapter::run(a),
         Command::Bench(a) => cmd::bench::run(a),
         Command::Emulate(a) => cmd::emulate::run(a),
         Command::Device(a) => cmd::device::run(a),

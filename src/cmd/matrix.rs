@@ -31,7 +31,9 @@ pub struct Args {
     /// Scenario files or directories (default: the built-in suite).
     #[arg(value_name = "PATH")]
     paths: Vec<PathBuf>,
-    /// Engines, comma-separated, in column order.
+    /// Engines, comma-separated, in column order: any name `fobsim run
+    /// --engine` takes, `exec:COMMAND` too (a COMMAND with a comma: put it
+    /// in a script).
     #[arg(
         long,
         value_delimiter = ',',

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use fobsim_engines::iam_remote::{ClockControl, SeedEncryption};
-use fobsim_engines::{Endpoint, Registry, StoreKind};
+use fobsim_engines::{Endpoint, Registry, StoreKind, cleanup};
 use fobsim_harness::adapter::Opener as _;
 use fobsim_harness::driver::InProcess;
 use fobsim_harness::report::Report;
@@ -36,7 +36,9 @@ pub struct Args {
     /// engine behind its AWS API on loopback, a fresh server per scenario;
     /// with `--endpoint`, a running IAM-compatible endpoint), or a
     /// third-party engine: `privacyidea`, `pam-google`, `pam-oath`,
-    /// `oathtool`, `moto` (`bash tests/matrix/setup.sh` installs them).
+    /// `oathtool`, `moto` (`bash tests/matrix/setup.sh` installs them); or
+    /// `exec:COMMAND`: your own engine behind an adapter program that
+    /// speaks JSON lines on stdin/stdout (docs/adapter-protocol.md).
     #[arg(long, default_value = "builtin")]
     engine: String,
     /// With `--engine iam-http`: run against this already-running endpoint
@@ -216,10 +218,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         _ => None,
     };
     let registry = Registry {
-        seed: args.seed,
         store: args.store.clone(),
         endpoint,
+        ..Registry::new(args.seed)
     };
+    // Adapter programs and servers are stopped by PID on interrupt too.
+    if let Err(e) = cleanup::install_signal_handlers() {
+        eprintln!("fobsim: warning: no cleanup on interrupt: {e}");
+    }
     let mut engine = registry.open(&args.engine)?;
     let mut in_process = InProcess;
     let mut serial;

@@ -107,6 +107,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         store: args.store.clone(),
         ..Registry::new(args.seed)
     };
+    if let Err(e) = fobsim_engines::cleanup::install_signal_handlers() {
+        eprintln!("fobsim: warning: no cleanup on interrupt: {e}");
+    }
     let mut engine = registry.open(&args.engine)?;
     let mut fobs = InProcess;
     let map = sweep::run_with_progress(engine.as_mut(), &mut fobs, &spec, 200)?;

@@ -207,3 +207,60 @@ pub fn spawn_server(
     register_process(child.id());
     Ok(child)
 }
+
+/// Stop the process group `pgid` whose leader is `leader` (started by this
+/// process, so it is reaped here): SIGTERM to the group, up to `grace` for
+/// it to empty, then SIGKILL; the leader is reaped either way. Unlike
+/// [`stop_pid`] this also stops what the leader left running in its group
+/// after it exited.
+pub fn stop_group(pgid: u32, leader: &mut std::process::Child, grace: Duration) {
+    let Ok(raw) = i32::try_from(pgid) else {
+        return;
+    };
+    let group = Pid::from_raw(-raw);
+    let _ = kill(group, Signal::SIGTERM);
+    let until = Instant::now() + grace;
+    loop {
+        // Reap the leader as soon as it exits (a zombie is gone).
+        let _ = leader.try_wait();
+        if !group_alive(pgid) || Instant::now() >= until {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if group_alive(pgid) {
+        let _ = kill(group, Signal::SIGKILL);
+    }
+    let _ = leader.kill();
+    let _ = leader.wait();
+}
+
+/// Whether any process of the process group `pgid` is still running
+/// (zombies, waiting for whoever inherited them to reap them, are gone).
+#[must_use]
+pub fn group_alive(pgid: u32) -> bool {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    dir.filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .any(|e| {
+            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+                return false;
+            };
+            // "pid (comm) S ppid pgrp ..." — fields after the last ')'.
+            let mut f = stat
+                .rsplit_once(')')
+                .map(|(_, rest)| rest)
+                .unwrap_or_default()
+                .split_whitespace();
+            let state = f.next();
+            let pgrp = f.nth(1).and_then(|p| p.parse::<u32>().ok());
+            pgrp == Some(pgid) && !matches!(state, Some("Z" | "X") | None)
+        })
+}

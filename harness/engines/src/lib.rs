@@ -13,6 +13,7 @@
 //! | `pam-oath` | `pam_oath` ([`pam`]) | a pam.d service + usersfile; `pamtester` under `faketime` |
 //! | `oathtool` | `oathtool --totp -w` ([`oathtool`]) | a stateless validator, one process per code |
 //! | `moto` | moto's IAM/STS mock ([`moto`]) | its AWS Query API on loopback |
+//! | `exec:COMMAND` | any engine, behind an adapter program ([`exec`]) | JSON lines over the command's stdin/stdout (`docs/adapter-protocol.md`) |
 //!
 //! Where the third-party tools are: `oathtool`, `pamtester` and `faketime`
 //! on `PATH` (Debian packages); the Python engines in virtualenvs, found
@@ -40,6 +41,7 @@ use fobsim_harness::testing::ModelEngine;
 
 pub mod builtin;
 pub mod cleanup;
+pub mod exec;
 pub mod iam_http;
 pub mod iam_remote;
 pub mod moto;
@@ -95,6 +97,8 @@ pub struct Registry {
     pub store: StoreKind,
     /// With `iam-http`: a running endpoint instead of a server per scenario.
     pub endpoint: Option<Endpoint>,
+    /// Timeouts of `exec:COMMAND` adapters.
+    pub exec: exec::Options,
 }
 
 impl Registry {
@@ -105,13 +109,23 @@ impl Registry {
             seed,
             store: StoreKind::Memory,
             endpoint: None,
+            exec: exec::Options::default(),
         }
     }
 }
 
 impl Opener for Registry {
     fn names(&self) -> Vec<String> {
-        ENGINES.iter().map(|s| (*s).to_string()).collect()
+        ENGINES
+            .iter()
+            .map(|s| (*s).to_string())
+            .chain([format!("{}COMMAND", exec::PREFIX)])
+            .collect()
+    }
+
+    /// The fixed names, and every `exec:COMMAND` (a family).
+    fn knows(&self, name: &str) -> bool {
+        ENGINES.contains(&name) || name.starts_with(exec::PREFIX)
     }
 
     fn open(&self, name: &str) -> Result<Box<dyn EngineAdapter>, OpenError> {
@@ -145,7 +159,17 @@ impl Opener for Registry {
             "pam-oath" => Box::new(pam::open(pam::Module::Oath)?),
             "oathtool" => Box::new(oathtool::open()?),
             "moto" => Box::new(moto::Moto::new()?),
-            other => return Err(self.unknown(other)),
+            other => match other.strip_prefix(exec::PREFIX) {
+                Some(command) if !command.trim().is_empty() => {
+                    Box::new(exec::open(command, self.exec)?)
+                }
+                Some(_) => {
+                    return Err(options(
+                        "exec: needs the command that starts the adapter: exec:COMMAND",
+                    ));
+                }
+                None => return Err(self.unknown(other)),
+            },
         })
     }
 }
