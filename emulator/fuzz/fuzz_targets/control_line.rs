@@ -3,18 +3,18 @@
 #![no_main]
 
 use fobsim_clock::control::{Response, Session};
-use fobsim_clock::{TrueClock};
+use fobsim_clock::TrueClock;
 use fobsim_emulator::{Fleet, FleetSpec};
 use fobsim_core::Timestamp;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let spec = FleetSpec::uniform("gaht", 2, 1).unwrap();
-    let fleet = Fleet::new(&spec, Clock::manual(Timestamp::from_secs(1_000_000_000)), true).unwrap();
+    let fleet = Fleet::new(&spec, TrueClock::manual(Timestamp::from_secs(1_000_000_000)), true).unwrap();
     let mut session = Session::new();
     let mut out = Vec::new();
     for piece in data.chunks(97) {
-        session.feed(&fleet, piece, &mut out);
+        session.feed(fleet.clock(), &fleet, piece, &mut out);
     }
     for line in out.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
         Response::parse(line).expect("responses parse back");
