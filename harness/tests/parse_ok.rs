@@ -77,7 +77,7 @@ expect b steps -2..+3
             assert_eq!(code1, &CodeRef::Var("c1".into()));
             assert_eq!(code2, &CodeRef::Literal("123456".into()));
             assert_eq!(*via, Channel::Api);
-            assert_eq!(expect, &Outcome::Error("NoSuchEntity".into()));
+            assert_eq!(expect, &Outcome::error("NoSuchEntity"));
         }
         other => panic!("{other:?}"),
     }

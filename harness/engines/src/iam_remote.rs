@@ -783,6 +783,7 @@ mod tests {
         );
         let r = Request::Session {
             who: Principal::User("alice".into()),
+            key: 1,
             serial: "GAHT00000001".into(),
             code: "123456".into(),
         };
