@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use fobsim_engines::{Registry, cleanup};
+use fobsim_harness::adapter::Opener as _;
 use fobsim_harness::matrix::{self, Options};
 use fobsim_harness::runner::DEFAULT_SEED;
 use fobsim_harness::suite;
@@ -80,6 +81,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         scenarios.retain(|s| s.id.contains(only.as_str()));
         anyhow::ensure!(!scenarios.is_empty(), "no scenario id contains {only:?}");
     }
+    // Settings are the built-in engine's profile keys (docs/scenarios.md):
+    // a bad one is bad input, found before any engine starts.
+    fobsim_harness::runner::check_settings(
+        Registry::new(args.seed).open("builtin")?.as_ref(),
+        &scenarios,
+    )?;
     let opts = Options {
         engines: args.engines.clone(),
         seed: args.seed,

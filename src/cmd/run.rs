@@ -178,6 +178,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         endpoint,
     };
     let mut engine = registry.open(&args.engine)?;
+    // Before anything runs: the settings the engine refuses are bad input
+    // at their file:line:col, as malformed lines are.
+    fobsim_harness::runner::check_settings(engine.as_ref(), &scenarios)?;
     let mut in_process = InProcess;
     let mut serial;
     let fobs: &mut dyn fobsim_harness::driver::FobBackend = match args.transport {

@@ -753,8 +753,9 @@ fn check_time(
                         s.line,
                         1,
                         format!(
-                            "expected the server's clock to stay between 1970 and 9999: at true time {now} this puts it {sign}{} off",
-                            fobsim_core::time::format_duration_ms(server.saturating_abs())
+                            "expected the server's clock to stay between 1970 and 9999: at true time {now}, an offset of {sign}{} puts it {}",
+                            fobsim_core::time::format_duration_ms(server.saturating_abs()),
+                            if t < 0 { "before 1970" } else { "after 9999" }
                         ),
                     ));
                 }
