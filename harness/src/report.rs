@@ -120,9 +120,11 @@ impl<'a> Report<'a> {
                     r.engine,
                     capability.as_str()
                 )
-                .and_then(|()| match r.transcript.last().and_then(|e| e.note.as_ref()) {
-                    Some(note) => writeln!(out, "       note: {note}"),
-                    None => Ok(()),
+                .and_then(|()| {
+                    match r.transcript.last().and_then(|e| e.note.as_ref()) {
+                        Some(note) => writeln!(out, "       note: {note}"),
+                        None => Ok(()),
+                    }
                 }),
                 Verdict::Error { line, message } => {
                     writeln!(out, "ERROR  {:width$}  {}:{line}: {message}", r.id, r.file)

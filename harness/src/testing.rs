@@ -180,6 +180,11 @@ impl ModelEngine {
     }
 
     fn verify(&mut self, serial: &str, now: Timestamp, code: &str) -> Answer {
+        // A code that is not the token's digit count of digits is malformed
+        // input (as the engine answers it), not a wrong code.
+        if let Some(malformed) = self.well_formed(serial, &[code]) {
+            return malformed;
+        }
         let rules = self.rules;
         let Some(t) = self.tokens.get_mut(serial) else {
             return denied(None);
