@@ -1,6 +1,6 @@
 //! `fobsim matrix`: run the conformance suite against several engines —
 //! fobsim's own and third-party ones (privacyIDEA, pam_google_authenticator,
-//! pam_oath, oathtool, moto) — and print the scenario × engine table with a
+//! pam_oath, oathtool, moto, django-otp) — and print the scenario × engine table with a
 //! drift acceptance map per engine. See `docs/conformance.md`.
 
 use std::path::PathBuf;
@@ -36,7 +36,7 @@ pub struct Args {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "builtin,privacyidea,pam-google,pam-oath,oathtool,moto"
+        default_value = "builtin,privacyidea,pam-google,pam-oath,oathtool,moto,django-otp"
     )]
     engines: Vec<String>,
     /// Report format.

@@ -36,7 +36,7 @@ pub struct Args {
     /// engine behind its AWS API on loopback, a fresh server per scenario;
     /// with `--endpoint`, a running IAM-compatible endpoint), or a
     /// third-party engine: `privacyidea`, `pam-google`, `pam-oath`,
-    /// `oathtool`, `moto` (`bash tests/matrix/setup.sh` installs them).
+    /// `oathtool`, `moto`, `django-otp` (`bash tests/matrix/setup.sh` installs them).
     #[arg(long, default_value = "builtin")]
     engine: String,
     /// With `--engine iam-http`: run against this already-running endpoint

@@ -253,6 +253,7 @@ fn iam_http_notes_why_a_finer_kind_cannot_be_judged() {
     );
     let last = r.transcript.last().unwrap();
     assert_eq!(last.result, "n/a");
+    assert_eq!(last.iteration, vec![1], "the first guess names the kind");
     assert_eq!(last.got.as_deref(), Some("AccessDenied"));
     let note = last.note.as_deref().unwrap();
     assert!(
@@ -271,6 +272,10 @@ fn iam_http_notes_why_a_finer_kind_cannot_be_judged() {
         .find(|(n, _)| by_message.ends_with(n))
         .unwrap()
         .1
+        .replace(
+            "session alice fob1 wrong -> AccessDenied !DeviceLocked",
+            "session alice fob1 wrong -> AccessDenied !~locked",
+        )
         .replace(
             "session alice fob1 c3 -> DeviceLocked",
             "session alice fob1 c3 -> AccessDenied ~\"locked\" !~\"invalid MFA\"",
@@ -357,22 +362,22 @@ fn the_server_clock_is_recorded_and_sent() {
             .unwrap_or_else(|| panic!("no step {text}"))
     };
     let back = step("clock server -1m");
-    assert_eq!(back.clock, "2026-01-01T00:01:00.000Z");
+    assert_eq!(back.clock, "2026-01-01T00:01:30.000Z");
     assert_eq!(
         back.server_clock.as_deref(),
-        Some("2026-01-01T00:00:00.000Z")
+        Some("2026-01-01T00:00:30.000Z")
     );
     let replay = step("session alice fob1 c3 -> AccessDenied");
     assert_eq!(
         replay.server_clock.as_deref(),
-        Some("2026-01-01T00:00:00.000Z")
+        Some("2026-01-01T00:00:30.000Z")
     );
     let reset = step("clock server reset");
     assert_eq!(reset.server_clock.as_deref(), Some(reset.clock.as_str()));
     let fresh = step("session alice fob1 c4");
     assert_eq!(fresh.server_clock, None, "no offset, no server clock");
     let json = serde_json::to_string(&r).unwrap();
-    assert!(json.contains("\"server_clock\":\"2026-01-01T00:00:00.000Z\""));
+    assert!(json.contains("\"server_clock\":\"2026-01-01T00:00:30.000Z\""));
 }
 
 /// Refined outcomes: `!NAME` refuses that code or kind, `~"TEXT"` needs
