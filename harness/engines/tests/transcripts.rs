@@ -255,6 +255,7 @@ fn iam_http_notes_why_a_finer_kind_cannot_be_judged() {
     assert_eq!(last.result, "n/a");
     assert_eq!(last.iteration, vec![1], "the first guess names the kind");
     assert_eq!(last.got.as_deref(), Some("AccessDenied"));
+    insta::assert_json_snapshot!("iam-http-brute-force-note", r);
     let note = last.note.as_deref().unwrap();
     assert!(
         note.contains("DeviceLocked does not come through"),
