@@ -201,3 +201,12 @@ fn the_docs_pre_run_checks_hold_as_written() {
         assert_eq!(String::from_utf8_lossy(&out.stdout), want, "{cmd}");
     }
 }
+
+/// `fobsim matrix` runs the registry's default engines when none are given.
+#[test]
+fn the_matrix_default_engines_are_the_registrys() {
+    let out = fobsim().args(["matrix", "--help"]).output().unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    let want = format!("[default: {}]", fobsim_engines::MATRIX_DEFAULT.join(","));
+    assert!(help.contains(&want), "{want} not in\n{help}");
+}
