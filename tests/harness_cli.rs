@@ -148,3 +148,65 @@ fn list_names_every_scenario_and_its_source() {
     assert!(text.lines().count() >= 40);
     assert!(text.lines().all(|l| l.contains("  [")), "{text}");
 }
+
+/// docs/scenarios.md's pre-run checks, as written: the bad file, then each
+/// `$` command of the console block after it run by `sh` in a temp folder
+/// with this build's `fobsim` first on `PATH`, its output (stderr and
+/// stdout together) as the doc shows it. An unknown outcome and a setting
+/// the engine refuses are `file:line:col` errors with exit status 2, before
+/// anything runs.
+#[test]
+fn the_docs_pre_run_checks_hold_as_written() {
+    let doc = include_str!("../docs/scenarios.md");
+    let after = doc
+        .split_once("<!-- bad.scenario -->\n```text\n")
+        .expect("the bad.scenario marker")
+        .1;
+    let (file, rest) = after.split_once("```\n").unwrap();
+    let console = rest
+        .split_once("```console\n")
+        .unwrap()
+        .1
+        .split_once("```\n")
+        .unwrap()
+        .0;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bad.scenario"), file).unwrap();
+    let bin = assert_cmd::cargo::cargo_bin("fobsim");
+    let path = format!(
+        "{}:{}",
+        bin.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut commands: Vec<(String, String)> = Vec::new();
+    for line in console.lines() {
+        match line.strip_prefix("$ ") {
+            Some(cmd) => commands.push((cmd.to_string(), String::new())),
+            None => {
+                let (_, out) = commands.last_mut().expect("output after a command");
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    assert_eq!(commands.len(), 3);
+    for (cmd, want) in commands {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("{{ {cmd}; }} 2>&1"))
+            .current_dir(dir.path())
+            .env("PATH", &path)
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), want, "{cmd}");
+    }
+}
+
+/// `fobsim matrix` runs the registry's default engines when none are given.
+#[test]
+fn the_matrix_default_engines_are_the_registrys() {
+    let out = fobsim().args(["matrix", "--help"]).output().unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    let want = format!("[default: {}]", fobsim_engines::MATRIX_DEFAULT.join(","));
+    assert!(help.contains(&want), "{want} not in\n{help}");
+}

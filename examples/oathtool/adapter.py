@@ -18,19 +18,28 @@ layer (as fobsim's shim does) and nothing more:
   a user without a token signs in with the password; else oathtool checks
   the code against the user's token.
 - session: oathtool checks the code against the key of the serial named.
+- import: a time-based seed is kept for a later enable; an event-based one
+  is refused (ValidationError, kind UnsupportedToken), as provisioning
+  would refuse it.
 
 set_time only records the time: oathtool is told it with -N @T.
 """
 import json, shutil, subprocess, sys
 
 PROTOCOL = 1
-CAPABILITIES = ["enable-two-codes", "console-sign-in", "session-mfa"]
+CAPABILITIES = ["enable-two-codes", "console-sign-in", "session-mfa", "import", "error-kinds"]
 MODES = {"sha1": "--totp", "sha256": "--totp=SHA256", "sha512": "--totp=SHA512"}
 DENIED = "MultiFactorAuthentication failed with invalid MFA one time pass code."
 
 
 def refuse(code, status, kind, message):
     return "rejected", {"code": code, "status": status, "kind": kind, "message": message}
+
+
+def unsupported():
+    """A token oathtool cannot validate (event-based): what provisioning refuses."""
+    return refuse("ValidationError", 400, "UnsupportedToken",
+                  "the oathtool adapter validates time-based tokens only")
 
 
 class Oathtool:
@@ -57,7 +66,7 @@ class Oathtool:
         if seed is None:
             return refuse("NoSuchEntity", 404, None, f"MFA Device with serial number {serial} does not exist.")
         if seed["type"] != "totp":
-            return refuse("UnsupportedToken", 400, None, "the oathtool adapter validates time-based tokens only")
+            return unsupported()
         if self.check(seed, code1) and self.check(seed, code2):
             self.enabled[user] = seed
             return "ok", None
@@ -96,6 +105,12 @@ class Oathtool:
             return self.sign_in(m["who"], m["password_ok"], m["code"])
         if op == "session":
             return self.session(m["serial"], m["code"])
+        if op == "import":
+            seed = m["seed"]
+            if seed["type"] != "totp":
+                return unsupported()
+            self.seeds[seed["serial"]] = seed
+            return "ok", None
         return "error", f"capability for {op!r} not declared"
 
 

@@ -38,6 +38,16 @@ pub enum Capability {
     ObserveLockout,
     /// Engine settings (`setting KEY=VALUE`) can be applied.
     Settings,
+    /// Seed records can be imported during a scenario (`import DEV`), with
+    /// the engine's answer.
+    Import,
+    /// A user can have several access keys, and a session says which one
+    /// signs it (`user NAME keys=2`, `session USER key=2 ...`).
+    AccessKeys,
+    /// Answers carry the engine's finer kind of refusal (`DeviceLocked`,
+    /// `RootConsoleOnly`, ...) next to the AWS code, so an expectation can
+    /// name it (`-> DeviceLocked`, `!DeviceLocked`).
+    ErrorKinds,
 }
 
 impl Capability {
@@ -56,11 +66,14 @@ impl Capability {
             Capability::RootRecovery => "root-recovery",
             Capability::ObserveLockout => "observe-lockout",
             Capability::Settings => "settings",
+            Capability::Import => "import",
+            Capability::AccessKeys => "access-keys",
+            Capability::ErrorKinds => "error-kinds",
         }
     }
 
     /// Every capability, in a stable order.
-    pub const ALL: [Capability; 11] = [
+    pub const ALL: [Capability; 14] = [
         Capability::EnableTwoCodes,
         Capability::ApiEnable,
         Capability::ConsoleSignIn,
@@ -72,6 +85,9 @@ impl Capability {
         Capability::RootRecovery,
         Capability::ObserveLockout,
         Capability::Settings,
+        Capability::Import,
+        Capability::AccessKeys,
+        Capability::ErrorKinds,
     ];
 }
 
@@ -118,7 +134,11 @@ pub struct Setup {
     pub account: Account,
     /// IAM users and their passwords.
     pub users: Vec<(String, String)>,
-    /// The vendor seed records of registered devices.
+    /// Users with more than one access key, and how many (every other user
+    /// has one). Adapters with [`Capability::AccessKeys`] create them.
+    pub access_keys: Vec<(String, u32)>,
+    /// The vendor seed records of registered devices (those a scenario
+    /// imports with an `import` step come as [`Request::Import`] instead).
     pub seeds: Vec<SeedRecord>,
     /// Engine settings from the scenario.
     pub settings: Vec<(String, String)>,
@@ -179,6 +199,10 @@ pub enum Request {
     Session {
         /// Principal.
         who: Principal,
+        /// Which of the principal's access keys signs it (1-based; shown in
+        /// the transcript when not 1).
+        #[serde(skip_serializing_if = "is_first_key")]
+        key: u32,
         /// Serial number.
         serial: String,
         /// Code.
@@ -200,6 +224,34 @@ pub enum Request {
         /// Serial number.
         serial: String,
     },
+    /// Give the engine a vendor seed record now (`import DEV`). The
+    /// transcript shows the record without its secret.
+    Import {
+        /// The record.
+        #[serde(serialize_with = "ser_seed")]
+        seed: SeedRecord,
+    },
+}
+
+fn is_first_key(key: &u32) -> bool {
+    *key == 1
+}
+
+/// A seed record in a transcript: everything but the secret.
+fn ser_seed<S: serde::Serializer>(seed: &SeedRecord, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeStruct as _;
+    let mut st = s.serialize_struct("SeedRecord", 4)?;
+    st.serialize_field("serial", seed.serial.as_str())?;
+    st.serialize_field(
+        "kind",
+        &match seed.kind {
+            fobsim_core::Kind::Totp { period } => format!("totp/{period}s"),
+            fobsim_core::Kind::Hotp => "hotp".to_string(),
+        },
+    )?;
+    st.serialize_field("algorithm", seed.algorithm.as_str())?;
+    st.serialize_field("digits", &seed.digits)?;
+    st.end()
 }
 
 impl Request {
@@ -221,6 +273,7 @@ impl Request {
                 Capability::RootRecovery
             }
             Request::DeviceState { .. } => Capability::ObserveLockout,
+            Request::Import { .. } => Capability::Import,
         }
     }
 }
@@ -366,13 +419,28 @@ pub trait EngineAdapter {
     /// # Errors
     /// [`AdapterError`] if the engine cannot be prepared.
     fn begin(&mut self, setup: &Setup) -> Result<(), AdapterError>;
-    /// Send one request at true time `now`. Only called for requests whose
-    /// [`Request::capability`] the adapter declared.
+    /// Send one request at the engine's time `now`: the scenario's true
+    /// time plus its server-clock offset (`clock server`; none by
+    /// default), so an adapter sets its engine's clock to `now` and nothing
+    /// else. Only called for requests whose [`Request::capability`] the
+    /// adapter declared.
     ///
     /// # Errors
     /// [`AdapterError`] when the engine cannot be reached; engine refusals
     /// are [`Answer::Error`], not errors.
     fn call(&mut self, now: Timestamp, request: &Request) -> Result<Answer, AdapterError>;
+    /// Whether the engine takes the scenario setting `key=value` (checked
+    /// before anything runs, so a bad one is reported at its
+    /// `file:line:col`). Only asked of adapters that declare
+    /// [`Capability::Settings`]; the default takes everything (and leaves
+    /// the verdict to [`EngineAdapter::begin`]).
+    ///
+    /// # Errors
+    /// What is wrong with the setting, in a sentence.
+    fn check_setting(&self, key: &str, value: &str) -> Result<(), String> {
+        let _ = (key, value);
+        Ok(())
+    }
 }
 
 /// Whether an adapter has a capability.

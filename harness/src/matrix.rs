@@ -678,6 +678,7 @@ pub fn verify_throughput(
         scenario: "throughput".into(),
         account: Account::default(),
         users: vec![("alice".into(), user_password("alice"))],
+        access_keys: Vec::new(),
         seeds: vec![seed],
         settings: Vec::new(),
         start: Timestamp::from_secs(start),
@@ -722,6 +723,7 @@ pub fn verify_throughput(
         } else {
             Request::Session {
                 who: who.clone(),
+                key: 1,
                 serial: serial.into(),
                 code,
             }

@@ -119,7 +119,13 @@ impl<'a> Report<'a> {
                     r.file,
                     r.engine,
                     capability.as_str()
-                ),
+                )
+                .and_then(|()| {
+                    match r.transcript.last().and_then(|e| e.note.as_ref()) {
+                        Some(note) => writeln!(out, "       note: {note}"),
+                        None => Ok(()),
+                    }
+                }),
                 Verdict::Error { line, message } => {
                     writeln!(out, "ERROR  {:width$}  {}:{line}: {message}", r.id, r.file)
                 }
@@ -234,6 +240,9 @@ fn first_source(r: &ScenarioResult) -> String {
 
 fn describe(e: &Entry) -> String {
     let mut parts = Vec::new();
+    if let Some(s) = &e.server_clock {
+        parts.push(format!("server clock {s}"));
+    }
     if let Some(s) = &e.shown {
         parts.push(format!("shown {s}"));
     }
@@ -277,6 +286,9 @@ pub fn transcript_diff(r: &ScenarioResult) -> String {
                 }
                 if let Some(g) = &e.got {
                     let _ = writeln!(out, "  +        got:      {g}");
+                }
+                if let Some(n) = &e.note {
+                    let _ = writeln!(out, "  !        note:     {n}");
                 }
                 for a in &e.answered {
                     if let crate::adapter::Answer::Error { message, .. } = a {

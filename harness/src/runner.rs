@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use fobsim_core::Secret;
 use fobsim_core::derive_secret;
-use fobsim_core::{Kind, SeedRecord, Serial, SimClock, Timestamp};
+use fobsim_core::{Hotp, Kind, SeedRecord, Serial, SimClock, Timestamp, Totp};
 use fobsim_firmware::{Display, FobSpec, preset};
 use serde::Serialize;
 
@@ -16,8 +16,8 @@ use crate::adapter::{
 };
 use crate::driver::{FobBackend, FobDriver};
 use crate::scenario::{
-    Action, BatteryAction, CodeRef, DeviceDecl, DeviceRef, DisplayExpect, Outcome, Scenario,
-    Source, align,
+    Action, Base, BatteryAction, CodeRef, DeviceDecl, DeviceRef, DisplayExpect, Outcome,
+    ParseError, Refine, Scenario, ServerClock, Source, WRONG_GUARD_STEPS, align, vocabulary,
 };
 
 /// The default `--seed`.
@@ -80,6 +80,10 @@ pub struct Entry {
     pub step: String,
     /// True time (after the step's clock move, if any).
     pub clock: String,
+    /// The engine's time, when it differs from true time (`clock server`):
+    /// what the requests of this step were judged at.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_clock: Option<String>,
     /// The device whose button was pressed or display read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pressed: Option<String>,
@@ -101,6 +105,10 @@ pub struct Entry {
     /// What happened, if the step has an expectation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub got: Option<String>,
+    /// Why the step could not be judged as written on this engine (say, a
+    /// finer kind of refusal that its answers do not carry).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
     /// Iterations completed (for `repeat`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub iterations: Option<u32>,
@@ -130,6 +138,18 @@ struct Dev {
     driver: Box<dyn FobDriver>,
     serial: String,
     period: Option<u64>,
+    /// Digits the fob shows.
+    digits: u8,
+    /// What its vendor ships (what `import` sends).
+    seed: SeedRecord,
+    /// The fob's codes for any step or counter (to keep `wrong` wrong).
+    codes: Codes,
+}
+
+/// Any step's (or counter's) code of a fob.
+enum Codes {
+    Totp(Totp),
+    Hotp(Hotp),
 }
 
 enum Stop {
@@ -206,25 +226,170 @@ pub struct Runner<'a> {
 
 struct State {
     clock: SimClock,
+    /// The engine's clock minus true time (`clock server`), ms.
+    server_ms: i64,
+    /// The seeded generator of `random` and `wrong` codes.
+    rng: u64,
     devices: HashMap<String, Dev>,
     vars: HashMap<String, String>,
     lost: std::collections::HashSet<String>,
     transcript: Vec<Entry>,
 }
 
+impl State {
+    /// The engine's time: true time plus the server-clock offset.
+    fn engine_now(&self) -> Timestamp {
+        self.clock.now().add_millis(self.server_ms)
+    }
+
+    /// splitmix64: the next seeded 64-bit number.
+    fn next_random(&mut self) -> u64 {
+        self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// `digits` seeded random decimal digits.
+    fn random_digits(&mut self, digits: u8) -> String {
+        (0..digits)
+            .map(|_| char::from(b'0' + (self.next_random() % 10) as u8))
+            .collect()
+    }
+}
+
+/// The run seed mixed with the scenario id (FNV-1a), so each scenario has
+/// its own sequence of guesses.
+fn rng_seed(seed: u64, id: &str) -> u64 {
+    id.bytes().fold(0xcbf2_9ce4_8422_2325 ^ seed, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 fn fmt_display(d: Display) -> String {
     d.to_string()
 }
 
-fn matches(expect: &Outcome, answer: &Answer) -> bool {
-    match (expect, answer) {
-        (Outcome::Ok, Answer::Ok { .. }) => true,
-        (Outcome::Rejected, Answer::Error { .. }) => true,
-        (Outcome::Error(e), Answer::Error { code, kind, .. }) => {
-            code == e || kind.as_deref() == Some(e.as_str())
+/// How an answer measures up to an expectation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Judgement {
+    /// It holds.
+    Held,
+    /// It does not.
+    Failed,
+    /// Whatever can be checked holds, but the expectation names finer
+    /// kinds of refusal these answers do not carry.
+    Unjudged(Vec<String>),
+}
+
+/// Judge `answer` against `expect`; `kinds`: the adapter's answers carry
+/// finer kinds ([`Capability::ErrorKinds`]).
+fn judge(expect: &Outcome, answer: &Answer, kinds: bool) -> Judgement {
+    let unseen = |name: &str| !kinds && vocabulary::kind_code(name).is_some();
+    let mut unjudged = Vec::new();
+    let (code, kind, message) = match answer {
+        Answer::Ok { .. } => {
+            return if expect.base == Base::Ok {
+                Judgement::Held
+            } else {
+                Judgement::Failed
+            };
         }
-        _ => false,
+        Answer::Error {
+            code,
+            kind,
+            message,
+            ..
+        } => (code.as_str(), kind.as_deref(), message.to_ascii_lowercase()),
+    };
+    match &expect.base {
+        Base::Ok => return Judgement::Failed,
+        Base::Rejected => {}
+        Base::Error(e) if unseen(e) => {
+            // Only its AWS code can be seen.
+            if vocabulary::kind_code(e) != Some(code) && kind != Some(e.as_str()) {
+                return Judgement::Failed;
+            }
+            if kind != Some(e.as_str()) {
+                unjudged.push(e.clone());
+            }
+        }
+        Base::Error(e) => {
+            if code != e && kind != Some(e.as_str()) {
+                return Judgement::Failed;
+            }
+        }
     }
+    for r in &expect.refine {
+        match r {
+            Refine::Not(n) => {
+                if code == n || kind == Some(n.as_str()) {
+                    return Judgement::Failed;
+                }
+                if unseen(n) {
+                    unjudged.push(n.clone());
+                }
+            }
+            Refine::Contains(t) => {
+                if !message.contains(&t.to_ascii_lowercase()) {
+                    return Judgement::Failed;
+                }
+            }
+            Refine::Lacks(t) => {
+                if message.contains(&t.to_ascii_lowercase()) {
+                    return Judgement::Failed;
+                }
+            }
+        }
+    }
+    if unjudged.is_empty() {
+        Judgement::Held
+    } else {
+        Judgement::Unjudged(unjudged)
+    }
+}
+
+/// What `got` says of an answer: its short form, and the message when the
+/// expectation looks at messages.
+fn got_of(expect: &Outcome, answer: &Answer) -> String {
+    let looks = expect
+        .refine
+        .iter()
+        .any(|r| matches!(r, Refine::Contains(_) | Refine::Lacks(_)));
+    match answer {
+        Answer::Error { message, .. } if looks => format!("{} {message:?}", answer.short()),
+        _ => answer.short(),
+    }
+}
+
+/// Check every scenario's settings with the engine before anything runs
+/// (for an engine that takes settings): the first one it refuses is a
+/// [`ParseError`] at the setting's `file:line:col`.
+///
+/// # Errors
+/// The first refused setting.
+pub fn check_settings(
+    engine: &dyn EngineAdapter,
+    scenarios: &[Scenario],
+) -> Result<(), ParseError> {
+    if !has(engine, Capability::Settings) {
+        return Ok(());
+    }
+    for sc in scenarios {
+        for (i, (k, v)) in sc.settings.iter().enumerate() {
+            if let Err(why) = engine.check_setting(k, v) {
+                let (line, col) = sc.setting_positions.get(i).copied().unwrap_or((0, 0));
+                return Err(ParseError {
+                    file: sc.file.clone(),
+                    line,
+                    col,
+                    message: format!("engine {} refuses {k}={v}: {why}", engine.name()),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 impl<'a> Runner<'a> {
@@ -245,6 +410,8 @@ impl<'a> Runner<'a> {
     pub fn run(&mut self, sc: &Scenario) -> ScenarioResult {
         let mut st = State {
             clock: SimClock::new(sc.start),
+            server_ms: 0,
+            rng: rng_seed(self.seed, &sc.id),
             devices: HashMap::new(),
             vars: HashMap::new(),
             lost: std::collections::HashSet::new(),
@@ -280,11 +447,33 @@ impl<'a> Runner<'a> {
                 line: d.line,
                 message,
             })?;
+            let seed = seed_record(&spec, d.seed_period);
             if d.registered {
-                seeds.push(seed_record(&spec, d.seed_period));
+                seeds.push(seed.clone());
             }
             let serial = spec.serial.to_string();
             let period = spec.model.period();
+            let digits = spec.model.digits;
+            let codes = match spec.model.kind {
+                Kind::Totp { period } => Totp::new(
+                    spec.model.algorithm,
+                    spec.secret.expose(),
+                    u32::from(digits),
+                    period,
+                    0,
+                )
+                .map(Codes::Totp),
+                Kind::Hotp => Hotp::new(
+                    spec.model.algorithm,
+                    spec.secret.expose(),
+                    u32::from(digits),
+                )
+                .map(Codes::Hotp),
+            }
+            .map_err(|e| Verdict::Error {
+                line: d.line,
+                message: e.to_string(),
+            })?;
             let mut driver = self.backend.attach(spec).map_err(|e| Verdict::Error {
                 line: d.line,
                 message: e.to_string(),
@@ -301,6 +490,9 @@ impl<'a> Runner<'a> {
                     driver,
                     serial,
                     period,
+                    digits,
+                    seed,
+                    codes,
                 },
             );
         }
@@ -312,6 +504,7 @@ impl<'a> Runner<'a> {
                 .iter()
                 .map(|u| (u.clone(), user_password(u)))
                 .collect(),
+            access_keys: sc.access_keys.clone(),
             seeds,
             settings: sc.settings.clone(),
             start: sc.start,
@@ -411,6 +604,7 @@ impl<'a> Runner<'a> {
             iteration: iter.to_vec(),
             step: s.text.clone(),
             clock: st.clock.now().to_string(),
+            server_clock: None,
             pressed: None,
             shown: None,
             device_clock: None,
@@ -418,6 +612,7 @@ impl<'a> Runner<'a> {
             answered: Vec::new(),
             expected: None,
             got: None,
+            note: None,
             iterations,
             result,
         }
@@ -437,26 +632,45 @@ impl<'a> Runner<'a> {
                 capability: cap,
             });
         }
-        let ans = self
-            .engine
-            .call(st.clock.now(), &req)
-            .map_err(|err| Stop::Error {
-                line,
-                message: err.to_string(),
-            })?;
+        let now = st.engine_now();
+        if st.server_ms != 0 {
+            e.server_clock = Some(now.to_string());
+        }
+        let ans = self.engine.call(now, &req).map_err(|err| Stop::Error {
+            line,
+            message: err.to_string(),
+        })?;
         e.sent.push(req);
         e.answered.push(ans.clone());
         Ok(ans)
     }
 
-    fn check(line: usize, e: &mut Entry, expect: &Outcome, ans: &Answer) -> Result<(), Stop> {
-        Self::expect(
-            line,
-            e,
-            expect.to_string(),
-            ans.short(),
-            matches(expect, ans),
-        )
+    fn check(
+        &self,
+        line: usize,
+        e: &mut Entry,
+        expect: &Outcome,
+        ans: &Answer,
+    ) -> Result<(), Stop> {
+        let kinds = has(self.engine, Capability::ErrorKinds);
+        match judge(expect, ans, kinds) {
+            Judgement::Held => Self::expect(line, e, expect.to_string(), got_of(expect, ans), true),
+            Judgement::Failed => {
+                Self::expect(line, e, expect.to_string(), got_of(expect, ans), false)
+            }
+            Judgement::Unjudged(names) => {
+                e.expected = Some(expect.to_string());
+                e.got = Some(got_of(expect, ans));
+                e.note = Some(format!(
+                    "this engine answers in the AWS error shape (a code and a message): the finer kind {} does not come through, so a lock and a wrong code look alike here; match what it does say instead (its code, or its message with ~\"TEXT\")",
+                    names.join(", ")
+                ));
+                Err(Stop::NotApplicable {
+                    line,
+                    capability: Capability::ErrorKinds,
+                })
+            }
+        }
     }
 
     /// Record what was expected and what came on the entry; `held` false
@@ -492,14 +706,133 @@ impl<'a> Runner<'a> {
         }
     }
 
-    fn code(line: usize, st: &State, c: &CodeRef) -> Result<String, Stop> {
-        match c {
-            CodeRef::Literal(l) => Ok(l.clone()),
-            CodeRef::Var(v) => st.vars.get(v).cloned().ok_or_else(|| Stop::Error {
+    /// The code a step types. `device`: the device the step names (for the
+    /// length of `random`/`wrong` and the codes `wrong` avoids).
+    fn code(
+        line: usize,
+        st: &mut State,
+        c: &CodeRef,
+        device: Option<&DeviceRef>,
+    ) -> Result<String, Stop> {
+        let var = |st: &State, v: &str| {
+            st.vars.get(v).cloned().ok_or_else(|| Stop::Error {
                 line,
                 message: format!("the code {v:?} was never captured"),
-            }),
+            })
+        };
+        match c {
+            CodeRef::Literal(l) => Ok(l.clone()),
+            CodeRef::Var(v) => var(st, v),
+            CodeRef::Part { var: v, from, to } => {
+                let code = var(st, v)?;
+                code.get(*from..*to)
+                    .map(str::to_string)
+                    .ok_or_else(|| Stop::Error {
+                        line,
+                        message: format!("{v} holds {code:?}: it has no characters {from}..{to}"),
+                    })
+            }
+            CodeRef::Random { digits } => {
+                let n = digits.unwrap_or_else(|| Self::digits_of(st, device));
+                Ok(st.random_digits(n))
+            }
+            CodeRef::Wrong { digits } => {
+                let n = digits.unwrap_or_else(|| Self::digits_of(st, device));
+                let avoid = Self::codes_near(line, st, device, n)?;
+                // A million 6-digit codes, a few hundred to avoid: a fresh
+                // draw is almost always fine; the bound keeps it finite.
+                for _ in 0..10_000 {
+                    let guess = st.random_digits(n);
+                    if !avoid.contains(&guess) {
+                        return Ok(guess);
+                    }
+                }
+                Err(Stop::Error {
+                    line,
+                    message: format!("no {n}-digit code is wrong for sure here"),
+                })
+            }
         }
+    }
+
+    /// Digits of the step's declared device (6 without one).
+    fn digits_of(st: &State, device: Option<&DeviceRef>) -> u8 {
+        match device {
+            Some(DeviceRef::Named(n)) => st.devices.get(n).map_or(6, |d| d.digits),
+            _ => 6,
+        }
+    }
+
+    /// Every `digits`-digit code the step's device (without one: every
+    /// declared device) shows within [`WRONG_GUARD_STEPS`] steps of true
+    /// time, the engine's time and the device's own clock, for its own step
+    /// length and the one its seed record claims (HOTP: the next
+    /// counters).
+    fn codes_near(
+        line: usize,
+        st: &mut State,
+        device: Option<&DeviceRef>,
+        digits: u8,
+    ) -> Result<std::collections::HashSet<String>, Stop> {
+        let names: Vec<String> = match device {
+            Some(DeviceRef::Named(n)) => vec![n.clone()],
+            Some(DeviceRef::Serial(_)) => Vec::new(),
+            None => st.devices.keys().cloned().collect(),
+        };
+        let now = st.clock.now();
+        let engine = st.engine_now();
+        let mut avoid = std::collections::HashSet::new();
+        for name in names {
+            let Some(d) = st.devices.get_mut(&name) else {
+                continue;
+            };
+            if d.digits != digits {
+                continue;
+            }
+            let off = d.driver.clock_offset_ms(now).map_err(|err| Stop::Error {
+                line,
+                message: err.to_string(),
+            })?;
+            let device_now = off.map(|o| now.add_millis(o));
+            let counters: Vec<u64> = match &d.codes {
+                Codes::Hotp(_) => {
+                    let c = d.seed.counter;
+                    (c..c.saturating_add(4 * WRONG_GUARD_STEPS)).collect()
+                }
+                Codes::Totp(_) => {
+                    let mut periods = vec![d.period.unwrap_or(30)];
+                    if let Kind::Totp { period } = d.seed.kind {
+                        periods.push(period);
+                    }
+                    let mut v = Vec::new();
+                    for p in periods {
+                        for t in [Some(now), Some(engine), device_now].into_iter().flatten() {
+                            let step = t.as_secs() / p.max(1);
+                            v.extend(
+                                step.saturating_sub(WRONG_GUARD_STEPS)
+                                    ..=step.saturating_add(WRONG_GUARD_STEPS),
+                            );
+                        }
+                    }
+                    v
+                }
+            };
+            for c in counters {
+                avoid.insert(match &d.codes {
+                    Codes::Totp(t) => t.code_for_step(c).to_string(),
+                    Codes::Hotp(h) => h.code(c).to_string(),
+                });
+            }
+        }
+        Ok(avoid)
+    }
+
+    /// A declared device, lost or not (importing its seed needs no fob).
+    fn dev_any<'s>(line: usize, st: &'s State, name: &str) -> Result<&'s Dev, Stop> {
+        st.devices.get(name).ok_or_else(|| Stop::Error {
+            line,
+            message: format!("no device {name:?}"),
+        })
     }
 
     fn dev<'s>(line: usize, st: &'s mut State, name: &str) -> Result<&'s mut Dev, Stop> {
@@ -599,8 +932,8 @@ impl<'a> Runner<'a> {
                 let req = Request::Enable {
                     who: Principal::from_name(user),
                     serial: Self::serial(st, device),
-                    code1: Self::code(line, st, code1)?,
-                    code2: Self::code(line, st, code2)?,
+                    code1: Self::code(line, st, code1, Some(device))?,
+                    code2: Self::code(line, st, code2, Some(device))?,
                     channel: *via,
                 };
                 if user == "root" && !has(self.engine, Capability::RootUser) {
@@ -610,7 +943,7 @@ impl<'a> Runner<'a> {
                     });
                 }
                 let ans = self.call(line, st, e, req)?;
-                Self::check(line, e, expect, &ans)?;
+                self.check(line, e, expect, &ans)?;
             }
             Action::Resync {
                 user,
@@ -622,11 +955,11 @@ impl<'a> Runner<'a> {
                 let req = Request::Resync {
                     who: Principal::from_name(user),
                     serial: Self::serial(st, device),
-                    code1: Self::code(line, st, code1)?,
-                    code2: Self::code(line, st, code2)?,
+                    code1: Self::code(line, st, code1, Some(device))?,
+                    code2: Self::code(line, st, code2, Some(device))?,
                 };
                 let ans = self.call(line, st, e, req)?;
-                Self::check(line, e, expect, &ans)?;
+                self.check(line, e, expect, &ans)?;
             }
             Action::Deactivate {
                 user,
@@ -638,7 +971,7 @@ impl<'a> Runner<'a> {
                     serial: Self::serial(st, device),
                 };
                 let ans = self.call(line, st, e, req)?;
-                Self::check(line, e, expect, &ans)?;
+                self.check(line, e, expect, &ans)?;
             }
             Action::Replace {
                 user,
@@ -655,17 +988,17 @@ impl<'a> Runner<'a> {
                 };
                 let ans = self.call(line, st, e, req)?;
                 if !ans.is_ok() {
-                    return Self::check(line, e, expect, &ans);
+                    return self.check(line, e, expect, &ans);
                 }
                 let req = Request::Enable {
                     who,
                     serial: Self::serial(st, new),
-                    code1: Self::code(line, st, code1)?,
-                    code2: Self::code(line, st, code2)?,
+                    code1: Self::code(line, st, code1, Some(new))?,
+                    code2: Self::code(line, st, code2, Some(new))?,
                     channel: Channel::Console,
                 };
                 let ans = self.call(line, st, e, req)?;
-                Self::check(line, e, expect, &ans)?;
+                self.check(line, e, expect, &ans)?;
             }
             Action::SignIn {
                 user,
@@ -674,7 +1007,7 @@ impl<'a> Runner<'a> {
                 expect,
             } => {
                 let code = match code {
-                    Some(c) => Some(Self::code(line, st, c)?),
+                    Some(c) => Some(Self::code(line, st, c, None)?),
                     None => None,
                 };
                 let req = Request::SignIn {
@@ -683,21 +1016,29 @@ impl<'a> Runner<'a> {
                     code,
                 };
                 let ans = self.call(line, st, e, req)?;
-                Self::check(line, e, expect, &ans)?;
+                self.check(line, e, expect, &ans)?;
             }
             Action::Session {
                 user,
+                key,
                 device,
                 code,
                 expect,
             } => {
+                if *key != 1 && !has(self.engine, Capability::AccessKeys) {
+                    return Err(Stop::NotApplicable {
+                        line,
+                        capability: Capability::AccessKeys,
+                    });
+                }
                 let req = Request::Session {
                     who: Principal::from_name(user),
+                    key: *key,
                     serial: Self::serial(st, device),
-                    code: Self::code(line, st, code)?,
+                    code: Self::code(line, st, code, Some(device))?,
                 };
                 let ans = self.call(line, st, e, req)?;
-                Self::check(line, e, expect, &ans)?;
+                self.check(line, e, expect, &ans)?;
             }
             Action::Devices { user, expect } => {
                 let req = Request::ListDevices {
@@ -735,7 +1076,7 @@ impl<'a> Runner<'a> {
             } => {
                 let ans = self.call(line, st, e, Request::StartRecovery)?;
                 if !ans.is_ok() {
-                    return Self::check(line, e, expect, &ans);
+                    return self.check(line, e, expect, &ans);
                 }
                 let ans = self.call(line, st, e, Request::Outbox)?;
                 let msgs = match &ans {
@@ -779,7 +1120,7 @@ impl<'a> Runner<'a> {
                         phone_code,
                     },
                 )?;
-                Self::check(line, e, expect, &ans)?;
+                self.check(line, e, expect, &ans)?;
             }
             Action::Lose { device } => {
                 st.lost.insert(device.clone());
@@ -840,6 +1181,26 @@ impl<'a> Runner<'a> {
                 };
                 let held = got == expected;
                 Self::expect(line, e, expected, got, held)?;
+            }
+            Action::ClockServer { change } => {
+                st.server_ms = match change {
+                    ServerClock::Reset => 0,
+                    ServerClock::Step(ms) => st.server_ms.saturating_add(*ms),
+                };
+                e.server_clock = Some(st.engine_now().to_string());
+            }
+            Action::Import { device, expect } => {
+                let seed = Self::dev_any(line, st, device)?.seed.clone();
+                let ans = self.call(line, st, e, Request::Import { seed })?;
+                self.check(line, e, expect, &ans)?;
+            }
+            Action::ExpectCodes { left, equal, right } => {
+                let l = Self::code(line, st, left, None)?;
+                let r = Self::code(line, st, right, None)?;
+                let op = if *equal { "==" } else { "!=" };
+                let same = l == r;
+                let got = format!("{l} {} {r}", if same { "==" } else { "!=" });
+                Self::expect(line, e, format!("{left} {op} {right}"), got, same == *equal)?;
             }
             Action::Repeat { .. } => {}
         }

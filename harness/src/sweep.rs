@@ -215,6 +215,7 @@ fn cell(
         scenario: "sweep".into(),
         account: Account::default(),
         users: vec![("alice".into(), user_password("alice"))],
+        access_keys: Vec::new(),
         seeds: vec![seed_record(fob_spec, None)],
         settings: Vec::new(),
         start: DEFAULT_START,

@@ -180,6 +180,11 @@ impl ModelEngine {
     }
 
     fn verify(&mut self, serial: &str, now: Timestamp, code: &str) -> Answer {
+        // A code that is not the token's digit count of digits is malformed
+        // input (as the engine answers it), not a wrong code.
+        if let Some(malformed) = self.well_formed(serial, &[code]) {
+            return malformed;
+        }
         let rules = self.rules;
         let Some(t) = self.tokens.get_mut(serial) else {
             return denied(None);
@@ -351,6 +356,65 @@ fn parse_setting(adapter: &str, k: &str, v: &str, rules: &mut Rules) -> Result<(
     Ok(())
 }
 
+/// A fresh, unassigned token for a seed record.
+fn new_token(s: &fobsim_core::SeedRecord) -> Result<Token, fobsim_core::OtpError> {
+    let generator = match s.kind {
+        Kind::Totp { period } => Gen::Totp(Totp::new(
+            s.algorithm,
+            s.secret.expose(),
+            u32::from(s.digits),
+            period,
+            0,
+        )?),
+        Kind::Hotp => Gen::Hotp(Hotp::new(
+            s.algorithm,
+            s.secret.expose(),
+            u32::from(s.digits),
+        )?),
+    };
+    Ok(Token {
+        generator,
+        digits: s.digits,
+        owner: None,
+        offset: 0,
+        last: None,
+        failures: 0,
+        locked_until: None,
+    })
+}
+
+impl ModelEngine {
+    /// `import`: the rules table verifies time-based tokens only (as the
+    /// engine: a vendor's HOTP record is refused); a serial is registered
+    /// once.
+    fn import(&mut self, s: &fobsim_core::SeedRecord) -> Answer {
+        let serial = s.serial.to_string();
+        if s.kind == Kind::Hotp {
+            return err(
+                "ValidationError",
+                400,
+                None,
+                format!("token {serial} is event-based (HOTP); time-based (TOTP) tokens only"),
+            );
+        }
+        if self.tokens.contains_key(&serial) {
+            return err(
+                "EntityAlreadyExists",
+                409,
+                None,
+                format!("A hardware MFA token with serial number {serial} is already registered."),
+            );
+        }
+        match new_token(s) {
+            Ok(t) => {
+                self.tokens.insert(serial, t);
+                Answer::ok()
+            }
+            Err(e) => err("ValidationError", 400, None, format!("token {serial}: {e}")),
+        }
+    }
+}
+
 impl EngineAdapter for ModelEngine {
     fn name(&self) -> &str {
         "model"
@@ -373,38 +437,11 @@ impl EngineAdapter for ModelEngine {
             self.users.insert(u.clone(), p.clone());
         }
         for s in &setup.seeds {
-            let setup_err = |e: fobsim_core::OtpError| AdapterError::Setup {
+            let token = new_token(s).map_err(|e| AdapterError::Setup {
                 adapter: "model".into(),
                 message: e.to_string(),
-            };
-            let generator = match s.kind {
-                Kind::Totp { period } => Gen::Totp(
-                    Totp::new(
-                        s.algorithm,
-                        s.secret.expose(),
-                        u32::from(s.digits),
-                        period,
-                        0,
-                    )
-                    .map_err(setup_err)?,
-                ),
-                Kind::Hotp => Gen::Hotp(
-                    Hotp::new(s.algorithm, s.secret.expose(), u32::from(s.digits))
-                        .map_err(setup_err)?,
-                ),
-            };
-            self.tokens.insert(
-                s.serial.to_string(),
-                Token {
-                    generator,
-                    digits: s.digits,
-                    owner: None,
-                    offset: 0,
-                    last: None,
-                    failures: 0,
-                    locked_until: None,
-                },
-            );
+            })?;
+            self.tokens.insert(s.serial.to_string(), token);
         }
         Ok(())
     }
@@ -506,7 +543,9 @@ impl EngineAdapter for ModelEngine {
                     (Some(serial), Some(c)) => self.verify(&serial, now, c),
                 }
             }
-            Request::Session { who, serial, code } => {
+            Request::Session {
+                who, serial, code, ..
+            } => {
                 if self.owned(who, serial).is_some() {
                     return Ok(denied(None));
                 }
@@ -563,6 +602,15 @@ impl EngineAdapter for ModelEngine {
                     format!("MFA Device with serial number {serial} does not exist."),
                 ),
             },
+            Request::Import { seed } => self.import(seed),
+        })
+    }
+
+    fn check_setting(&self, key: &str, value: &str) -> Result<(), String> {
+        let mut rules = self.rules;
+        parse_setting("model", key, value, &mut rules).map_err(|e| match e {
+            AdapterError::Setting { message, .. } => message,
+            other => other.to_string(),
         })
     }
 }

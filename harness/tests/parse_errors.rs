@@ -279,6 +279,16 @@ fn random_scenarios_parse_or_fail_cleanly_and_run_without_panics() {
         "drift fob2 ppm=-99999 jitter=49d",
         "expect fob1 steps -99999999999..99999999999",
         "expect fob2 locked",
+        "expect c1 == c2",
+        "expect c1[0..3] != c2[3..6]",
+        "sign-in alice wrong -> AccessDenied !DeviceLocked",
+        "session alice fob1 random -> rejected ~\"invalid\"",
+        "session alice key=2 fob1 c1 -> ok",
+        "clock server -10y",
+        "clock server +99999y",
+        "clock server reset",
+        "import fob1 -> ValidationError",
+        "import fob2 -> ok",
         "repeat 3",
         "end",
         "wait",
@@ -295,7 +305,7 @@ fn random_scenarios_parse_or_fail_cleanly_and_run_without_panics() {
     let mut ran = 0;
     for _ in 0..3000 {
         let mut text = String::from(
-            "scenario r\nsource bug \"b\"\ndevice fob1 gaht ppm=20\ndevice fob2 c200 offset=-1y\nuser alice\n",
+            "scenario r\nsource bug \"b\"\ndevice fob1 gaht ppm=20\ndevice fob2 c200 offset=-1y\nuser alice keys=2\n",
         );
         for _ in 0..(2 + next(6)) {
             text.push_str(words[next(words.len())]);
@@ -309,4 +319,62 @@ fn random_scenarios_parse_or_fail_cleanly_and_run_without_panics() {
         }
     }
     assert!(ran > 20, "only {ran} random scenarios parsed");
+}
+
+/// The errors of the constructs added for QA repros (issue 16 §2) and the
+/// pre-run checks of issue 18, pinned as a snapshot: each one's
+/// `file:line:col` and wording.
+#[test]
+fn errors_of_the_repro_constructs() {
+    let cases: &[&str] = &[
+        // Outcomes: unknown names, refinements.
+        "press fob1 as c1\nenable alice fob1 c1 c1 -> Denied\n",
+        "press fob1 as c1\nenable alice fob1 c1 c1 -> accessdenied\n",
+        "press fob1 as c1\nenable alice fob1 c1 c1 -> AccessDenied !Locked\n",
+        "press fob1 as c1\nenable alice fob1 c1 c1 -> ok !DeviceLocked\n",
+        "press fob1 as c1\nenable alice fob1 c1 c1 -> AccessDenied !AccessDenied\n",
+        "press fob1 as c1\nenable alice fob1 c1 c1 -> AccessDenied \"invalid\"\n",
+        "press fob1 as c1\nenable alice fob1 c1 c1 -> AccessDenied ~\n",
+        "press fob1 as c1\nenable alice fob1 c1 c1 -> AccessDenied ~\"unclosed\n",
+        "press fob1 as c1\nenable alice fob1 c1 c1 -> AccessDenied locked\n",
+        // Code parts.
+        "press fob1 as c1\nsign-in alice c1[0..7] -> rejected\n",
+        "press fob1 as c1\nsign-in alice c1[3..3] -> rejected\n",
+        "press fob1 as c1\nsign-in alice c1[0..x] -> rejected\n",
+        "sign-in alice c9[0..6] -> rejected\n",
+        // Seeded guesses.
+        "sign-in alice wrong:0 -> rejected\n",
+        "sign-in alice random:11 -> rejected\n",
+        "press fob1 as wrong\n",
+        // Code comparison.
+        "press fob1 as c1\nexpect c1 == c2\n",
+        "press fob1 as c1\nexpect c1 == c1 extra\n",
+        // Server clock.
+        "clock server 10m\n",
+        "clock fob1 +10m\n",
+        "clock server\n",
+        "clock server -57y\n",
+        "clock server +7974y\n",
+        "repeat 60\nclock server -1y\nend\n",
+        // Access keys.
+        "press fob1 as c1\nsession alice key=2 fob1 c1 -> ok\n",
+        "press fob1 as c1\nsession alice key=0 fob1 c1 -> ok\n",
+        // Import.
+        "import fob9 -> ok\n",
+        "import fob1\n",
+    ];
+    let mut out = String::new();
+    for body in cases {
+        out.push_str(&format!("{body}=> {}\n\n", err(body)));
+    }
+    let e = |t: &str| parse("h.scenario", t).unwrap_err().to_string();
+    for text in [
+        "scenario a\nsource bug \"b\"\nuser alice keys=3\n",
+        "scenario a\nsource bug \"b\"\nuser alice keys\n",
+        "scenario a\nsource bug \"b\"\nsetting lockout_threshold=3 lockout_threshold=4\n",
+        "scenario a\nsource bug \"b\"\ndevice f1 c100 unregistered\nimport f1 -> ok\n",
+    ] {
+        out.push_str(&format!("{text}=> {}\n\n", e(text)));
+    }
+    insta::assert_snapshot!("repro_construct_errors", out);
 }

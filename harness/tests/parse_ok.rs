@@ -77,7 +77,7 @@ expect b steps -2..+3
             assert_eq!(code1, &CodeRef::Var("c1".into()));
             assert_eq!(code2, &CodeRef::Literal("123456".into()));
             assert_eq!(*via, Channel::Api);
-            assert_eq!(expect, &Outcome::Error("NoSuchEntity".into()));
+            assert_eq!(expect, &Outcome::error("NoSuchEntity"));
         }
         other => panic!("{other:?}"),
     }
@@ -117,4 +117,108 @@ fn crlf_tabs_and_a_byte_order_mark_are_fine() {
     let s = parse("crlf.scenario", text).unwrap();
     assert_eq!(s.id, "crlf");
     assert_eq!(s.steps[0].text, "press fob1 as c1");
+}
+
+/// The constructs added for QA repros parse into what the runner needs.
+#[test]
+fn repro_constructs() {
+    use fobsim_harness::scenario::{Base, Refine, ServerClock};
+    let text = r#"
+scenario repro
+source bug "aws-vault #1110"
+setting lockout_threshold=3
+device fob1 d8
+device hot c100
+user alice keys=2
+user bob
+
+import hot -> ValidationError
+press fob1 as c1
+expect c1 == c1
+expect c1[0..6] != c1[2..8]
+clock server -2m
+clock server +10y
+clock server reset
+session alice key=2 fob1 c1[0..6] -> AccessDenied !DeviceLocked ~"invalid MFA" !~locked
+sign-in bob wrong -> rejected ~invalid
+sign-in bob random:8 -> rejected
+session alice fob1 wrong:6 -> AccessDenied
+"#;
+    let s = parse("repro.scenario", text).unwrap();
+    assert_eq!(s.access_keys, vec![("alice".to_string(), 2)]);
+    assert_eq!(s.setting_positions, vec![(4, 9)]);
+    let hot = s.devices.iter().find(|d| d.name == "hot").unwrap();
+    assert!(!hot.registered, "an imported device is not given at setup");
+    assert_eq!(hot.imported_at, Some(10));
+    assert!(s.devices[0].registered && s.devices[0].imported_at.is_none());
+    let actions: Vec<&Action> = s.steps.iter().map(|st| &st.action).collect();
+    assert_eq!(
+        actions[0],
+        &Action::Import {
+            device: "hot".into(),
+            expect: Outcome::error("ValidationError"),
+        }
+    );
+    assert_eq!(
+        actions[3],
+        &Action::ExpectCodes {
+            left: CodeRef::Part {
+                var: "c1".into(),
+                from: 0,
+                to: 6
+            },
+            equal: false,
+            right: CodeRef::Part {
+                var: "c1".into(),
+                from: 2,
+                to: 8
+            },
+        }
+    );
+    assert_eq!(
+        actions[4],
+        &Action::ClockServer {
+            change: ServerClock::Step(-120_000)
+        }
+    );
+    assert_eq!(
+        actions[6],
+        &Action::ClockServer {
+            change: ServerClock::Reset
+        }
+    );
+    let Action::Session {
+        key, code, expect, ..
+    } = actions[7]
+    else {
+        panic!("{:?}", actions[7]);
+    };
+    assert_eq!(*key, 2);
+    assert_eq!(code.to_string(), "c1[0..6]");
+    assert_eq!(expect.base, Base::Error("AccessDenied".into()));
+    assert_eq!(
+        expect.refine,
+        vec![
+            Refine::Not("DeviceLocked".into()),
+            Refine::Contains("invalid MFA".into()),
+            Refine::Lacks("locked".into()),
+        ]
+    );
+    assert_eq!(
+        expect.to_string(),
+        "AccessDenied !DeviceLocked ~\"invalid MFA\" !~\"locked\""
+    );
+    let Action::SignIn { code, expect, .. } = actions[8] else {
+        panic!("{:?}", actions[8]);
+    };
+    assert_eq!(code, &Some(CodeRef::Wrong { digits: None }));
+    assert_eq!(expect.refine, vec![Refine::Contains("invalid".into())]);
+    let Action::SignIn { code, .. } = actions[9] else {
+        panic!("{:?}", actions[9]);
+    };
+    assert_eq!(code, &Some(CodeRef::Random { digits: Some(8) }));
+    assert_eq!(
+        code.as_ref().map(ToString::to_string).as_deref(),
+        Some("random:8")
+    );
 }

@@ -1,6 +1,6 @@
 //! `fobsim matrix`: run the conformance suite against several engines —
 //! fobsim's own and third-party ones (privacyIDEA, pam_google_authenticator,
-//! pam_oath, oathtool, moto) — and print the scenario × engine table with a
+//! pam_oath, oathtool, moto, django-otp) — and print the scenario × engine table with a
 //! drift acceptance map per engine. See `docs/conformance.md`.
 
 use std::path::PathBuf;
@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use fobsim_engines::{Registry, cleanup};
+use fobsim_harness::adapter::Opener as _;
 use fobsim_harness::matrix::{self, Options};
 use fobsim_harness::runner::DEFAULT_SEED;
 use fobsim_harness::suite;
@@ -37,7 +38,7 @@ pub struct Args {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "builtin,privacyidea,pam-google,pam-oath,oathtool,moto"
+        default_value = "builtin,privacyidea,pam-google,pam-oath,oathtool,moto,django-otp"
     )]
     engines: Vec<String>,
     /// Report format.
@@ -82,6 +83,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         scenarios.retain(|s| s.id.contains(only.as_str()));
         anyhow::ensure!(!scenarios.is_empty(), "no scenario id contains {only:?}");
     }
+    // Settings are the built-in engine's profile keys (docs/scenarios.md):
+    // a bad one is bad input, found before any engine starts.
+    fobsim_harness::runner::check_settings(
+        Registry::new(args.seed).open("builtin")?.as_ref(),
+        &scenarios,
+    )?;
     let opts = Options {
         engines: args.engines.clone(),
         seed: args.seed,

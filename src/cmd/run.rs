@@ -36,9 +36,10 @@ pub struct Args {
     /// engine behind its AWS API on loopback, a fresh server per scenario;
     /// with `--endpoint`, a running IAM-compatible endpoint), or a
     /// third-party engine: `privacyidea`, `pam-google`, `pam-oath`,
-    /// `oathtool`, `moto` (`bash tests/matrix/setup.sh` installs them); or
-    /// `exec:COMMAND`: your own engine behind an adapter program that
-    /// speaks JSON lines on stdin/stdout (docs/adapter-protocol.md).
+    /// `oathtool`, `moto`, `django-otp` (`bash tests/matrix/setup.sh`
+    /// installs them); or `exec:COMMAND`: your own engine behind an adapter
+    /// program that speaks JSON lines on stdin/stdout
+    /// (docs/adapter-protocol.md).
     #[arg(long, default_value = "builtin")]
     engine: String,
     /// With `--engine iam-http`: run against this already-running endpoint
@@ -227,6 +228,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         eprintln!("fobsim: warning: no cleanup on interrupt: {e}");
     }
     let mut engine = registry.open(&args.engine)?;
+    // Before anything runs: the settings the engine refuses are bad input
+    // at their file:line:col, as malformed lines are.
+    fobsim_harness::runner::check_settings(engine.as_ref(), &scenarios)?;
     let mut in_process = InProcess;
     let mut serial;
     let fobs: &mut dyn fobsim_harness::driver::FobBackend = match args.transport {

@@ -44,6 +44,7 @@ fn setup() -> Setup {
         scenario: "bench".into(),
         account: Account::default(),
         users: vec![("alice".into(), user_password("alice"))],
+        access_keys: Vec::new(),
         seeds: Vec::new(),
         settings: Vec::new(),
         start: Timestamp::from_secs(1_767_225_600),

@@ -68,7 +68,12 @@ pub struct Builtin {
     db: Option<PathBuf>,
 }
 
-const CAPS: [Capability; 11] = Capability::ALL;
+/// Every capability. `access-keys`: in-process, a session is the
+/// principal's — every access key of a user resolves to that user before the
+/// engine judges the code (its API face does that; the `iam-http` adapter
+/// drives that path with real keys), so which key signs makes no
+/// difference here and is accepted as written.
+const CAPS: [Capability; 14] = Capability::ALL;
 
 impl std::fmt::Debug for Builtin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -159,6 +164,31 @@ pub fn profile_for(settings: &[(String, String)], seed: u64) -> Result<Profile, 
     Ok(p)
 }
 
+/// Whether the built-in engine's profile takes `key=value` (what
+/// [`EngineAdapter::check_setting`] answers for `builtin` and `iam-http`):
+/// the engine's own reason, in one line, when it does not.
+///
+/// # Errors
+/// The reason.
+pub fn check_setting(key: &str, value: &str) -> Result<(), String> {
+    match profile_for(&[(key.to_string(), value.to_string())], 0) {
+        Ok(_) => Ok(()),
+        Err(AdapterError::Setting { message, .. }) => Err(one_line(&message)),
+        Err(e) => Err(one_line(&e.to_string())),
+    }
+}
+
+/// The last non-empty line of a (TOML) error message, without the
+/// `profile: ` prefix.
+fn one_line(message: &str) -> String {
+    let last = message
+        .lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty() && !l.starts_with('|') && !l.starts_with('^'))
+        .unwrap_or(message);
+    last.trim_start_matches("profile: ").to_string()
+}
+
 /// Put a scenario's account, users and registered tokens into a fresh
 /// engine (shared with the `iam-http` adapter, which serves that engine).
 ///
@@ -239,6 +269,10 @@ impl EngineAdapter for Builtin {
         Ok(())
     }
 
+    fn check_setting(&self, key: &str, value: &str) -> Result<(), String> {
+        check_setting(key, value)
+    }
+
     fn call(&mut self, now: Timestamp, request: &Request) -> Result<Answer, AdapterError> {
         let Some(engine) = self.engine.as_ref() else {
             return Err(AdapterError::Transport {
@@ -287,9 +321,13 @@ impl EngineAdapter for Builtin {
                 };
                 answer(engine.console_sign_in(now, who, &pw, code.as_deref()))
             }
-            Request::Session { who, serial, code } => {
-                answer(engine.verify_session_mfa(now, who, serial, code))
-            }
+            Request::Session {
+                who, serial, code, ..
+            } => answer(engine.verify_session_mfa(now, who, serial, code)),
+            Request::Import { seed } => match engine.import_seeds(std::slice::from_ref(seed)) {
+                Ok(_) => Answer::ok(),
+                Err(e) => error_answer(&e),
+            },
             Request::StartRecovery => answer(engine.start_root_recovery(now)),
             Request::Outbox => Answer::Ok {
                 data: Reply::Messages {

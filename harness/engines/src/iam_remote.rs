@@ -29,7 +29,9 @@
 //! error, not a wall of wrong-code failures.
 //!
 //! Capabilities are those of the in-process `iam-http` adapter minus
-//! `settings`: a running endpoint's rules cannot change per scenario.
+//! `settings` (a running endpoint's rules cannot change per scenario) and
+//! `import` (the seed records are the bootstrap's). A user declared with
+//! two access keys gets two in the bootstrap.
 
 use fobsim_core::Principal;
 use std::collections::HashMap;
@@ -65,13 +67,14 @@ pub const SEEDS_PSKC_FILE: &str = "seeds.pskc";
 /// The policy attached to every harness user.
 pub const POLICY_FILE: &str = "harness-policy.json";
 
-const CAPS: [Capability; 6] = [
+const CAPS: [Capability; 7] = [
     Capability::EnableTwoCodes,
     Capability::ApiEnable,
     Capability::SessionMfa,
     Capability::Resync,
     Capability::Deactivate,
     Capability::ListDevices,
+    Capability::AccessKeys,
 ];
 
 /// The namespace tag of a scenario: eight lowercase hex digits of the
@@ -363,13 +366,25 @@ pub fn write_bootstrap_encrypted(
                     "user name {name:?} is longer than IAM's 64 characters"
                 )));
             }
+            let keys = sc
+                .access_keys
+                .iter()
+                .find(|(k, _)| k == u)
+                .map_or(1, |(_, n)| *n);
             out.users.push(UserOut {
                 password: user_password(u),
                 policies: vec![POLICY_FILE.into()],
-                access_keys: vec![KeyOut {
-                    id: access_key_id(&name),
-                    secret: random_secret(),
-                }],
+                access_keys: (1..=keys)
+                    .map(|k| KeyOut {
+                        // The first key keeps the id of a one-key user.
+                        id: if k == 1 {
+                            access_key_id(&name)
+                        } else {
+                            access_key_id(&format!("{name}#{k}"))
+                        },
+                        secret: random_secret(),
+                    })
+                    .collect(),
                 name,
             });
         }
@@ -415,7 +430,8 @@ pub fn write_bootstrap_encrypted(
 /// The current scenario's names on the endpoint.
 #[derive(Default)]
 struct Current {
-    users: HashMap<String, (String, Credentials)>,
+    /// A scenario user: its endpoint name and its access keys, in order.
+    users: HashMap<String, (String, Vec<Credentials>)>,
     serials: HashMap<String, String>,
     unserials: HashMap<String, String>,
 }
@@ -487,7 +503,7 @@ pub struct IamRemote {
     clock_control: ClockControl,
     client: Client,
     clock: Clock,
-    users: HashMap<String, Credentials>,
+    users: HashMap<String, Vec<Credentials>>,
     root: Option<Credentials>,
     seeds: HashMap<String, SeedRecord>,
     current: Option<Current>,
@@ -539,7 +555,8 @@ impl IamRemote {
         let users = boot
             .users
             .iter()
-            .filter_map(|u| u.access_keys.first().map(|k| (u.name.clone(), creds(k))))
+            .filter(|u| !u.access_keys.is_empty())
+            .map(|u| (u.name.clone(), u.access_keys.iter().map(creds).collect()))
             .collect();
         let root = boot.account.access_keys.first().map(creds);
         let client = Client::new(endpoint).map_err(|e| setup_err(e.to_string()))?;
@@ -621,6 +638,18 @@ impl EngineAdapter for IamRemote {
                     setup.scenario
                 )));
             };
+            let want = setup
+                .access_keys
+                .iter()
+                .find(|(k, _)| k == u)
+                .map_or(1, |(_, n)| *n);
+            if c.len() < want as usize {
+                return Err(self.stale(format!(
+                    "user {name} (scenario {}'s {u}) has {} access key(s), the scenario declares {want}",
+                    setup.scenario,
+                    c.len()
+                )));
+            }
             cur.users.insert(u.clone(), (name, c.clone()));
         }
         for rec in &setup.seeds {
@@ -647,7 +676,10 @@ impl EngineAdapter for IamRemote {
         self.clock.set(setup.start)?;
         // Each scenario's users must start with no device. This also
         // proves the endpoint knows the bootstrap's keys.
-        for (u, (name, c)) in &cur.users {
+        for (u, (name, keys)) in &cur.users {
+            let Some(c) = keys.first() else {
+                continue;
+            };
             let list = Request::ListDevices {
                 who: Principal::User(u.clone()),
             };
@@ -699,6 +731,10 @@ impl EngineAdapter for IamRemote {
             .as_ref()
             .ok_or_else(|| transport("call before begin"))?;
         let who = api_principal(request)?;
+        let key = match request {
+            Request::Session { key, .. } => *key,
+            _ => 1,
+        };
         let (user, creds) = match who {
             Principal::Root => match &self.root {
                 Some(c) => (None, c),
@@ -709,7 +745,10 @@ impl EngineAdapter for IamRemote {
                     )));
                 }
             },
-            Principal::User(u) => match cur.users.get(u) {
+            Principal::User(u) => match cur.users.get(u).and_then(|(name, keys)| {
+                let i = usize::try_from(key.checked_sub(1)?).ok()?;
+                Some((name, keys.get(i)?))
+            }) {
                 Some((name, c)) => (Some(name.as_str()), c),
                 // A principal the scenario did not declare: AWS would not
                 // know the key.
@@ -901,6 +940,7 @@ mod tests {
         );
         let r = Request::Session {
             who: Principal::User("alice".into()),
+            key: 1,
             serial: "GAHT00000001".into(),
             code: "123456".into(),
         };

@@ -13,13 +13,14 @@
 //! | `pam-oath` | `pam_oath` ([`pam`]) | a pam.d service + usersfile; `pamtester` under `faketime` |
 //! | `oathtool` | `oathtool --totp -w` ([`oathtool`]) | a stateless validator, one process per code |
 //! | `moto` | moto's IAM/STS mock ([`moto`]) | its AWS Query API on loopback |
+//! | `django-otp` | django-otp's `TOTPDevice` ([`django_otp`]) | a Django project made by the adapter; a management command answering JSON lines under libfaketime |
 //! | `exec:COMMAND` | any engine, behind an adapter program ([`exec`]) | JSON lines over the command's stdin/stdout (`docs/adapter-protocol.md`) |
 //!
 //! Where the third-party tools are: `oathtool`, `pamtester` and `faketime`
 //! on `PATH` (Debian packages); the Python engines in virtualenvs, found
-//! through `FOBSIM_PRIVACYIDEA_VENV` / `FOBSIM_MOTO_VENV`, else
-//! `$FOBSIM_PEERS_DIR/venv-pi` / `venv-moto`, else
-//! `<workspace>/target/peers/venv-pi` / `venv-moto` — where
+//! through `FOBSIM_PRIVACYIDEA_VENV` / `FOBSIM_MOTO_VENV` /
+//! `FOBSIM_DJANGO_VENV`, else `$FOBSIM_PEERS_DIR/venv-pi` / `venv-moto` /
+//! `venv-django`, else `<workspace>/target/peers/...` — where
 //! `tests/matrix/setup.sh` installs them. `FOBSIM_LIBFAKETIME` overrides
 //! the path of `libfaketime.so.1` ([`peers`]).
 //!
@@ -41,6 +42,7 @@ use fobsim_harness::testing::ModelEngine;
 
 pub mod builtin;
 pub mod cleanup;
+pub mod django_otp;
 pub mod exec;
 pub mod iam_http;
 pub mod iam_remote;
@@ -55,7 +57,7 @@ pub use builtin::{StoreKind, UnknownStore};
 use iam_remote::ClockControl;
 
 /// Every engine name the [`Registry`] knows, in a stable order.
-pub const ENGINES: [&str; 8] = [
+pub const ENGINES: [&str; 9] = [
     "builtin",
     "model",
     "iam-http",
@@ -64,16 +66,18 @@ pub const ENGINES: [&str; 8] = [
     "pam-oath",
     "oathtool",
     "moto",
+    "django-otp",
 ];
 
 /// The engines of `fobsim matrix` by default, in column order.
-pub const MATRIX_DEFAULT: [&str; 6] = [
+pub const MATRIX_DEFAULT: [&str; 7] = [
     "builtin",
     "privacyidea",
     "pam-google",
     "pam-oath",
     "oathtool",
     "moto",
+    "django-otp",
 ];
 
 /// A running IAM-compatible endpoint to judge instead of a server per
@@ -159,6 +163,7 @@ impl Opener for Registry {
             "pam-oath" => Box::new(pam::open(pam::Module::Oath)?),
             "oathtool" => Box::new(oathtool::open()?),
             "moto" => Box::new(moto::Moto::new()?),
+            "django-otp" => Box::new(django_otp::DjangoOtp::new()?),
             other => match other.strip_prefix(exec::PREFIX) {
                 Some(command) if !command.trim().is_empty() => {
                     Box::new(exec::open(command, self.exec)?)

@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 
 use fobsim_core::{Algorithm, Kind, SeedRecord, Timestamp};
 
-use crate::peers::{refuse, require, transport};
+use crate::peers::{require, transport};
 use crate::shim::{Checker, Shim};
 use fobsim_harness::adapter::SetupProblem;
 use fobsim_harness::adapter::{AdapterError, Answer, Setup};
@@ -123,20 +123,21 @@ impl Checker for OathtoolChecker {
         Ok(())
     }
 
+    fn refuse_token(&self, seed: &SeedRecord) -> Option<Answer> {
+        match seed.kind {
+            Kind::Totp { .. } => None,
+            Kind::Hotp => Some(crate::peers::unsupported_token(
+                "the oathtool adapter validates time-based tokens only",
+            )),
+        }
+    }
+
     fn provision(
         &mut self,
         _user: &str,
         seed: &SeedRecord,
     ) -> Result<Option<Answer>, AdapterError> {
-        Ok(match seed.kind {
-            Kind::Totp { .. } => None,
-            Kind::Hotp => Some(refuse(
-                "UnsupportedToken",
-                400,
-                None,
-                "the oathtool adapter validates time-based tokens only",
-            )),
-        })
+        Ok(self.refuse_token(seed))
     }
 
     fn unprovision(&mut self, _user: &str) -> Result<(), AdapterError> {

@@ -39,7 +39,7 @@ use std::process::{Command, Stdio};
 use fobsim_core::{Algorithm, Kind, SeedRecord, Timestamp};
 
 use crate::cleanup;
-use crate::peers::{refuse, require, setup_err, transport, unique};
+use crate::peers::{require, setup_err, transport, unique};
 use crate::shim::{Checker, Shim};
 use fobsim_harness::adapter::SetupProblem;
 use fobsim_harness::adapter::{AdapterError, Answer, Setup};
@@ -231,12 +231,10 @@ impl PamChecker {
     }
 
     fn unsupported(&self, why: &str) -> Option<Answer> {
-        Some(refuse(
-            "UnsupportedToken",
-            400,
-            None,
-            format!("{}: {why}", self.module.so()),
-        ))
+        Some(crate::peers::unsupported_token(format!(
+            "{}: {why}",
+            self.module.so()
+        )))
     }
 }
 
@@ -278,19 +276,29 @@ impl Checker for PamChecker {
         Ok(())
     }
 
+    fn refuse_token(&self, seed: &SeedRecord) -> Option<Answer> {
+        if seed.kind == Kind::Hotp {
+            return self.unsupported("event-based (HOTP) hardware tokens are not set up here");
+        }
+        if seed.algorithm != Algorithm::Sha1 {
+            return self.unsupported("only HMAC-SHA1 tokens are supported");
+        }
+        if self.module == Module::Google && seed.digits != 6 {
+            return self.unsupported("only 6-digit codes are supported");
+        }
+        None
+    }
+
     fn provision(&mut self, user: &str, seed: &SeedRecord) -> Result<Option<Answer>, AdapterError> {
+        if let Some(refusal) = self.refuse_token(seed) {
+            return Ok(Some(refusal));
+        }
         let Kind::Totp { period } = seed.kind else {
             return Ok(self.unsupported("event-based (HOTP) hardware tokens are not set up here"));
         };
-        if seed.algorithm != Algorithm::Sha1 {
-            return Ok(self.unsupported("only HMAC-SHA1 tokens are supported"));
-        }
         let m = self.module;
         match m {
             Module::Google => {
-                if seed.digits != 6 {
-                    return Ok(self.unsupported("only 6-digit codes are supported"));
-                }
                 let mut text = seed.secret.to_base32().trim_end_matches('=').to_string();
                 text.push('\n');
                 if period != 30 {

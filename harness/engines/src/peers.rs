@@ -124,6 +124,11 @@ impl Seeds {
     pub(crate) fn get(&self, serial: &str) -> Option<&SeedRecord> {
         self.0.get(serial)
     }
+
+    /// Add (or replace) a record.
+    pub(crate) fn insert(&mut self, seed: SeedRecord) {
+        self.0.insert(seed.serial.to_string(), seed);
+    }
 }
 
 pub(crate) fn transport(adapter: &str, message: impl Into<String>) -> AdapterError {
@@ -153,6 +158,12 @@ pub(crate) fn refuse(
         kind: kind.map(str::to_string),
         message: message.into(),
     }
+}
+
+/// A token the engine cannot take: `ValidationError` (AWS's answer to a
+/// bad input), kind `UnsupportedToken`.
+pub(crate) fn unsupported_token(message: impl Into<String>) -> Answer {
+    refuse("ValidationError", 400, Some("UnsupportedToken"), message)
 }
 
 /// A unique suffix for names outside the temp folder (pam.d services).

@@ -30,8 +30,11 @@
 //! | deactivate | `/token/unassign` (the token must be the user's) |
 //! | list devices | `/token/?user=&realm=` |
 //! | device state | `/token/?serial=`: locked when `failcount >= maxfail` |
+//! | import | `/token/init` as at setup; a refusal is `ValidationError` |
 //!
-//! Not declared: API enable, root user, root recovery, settings.
+//! A refused check whose message names the fail counter is reported with
+//! the kind `DeviceLocked` (error kinds declared). Not declared: API
+//! enable, root user, root recovery, settings, access keys.
 
 use fobsim_core::Principal;
 use std::collections::HashSet;
@@ -41,7 +44,7 @@ use std::time::{Duration, Instant};
 
 use fobsim_aws::client::{Client, ClientError};
 use fobsim_aws::query::encode_form;
-use fobsim_core::{Kind, Timestamp};
+use fobsim_core::{Kind, SeedRecord, Timestamp};
 use serde_json::Value;
 
 use crate::cleanup;
@@ -56,7 +59,7 @@ const REALM: &str = "fobsim";
 const ADMIN: &str = "admin";
 const ADMIN_PASSWORD: &str = "Admin-Pass-1";
 
-const CAPS: [Capability; 7] = [
+const CAPS: [Capability; 9] = [
     Capability::EnableTwoCodes,
     Capability::ConsoleSignIn,
     Capability::SessionMfa,
@@ -64,6 +67,8 @@ const CAPS: [Capability; 7] = [
     Capability::Deactivate,
     Capability::ListDevices,
     Capability::ObserveLockout,
+    Capability::Import,
+    Capability::ErrorKinds,
 ];
 
 /// The privacyIDEA adapter (owns the server process).
@@ -463,6 +468,36 @@ impl PrivacyIdea {
         Ok(!self.token(&q)?.is_empty())
     }
 
+    /// `/token/init` of a vendor seed record (an unassigned token):
+    /// `Ok(Err(message))` when privacyIDEA refuses it.
+    fn init_token(&mut self, s: &SeedRecord) -> Result<Result<(), String>, AdapterError> {
+        let serial = s.serial.to_string();
+        let hex = s.secret.to_hex();
+        let digits = s.digits.to_string();
+        let hash = s.algorithm.as_str();
+        let mut form = vec![
+            ("serial", serial.as_str()),
+            ("otpkey", hex.as_str()),
+            ("genkey", "0"),
+            ("otplen", digits.as_str()),
+            ("hashlib", hash),
+        ];
+        let step;
+        match s.kind {
+            Kind::Totp { period } => {
+                step = period.to_string();
+                form.push(("type", "totp"));
+                form.push(("timeStep", step.as_str()));
+            }
+            Kind::Hotp => form.push(("type", "hotp")),
+        }
+        let r = self.admin_try("POST", "/token/init", &form)?;
+        if r.is_ok() {
+            self.tokens.insert(serial);
+        }
+        Ok(r.map(|_| ()))
+    }
+
     fn pin(&self, user: &str) -> String {
         self.passwords.get(user).cloned().unwrap_or_default()
     }
@@ -527,29 +562,8 @@ impl EngineAdapter for PrivacyIdea {
             .map_err(|e| setup_err(NAME, format!("users file: {e}")))?;
         self.passwords = users.into_iter().collect();
         for s in &setup.seeds {
-            let serial = s.serial.to_string();
-            let hex = s.secret.to_hex();
-            let digits = s.digits.to_string();
-            let hash = s.algorithm.as_str();
-            let mut form = vec![
-                ("serial", serial.as_str()),
-                ("otpkey", hex.as_str()),
-                ("genkey", "0"),
-                ("otplen", digits.as_str()),
-                ("hashlib", hash),
-            ];
-            let step;
-            match s.kind {
-                Kind::Totp { period } => {
-                    step = period.to_string();
-                    form.push(("type", "totp"));
-                    form.push(("timeStep", step.as_str()));
-                }
-                Kind::Hotp => form.push(("type", "hotp")),
-            }
-            self.admin("POST", "/token/init", &form)
-                .map_err(|e| setup_err(NAME, format!("token {serial}: {e}")))?;
-            self.tokens.insert(serial);
+            self.init_token(s)?
+                .map_err(|e| setup_err(NAME, format!("token {}: {e}", s.serial)))?;
         }
         Ok(())
     }
@@ -626,7 +640,9 @@ impl EngineAdapter for PrivacyIdea {
                     self.validate(&[("user", &user), ("realm", REALM), ("pass", &pass)])?;
                 if ok { Answer::ok() } else { denied(&msg) }
             }
-            Request::Session { who, serial, code } => {
+            Request::Session {
+                who, serial, code, ..
+            } => {
                 let user = user_name(who);
                 let pass = format!("{}{code}", self.pin(&user));
                 let (ok, msg) = self.validate(&[
@@ -704,6 +720,10 @@ impl EngineAdapter for PrivacyIdea {
                     }
                 }
             }
+            Request::Import { seed } => match self.init_token(seed)? {
+                Ok(()) => Answer::ok(),
+                Err(m) => refuse("ValidationError", 400, None, format!("privacyIDEA: {m}")),
+            },
             other => {
                 return Err(transport(
                     NAME,

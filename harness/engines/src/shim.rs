@@ -16,8 +16,16 @@
 //! - **session** (serial + code): the engine checks the code for the
 //!   user (stateful engines) or for the serial's key (stateless ones).
 //!
+//! - **import** (a seed record during the scenario): the token check the
+//!   engine's provisioning would make (an algorithm or length it cannot
+//!   take is `ValidationError`, kind `UnsupportedToken`); otherwise the
+//!   record is kept for a later enable. No registry: a second import of
+//!   the same serial replaces the first.
+//!
+//! Error kinds are declared: these engines have no lockout, and the shim
+//! reports the kinds it tells apart (`WrongPassword`, `UnsupportedToken`).
 //! Not declared (so `n/a`): API enable, resync, deactivate, list devices,
-//! root user, root recovery, lockout state, settings.
+//! root user, root recovery, lockout state, settings, access keys.
 
 use fobsim_core::Principal;
 use std::collections::HashMap;
@@ -28,10 +36,12 @@ use crate::peers::{Seeds, refuse};
 use fobsim_harness::adapter::{AdapterError, Answer, Capability, EngineAdapter, Request, Setup};
 
 /// The capabilities of a [`Shim`].
-pub const CAPS: [Capability; 3] = [
+pub const CAPS: [Capability; 5] = [
     Capability::EnableTwoCodes,
     Capability::ConsoleSignIn,
     Capability::SessionMfa,
+    Capability::Import,
+    Capability::ErrorKinds,
 ];
 
 /// A code-checking engine (one implementation per tool).
@@ -50,6 +60,13 @@ pub trait Checker {
     /// # Errors
     /// [`AdapterError`] if the engine's files cannot be written.
     fn provision(&mut self, user: &str, seed: &SeedRecord) -> Result<Option<Answer>, AdapterError>;
+    /// Whether the engine can take this token at all: `Some(refusal)` when
+    /// it cannot (an algorithm, kind or length it does not verify). What
+    /// `provision` refuses and an `import` answers.
+    fn refuse_token(&self, seed: &SeedRecord) -> Option<Answer> {
+        let _ = seed;
+        None
+    }
     /// Remove `user`'s provisioning.
     ///
     /// # Errors
@@ -254,7 +271,9 @@ impl<C: Checker> EngineAdapter for Shim<C> {
                 password_ok,
                 code,
             } => self.sign_in(now, &user_name(who), *password_ok, code.as_deref()),
-            Request::Session { who, serial, code } => {
+            Request::Session {
+                who, serial, code, ..
+            } => {
                 let user = user_name(who);
                 // Stateless engines check the serial's key; stateful ones
                 // the user's provisioned token (the serial is not theirs to know).
@@ -273,6 +292,13 @@ impl<C: Checker> EngineAdapter for Shim<C> {
                     denied()
                 })
             }
+            Request::Import { seed } => Ok(match self.checker.refuse_token(seed) {
+                Some(refusal) => refusal,
+                None => {
+                    self.seeds.insert(seed.clone());
+                    Answer::ok()
+                }
+            }),
             other => Err(crate::peers::transport(
                 self.checker.name(),
                 format!("capability {} not declared", other.capability().as_str()),

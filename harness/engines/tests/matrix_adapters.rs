@@ -50,6 +50,7 @@ fn setup(digits: u8) -> Setup {
         scenario: "matrix-adapters".into(),
         account: Account::default(),
         users: vec![("alice".into(), user_password("alice"))],
+        access_keys: Vec::new(),
         seeds: vec![SeedRecord {
             serial: Serial::new("RFC6238-SHA1").unwrap(),
             kind: Kind::Totp { period: 30 },
@@ -183,6 +184,7 @@ fn moto_accepts_rfc_code_and_also_a_wrong_one() {
     let t = 1_234_567_890;
     let session = |code: String| Request::Session {
         who: alice(),
+        key: 1,
         serial: "RFC6238-SHA1".into(),
         code,
     };

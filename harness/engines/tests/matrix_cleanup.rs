@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use fobsim_engines::cleanup::{self, alive};
+use fobsim_engines::django_otp::DjangoOtp;
 use fobsim_engines::moto::Moto;
 use fobsim_engines::pam::{self, Module};
 use fobsim_engines::privacyidea::PrivacyIdea;
@@ -35,11 +36,12 @@ fn start_all() -> (Vec<PathBuf>, Vec<u32>, Vec<Box<dyn std::any::Any>>) {
     let mut o = need(pam::open(Module::Oath));
     let mut p = need(PrivacyIdea::new());
     let mut m = need(Moto::new());
+    let mut d = need(DjangoOtp::new());
     let files = vec![
         g.checker().pamd_path().to_path_buf(),
         o.checker().pamd_path().to_path_buf(),
     ];
-    let pids = vec![p.pid(), m.pid()];
+    let pids = vec![p.pid(), m.pid(), d.pid()];
     for f in &files {
         assert!(f.is_file(), "{} was not written", f.display());
     }
@@ -50,8 +52,14 @@ fn start_all() -> (Vec<PathBuf>, Vec<u32>, Vec<Box<dyn std::any::Any>>) {
     Runner::new(&mut o, &mut InProcess, 1).run(&sc);
     Runner::new(&mut p, &mut InProcess, 1).run(&sc);
     Runner::new(&mut m, &mut InProcess, 1).run(&sc);
-    let keep: Vec<Box<dyn std::any::Any>> =
-        vec![Box::new(g), Box::new(o), Box::new(p), Box::new(m)];
+    Runner::new(&mut d, &mut InProcess, 1).run(&sc);
+    let keep: Vec<Box<dyn std::any::Any>> = vec![
+        Box::new(g),
+        Box::new(o),
+        Box::new(p),
+        Box::new(m),
+        Box::new(d),
+    ];
     (files, pids, keep)
 }
 
@@ -147,7 +155,7 @@ fn interrupted_run_cleans_up() {
         }
     }
     assert_eq!(files.len(), 2, "{ready}");
-    assert_eq!(pids.len(), 2, "{ready}");
+    assert_eq!(pids.len(), 3, "{ready}");
     for f in &files {
         assert!(
             Path::new(f).is_file(),

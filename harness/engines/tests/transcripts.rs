@@ -34,6 +34,11 @@ fn transcript_snapshots() {
         "battery-swap-resets-rtc",
         "rfc6238-sha1-vectors",
         "drift-20ppm-fast-1y-weekly-sign-ins",
+        "server-clock-stepped-back-used-code-stays-used",
+        "session-two-access-keys-one-code-in-one-step",
+        "eight-digit-code-cut-to-six-boxes-refused",
+        "hotp-seed-import-refused",
+        "c200-presses-in-one-step-show-the-same-code",
     ] {
         let r = run_builtin(&[builtin_scenario(id)], DEFAULT_SEED).remove(0);
         assert_eq!(r.verdict, Verdict::Pass, "{id}");
@@ -217,4 +222,295 @@ fn rfc6238_scenarios_use_the_fixture_vectors() {
             }
         }
     }
+}
+
+fn run_on(
+    engine: &mut dyn fobsim_harness::adapter::EngineAdapter,
+    sc: &Scenario,
+) -> ScenarioResult {
+    Runner::new(engine, &mut InProcess, DEFAULT_SEED).run(sc)
+}
+
+/// Over iam-http the engine's `DeviceLocked` does not come through (the
+/// AWS error shape has a code and a message): a step that names it is
+/// n/a, with a note on the step saying why; matching what the endpoint
+/// does say (its message) judges the same lock.
+#[test]
+fn iam_http_notes_why_a_finer_kind_cannot_be_judged() {
+    use fobsim_engines::iam_http::IamHttp;
+    let sc = builtin_scenario("brute-force-distinct-wrong-guesses-lock");
+    let r = run_on(&mut IamHttp::new(DEFAULT_SEED), &sc);
+    assert!(
+        matches!(
+            r.verdict,
+            Verdict::NotApplicable {
+                capability: Capability::ErrorKinds,
+                ..
+            }
+        ),
+        "{:?}",
+        r.verdict
+    );
+    let last = r.transcript.last().unwrap();
+    assert_eq!(last.result, "n/a");
+    assert_eq!(last.iteration, vec![1], "the first guess names the kind");
+    assert_eq!(last.got.as_deref(), Some("AccessDenied"));
+    insta::assert_json_snapshot!("iam-http-brute-force-note", r);
+    let note = last.note.as_deref().unwrap();
+    assert!(
+        note.contains("DeviceLocked does not come through"),
+        "{note}"
+    );
+    let text = Report::new("iam-http", DEFAULT_SEED, std::slice::from_ref(&r)).text();
+    assert!(
+        text.contains("note: this engine answers in the AWS error shape"),
+        "{text}"
+    );
+    // The same lock, judged on what the endpoint says.
+    let by_message = sc.file.clone();
+    let text = suite::builtin_files()
+        .iter()
+        .find(|(n, _)| by_message.ends_with(n))
+        .unwrap()
+        .1
+        .replace(
+            "session alice fob1 wrong -> AccessDenied !DeviceLocked",
+            "session alice fob1 wrong -> AccessDenied !~locked",
+        )
+        .replace(
+            "session alice fob1 c3 -> DeviceLocked",
+            "session alice fob1 c3 -> AccessDenied ~\"locked\" !~\"invalid MFA\"",
+        );
+    let sc2 = parse("by-message.scenario", &text).unwrap();
+    let r = run_on(&mut IamHttp::new(DEFAULT_SEED), &sc2);
+    assert_eq!(
+        r.verdict,
+        Verdict::Pass,
+        "{}",
+        Report::new("iam-http", 1, std::slice::from_ref(&r)).text()
+    );
+    // In-process the kind comes through.
+    assert_eq!(run_builtin(&[sc], DEFAULT_SEED)[0].verdict, Verdict::Pass);
+}
+
+/// `wrong` codes are seeded (same seed, same codes), differ from guess to
+/// guess, and are never a code the fob shows near now; `random` too is
+/// seeded.
+#[test]
+fn wrong_and_random_codes_are_seeded_distinct_guesses() {
+    let mut text = String::from(
+        "scenario guesses\nsource bug \"kagi #50\"\nsetting lockout_threshold=0\ndevice fob1 gaht\nuser alice\n\
+         press fob1 as c1\nwait 30s\npress fob1 as c2\nenable alice fob1 c1 c2 -> ok\nwait 30s\n",
+    );
+    for _ in 0..40 {
+        text.push_str("session alice fob1 wrong -> AccessDenied !DeviceLocked ~\"invalid MFA\"\n");
+    }
+    text.push_str("session alice fob1 random:8 -> rejected\n");
+    let sc = parse("guesses.scenario", &text).unwrap();
+    let codes = |r: &ScenarioResult| -> Vec<String> {
+        r.transcript
+            .iter()
+            .flat_map(|e| e.sent.iter())
+            .filter_map(|q| match q {
+                fobsim_harness::adapter::Request::Session { code, .. } => Some(code.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let a = run_builtin(std::slice::from_ref(&sc), 5).remove(0);
+    assert_eq!(a.verdict, Verdict::Pass, "{:?}", a.verdict);
+    let b = run_builtin(std::slice::from_ref(&sc), 5).remove(0);
+    assert_eq!(codes(&a), codes(&b), "same seed, same guesses");
+    let c = run_builtin(std::slice::from_ref(&sc), 6).remove(0);
+    assert_ne!(codes(&a), codes(&c), "another seed, other guesses");
+    let guesses = codes(&a);
+    assert_eq!(guesses.len(), 41);
+    assert_eq!(guesses[40].len(), 8, "random:8");
+    let wrong = &guesses[..40];
+    let distinct: std::collections::HashSet<&String> = wrong.iter().collect();
+    assert_eq!(distinct.len(), 40, "{wrong:?}");
+    assert!(
+        wrong
+            .iter()
+            .all(|g| g.len() == 6 && g.bytes().all(|b| b.is_ascii_digit()))
+    );
+    // None of them is a code the fob shows within the guard.
+    let spec = fobsim_harness::runner::device_spec(&sc.devices[0], 5, sc.start).unwrap();
+    let totp =
+        fobsim_core::Totp::new(spec.model.algorithm, spec.secret.expose(), 6, 30, 0).unwrap();
+    let now = sc.start.as_secs() / 30 + 2;
+    for step in now - 30..=now + 30 {
+        let code = totp.code_for_step(step).to_string();
+        assert!(!wrong.contains(&code), "{code} of step {step} was guessed");
+    }
+}
+
+/// The engine's clock (`clock server`) is what requests are judged at,
+/// and the transcript says so; the fobs keep true time.
+#[test]
+fn the_server_clock_is_recorded_and_sent() {
+    let r = run_builtin(
+        &[builtin_scenario(
+            "server-clock-stepped-back-used-code-stays-used",
+        )],
+        DEFAULT_SEED,
+    )
+    .remove(0);
+    let step = |text: &str| {
+        r.transcript
+            .iter()
+            .find(|e| e.step.starts_with(text))
+            .unwrap_or_else(|| panic!("no step {text}"))
+    };
+    let back = step("clock server -1m");
+    assert_eq!(back.clock, "2026-01-01T00:01:30.000Z");
+    assert_eq!(
+        back.server_clock.as_deref(),
+        Some("2026-01-01T00:00:30.000Z")
+    );
+    let replay = step("session alice fob1 c3 -> AccessDenied");
+    assert_eq!(
+        replay.server_clock.as_deref(),
+        Some("2026-01-01T00:00:30.000Z")
+    );
+    let reset = step("clock server reset");
+    assert_eq!(reset.server_clock.as_deref(), Some(reset.clock.as_str()));
+    let fresh = step("session alice fob1 c4");
+    assert_eq!(fresh.server_clock, None, "no offset, no server clock");
+    let json = serde_json::to_string(&r).unwrap();
+    assert!(json.contains("\"server_clock\":\"2026-01-01T00:00:30.000Z\""));
+}
+
+/// Refined outcomes: `!NAME` refuses that code or kind, `~"TEXT"` needs
+/// the message to contain it (case ignored), `!~"TEXT"` not.
+#[test]
+fn refined_outcomes_judge_code_kind_and_message() {
+    let head = "scenario o\nsource bug \"b\"\nsetting lockout_threshold=1\ndevice fob1 gaht\ndevice other gaht\nuser alice\n\
+                press fob1 as c1\nwait 30s\npress fob1 as c2\nenable alice fob1 c1 c2 -> ok\nwait 30s\npress other as x\n";
+    let run = |tail: &str| {
+        let sc = parse("o.scenario", &format!("{head}{tail}")).unwrap();
+        run_builtin(&[sc], DEFAULT_SEED).remove(0).verdict
+    };
+    let pass = |tail: &str| assert_eq!(run(tail), Verdict::Pass, "{tail}");
+    let fail = |tail: &str| assert!(matches!(run(tail), Verdict::Fail { .. }), "{tail}");
+    pass("sign-in alice x -> AccessDenied !DeviceLocked ~\"INVALID mfa\" !~locked\n");
+    pass("sign-in alice x -> rejected !ValidationError\n");
+    fail("sign-in alice x -> AccessDenied !~\"invalid MFA\"\n");
+    fail("sign-in alice x -> rejected !AccessDenied\n");
+    fail("sign-in alice x -> AccessDenied ~\"locked\"\n");
+    // The one failure locked (threshold 1): the lock is DeviceLocked.
+    pass("sign-in alice x -> AccessDenied\nsign-in alice x -> AccessDenied ~locked\n");
+    fail("sign-in alice x -> AccessDenied\nsign-in alice x -> AccessDenied !DeviceLocked\n");
+    pass("sign-in alice x -> AccessDenied\nsign-in alice x -> DeviceLocked\n");
+    let sc = parse(
+        "o.scenario",
+        &format!("{head}sign-in alice x -> AccessDenied !~\"invalid MFA\"\n"),
+    )
+    .unwrap();
+    let r = run_builtin(&[sc], DEFAULT_SEED).remove(0);
+    let last = r.transcript.last().unwrap();
+    assert_eq!(
+        last.expected.as_deref(),
+        Some("AccessDenied !~\"invalid MFA\"")
+    );
+    assert_eq!(
+        last.got.as_deref(),
+        Some(
+            "AccessDenied \"MultiFactorAuthentication failed with invalid MFA one time pass code.\""
+        )
+    );
+}
+
+/// An engine without a notion of access keys is n/a for a second key,
+/// never a pass.
+#[test]
+fn a_second_access_key_is_n_a_without_the_capability() {
+    let caps: Vec<Capability> = Capability::ALL
+        .into_iter()
+        .filter(|c| *c != Capability::AccessKeys)
+        .collect();
+    let mut weak = ModelEngine::with_capabilities(&caps);
+    let sc = builtin_scenario("session-two-access-keys-one-code-in-one-step");
+    let r = run_on(&mut weak, &sc);
+    assert!(
+        matches!(
+            r.verdict,
+            Verdict::NotApplicable {
+                capability: Capability::AccessKeys,
+                line: 18
+            }
+        ),
+        "{:?}",
+        r.verdict
+    );
+    let mut weak = ModelEngine::with_capabilities(
+        &Capability::ALL
+            .into_iter()
+            .filter(|c| *c != Capability::Import)
+            .collect::<Vec<_>>(),
+    );
+    let r = run_on(&mut weak, &builtin_scenario("hotp-seed-import-refused"));
+    assert!(matches!(
+        r.verdict,
+        Verdict::NotApplicable {
+            capability: Capability::Import,
+            ..
+        }
+    ));
+}
+
+/// Every scenario example in docs/scenarios.md parses and passes on the
+/// built-in engine, as written; an example marked `<!-- run over iam-http
+/// too -->` passes over iam-http as well; the one marked `<!--
+/// bad.scenario -->` is the bad input `tests/harness_cli.rs` runs.
+#[test]
+fn the_scenario_examples_in_the_docs_pass() {
+    use fobsim_engines::iam_http::IamHttp;
+    let doc = include_str!("../../../docs/scenarios.md");
+    let (mut examples, mut over_http) = (0, 0);
+    let mut in_block = false;
+    let mut block = String::new();
+    let mut marker = "";
+    let mut previous = "";
+    for line in doc.lines() {
+        if line.starts_with("```") {
+            if !in_block {
+                marker = previous;
+            } else if block.lines().any(|l| l.starts_with("scenario "))
+                && marker != "<!-- bad.scenario -->"
+            {
+                let sc =
+                    parse("docs/scenarios.md", &block).unwrap_or_else(|e| panic!("{e}\n{block}"));
+                let r = run_builtin(std::slice::from_ref(&sc), DEFAULT_SEED).remove(0);
+                assert_eq!(
+                    r.verdict,
+                    Verdict::Pass,
+                    "{}",
+                    Report::new("builtin", 1, std::slice::from_ref(&r)).text()
+                );
+                examples += 1;
+                if marker == "<!-- run over iam-http too -->" {
+                    let r = run_on(&mut IamHttp::new(DEFAULT_SEED), &sc);
+                    assert_eq!(
+                        r.verdict,
+                        Verdict::Pass,
+                        "{}",
+                        Report::new("iam-http", 1, std::slice::from_ref(&r)).text()
+                    );
+                    over_http += 1;
+                }
+            }
+            in_block = !in_block;
+            block.clear();
+            continue;
+        }
+        if in_block {
+            block.push_str(line);
+            block.push('\n');
+        } else if !line.trim().is_empty() {
+            previous = line;
+        }
+    }
+    assert!(examples >= 11, "{examples} examples");
+    assert_eq!(over_http, 1);
 }

@@ -22,10 +22,17 @@ pub struct Scenario {
     pub start: Timestamp,
     /// Engine settings (`setting KEY=VALUE`), passed to the adapter.
     pub settings: Vec<(String, String)>,
+    /// Where each setting was written: (line, column) of its `KEY=VALUE`,
+    /// parallel to `settings` (for `file:line:col` when an engine refuses it
+    /// before the run).
+    pub setting_positions: Vec<(usize, usize)>,
     /// Declared devices, in declaration order.
     pub devices: Vec<DeviceDecl>,
     /// Declared IAM users, in declaration order (the root user is implicit).
     pub users: Vec<String>,
+    /// Users declared with more than one access key (`user NAME keys=N`),
+    /// with their key count; every other user has one key.
+    pub access_keys: Vec<(String, u32)>,
     /// The timeline.
     pub steps: Vec<Step>,
 }
@@ -103,35 +110,133 @@ pub struct DeviceDecl {
     /// The step length the vendor's seed file (and so the engine) claims,
     /// if it differs from the device's.
     pub seed_period: Option<u64>,
-    /// Whether the engine gets this device's seed (false = unknown serial).
+    /// Whether the engine gets this device's seed at setup (false: an
+    /// unknown serial, or one imported later by an `import` step).
     pub registered: bool,
+    /// Line of the first `import DEV` step, if the seed is given to the
+    /// engine there instead of at setup.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub imported_at: Option<usize>,
     /// The battery is already dead at the start (`battery=dead`).
     pub battery_dead: bool,
 }
 
-/// How an expectation-carrying step should end.
+/// What an expectation-carrying step must answer: a base (`ok`, `rejected`
+/// or an error name) and refinements a refusal must also meet
+/// (`-> AccessDenied !DeviceLocked ~"invalid MFA"`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// Success.
-    Ok,
-    /// Any error.
-    Rejected,
-    /// This error code (AWS spelling, e.g. `InvalidAuthenticationCode`).
-    Error(String),
+pub struct Outcome {
+    /// The answer's kind.
+    pub base: Base,
+    /// Further conditions on a refusal, in the order written.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub refine: Vec<Refine>,
 }
 
-impl std::fmt::Display for Outcome {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Outcome::Ok => f.write_str("ok"),
-            Outcome::Rejected => f.write_str("rejected"),
-            Outcome::Error(e) => f.write_str(e),
+impl Outcome {
+    /// `-> ok`.
+    #[must_use]
+    pub fn ok() -> Self {
+        Base::Ok.into()
+    }
+
+    /// `-> rejected`.
+    #[must_use]
+    pub fn rejected() -> Self {
+        Base::Rejected.into()
+    }
+
+    /// `-> NAME` (an AWS error code or an engine's finer kind).
+    #[must_use]
+    pub fn error(name: impl Into<String>) -> Self {
+        Base::Error(name.into()).into()
+    }
+
+    /// Every error name the outcome mentions (base and `!NAME`s).
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        let base = match &self.base {
+            Base::Error(e) => Some(e.as_str()),
+            _ => None,
+        };
+        base.into_iter()
+            .chain(self.refine.iter().filter_map(|r| match r {
+                Refine::Not(n) => Some(n.as_str()),
+                _ => None,
+            }))
+    }
+}
+
+impl From<Base> for Outcome {
+    fn from(base: Base) -> Self {
+        Outcome {
+            base,
+            refine: Vec::new(),
         }
     }
 }
 
-/// A code typed by the user: a captured name or literal digits.
+/// The base of an [`Outcome`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Base {
+    /// Success.
+    Ok,
+    /// Any error.
+    Rejected,
+    /// This error: an AWS code (`InvalidAuthenticationCode`) or an engine's
+    /// finer kind (`DeviceLocked`), see [`super::vocabulary`].
+    Error(String),
+}
+
+/// A condition a refusal must also meet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Refine {
+    /// `!NAME`: neither the answer's code nor its kind is `NAME`.
+    Not(String),
+    /// `~"TEXT"`: the answer's message contains `TEXT` (ASCII case ignored).
+    Contains(String),
+    /// `!~"TEXT"`: the answer's message does not contain `TEXT`.
+    Lacks(String),
+}
+
+fn quoted(f: &mut std::fmt::Formatter<'_>, text: &str) -> std::fmt::Result {
+    f.write_str("\"")?;
+    for c in text.chars() {
+        if c == '"' || c == '\\' {
+            f.write_str("\\")?;
+        }
+        write!(f, "{c}")?;
+    }
+    f.write_str("\"")
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.base {
+            Base::Ok => f.write_str("ok")?,
+            Base::Rejected => f.write_str("rejected")?,
+            Base::Error(e) => f.write_str(e)?,
+        }
+        for r in &self.refine {
+            match r {
+                Refine::Not(n) => write!(f, " !{n}")?,
+                Refine::Contains(t) => {
+                    f.write_str(" ~")?;
+                    quoted(f, t)?;
+                }
+                Refine::Lacks(t) => {
+                    f.write_str(" !~")?;
+                    quoted(f, t)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A code typed by the user: a captured name, part of one, literal digits,
+/// or a seeded guess.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CodeRef {
@@ -139,12 +244,44 @@ pub enum CodeRef {
     Var(String),
     /// Literal digits.
     Literal(String),
+    /// `NAME[A..B]`: the characters `A..B` (0-based, `B` excluded) of a
+    /// captured code, e.g. `c3[0..6]`, the first six digits.
+    Part {
+        /// The captured code.
+        var: String,
+        /// First character (0-based).
+        from: usize,
+        /// One past the last character.
+        to: usize,
+    },
+    /// `random` / `random:N`: N seeded random digits (default: as many as
+    /// the step's device shows, 6 without a device); may happen to be right.
+    Random {
+        /// Explicit length.
+        digits: Option<u8>,
+    },
+    /// `wrong` / `wrong:N`: seeded random digits that are none of the codes
+    /// the device (for a sign-in: any declared device) shows within
+    /// [`WRONG_GUARD_STEPS`] steps of now — a guess that is wrong for sure.
+    Wrong {
+        /// Explicit length.
+        digits: Option<u8>,
+    },
 }
+
+/// How many steps on either side of now (true time, the engine's time and
+/// the device's own clock) a `wrong` code stays clear of.
+pub const WRONG_GUARD_STEPS: u64 = 30;
 
 impl std::fmt::Display for CodeRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             CodeRef::Var(v) | CodeRef::Literal(v) => f.write_str(v),
+            CodeRef::Part { var, from, to } => write!(f, "{var}[{from}..{to}]"),
+            CodeRef::Random { digits: None } => f.write_str("random"),
+            CodeRef::Random { digits: Some(n) } => write!(f, "random:{n}"),
+            CodeRef::Wrong { digits: None } => f.write_str("wrong"),
+            CodeRef::Wrong { digits: Some(n) } => write!(f, "wrong:{n}"),
         }
     }
 }
@@ -186,6 +323,17 @@ pub enum BatteryAction {
     Dead,
     /// A fresh battery (the RTC resets).
     New,
+}
+
+/// How `clock server` moves the engine's clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServerClock {
+    /// `clock server +D` / `-D`: the engine's clock moves by this many ms
+    /// relative to true time (cumulative).
+    Step(i64),
+    /// `clock server reset`: the engine's clock is true time again.
+    Reset,
 }
 
 /// One timeline step, with the line it came from and its source text.
@@ -300,10 +448,12 @@ pub enum Action {
         /// Expected outcome.
         expect: Outcome,
     },
-    /// `session USER DEV CODE -> OUTCOME`: STS GetSessionToken with MFA.
+    /// `session USER [key=K] DEV CODE -> OUTCOME`: STS GetSessionToken with MFA.
     Session {
         /// User.
         user: String,
+        /// Which of the user's access keys signs the request (1-based).
+        key: u32,
         /// Device.
         device: DeviceRef,
         /// Code.
@@ -367,6 +517,28 @@ pub enum Action {
         device: String,
         /// Locked or not.
         locked: bool,
+    },
+    /// `clock server +D|-D|reset`: move the engine's clock apart from
+    /// true time (fobs keep true time).
+    ClockServer {
+        /// The move.
+        change: ServerClock,
+    },
+    /// `import DEV -> OUTCOME`: give the engine the device's seed record now.
+    Import {
+        /// Device.
+        device: String,
+        /// Expected outcome.
+        expect: Outcome,
+    },
+    /// `expect CODE == CODE` / `expect CODE != CODE`: compare two codes.
+    ExpectCodes {
+        /// Left code.
+        left: CodeRef,
+        /// `==` (true) or `!=` (false).
+        equal: bool,
+        /// Right code.
+        right: CodeRef,
     },
     /// `repeat N` ... `end`.
     Repeat {

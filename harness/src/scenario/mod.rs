@@ -3,9 +3,11 @@
 
 mod ast;
 mod parse;
+pub mod vocabulary;
 
 pub use ast::{
-    Action, BatteryAction, CodeRef, DEFAULT_START, DeviceDecl, DeviceRef, DisplayExpect, Outcome,
-    Scenario, SecretBytes, Source, SourceKind, Step,
+    Action, Base, BatteryAction, CodeRef, DEFAULT_START, DeviceDecl, DeviceRef, DisplayExpect,
+    Outcome, Refine, Scenario, SecretBytes, ServerClock, Source, SourceKind, Step,
+    WRONG_GUARD_STEPS,
 };
-pub use parse::{MAX_REPEAT, MAX_STEPS, ParseError, align, parse};
+pub use parse::{MAX_ACCESS_KEYS, MAX_REPEAT, MAX_STEPS, ParseError, align, parse};

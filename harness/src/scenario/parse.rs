@@ -12,12 +12,21 @@ use fobsim_core::{Algorithm, Serial, Timestamp};
 use fobsim_firmware::{Drift, preset};
 
 use super::ast::{
-    Action, BatteryAction, CodeRef, DEFAULT_START, DeviceDecl, DeviceRef, DisplayExpect, Outcome,
-    Scenario, SecretBytes, Source, SourceKind, Step,
+    Action, Base, BatteryAction, CodeRef, DEFAULT_START, DeviceDecl, DeviceRef, DisplayExpect,
+    Outcome, Refine, Scenario, SecretBytes, ServerClock, Source, SourceKind, Step,
 };
+use super::vocabulary;
 
 /// Largest `repeat` count.
 pub const MAX_REPEAT: u32 = 100_000;
+
+/// Most access keys a user may have (`user NAME keys=N`): AWS allows two
+/// per IAM user.
+pub const MAX_ACCESS_KEYS: u32 = 2;
+
+/// The latest time the engine's clock may be moved to (`clock server`):
+/// 9999-12-31T23:59:59Z, the last time RFC 3339 can write.
+const LATEST_MS: i64 = 253_402_300_799_000;
 
 /// A scenario file could not be read: where and what was expected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -38,6 +47,9 @@ struct Tok {
     text: String,
     col: usize,
     quoted: bool,
+    /// `~` or `!~` written right before a quoted text (`~"invalid MFA"`),
+    /// else empty.
+    prefix: &'static str,
 }
 
 struct Ctx<'a> {
@@ -53,6 +65,32 @@ impl Ctx<'_> {
             message: message.into(),
         }
     }
+}
+
+/// Read a quoted text starting at `chars[i] == '"'`: (text, index after it).
+fn quoted_text(
+    ctx: &Ctx<'_>,
+    line_no: usize,
+    chars: &[char],
+    mut i: usize,
+) -> Result<(String, usize), ParseError> {
+    let col = i + 1;
+    let mut text = String::new();
+    i += 1;
+    while i < chars.len() {
+        match chars[i] {
+            '"' => return Ok((text, i + 1)),
+            '\\' if i + 1 < chars.len() => {
+                text.push(chars[i + 1]);
+                i += 2;
+            }
+            ch => {
+                text.push(ch);
+                i += 1;
+            }
+        }
+    }
+    Err(ctx.err(line_no, col, "expected a closing '\"'"))
 }
 
 /// Split a line into words; `#` starts a comment outside quotes.
@@ -71,48 +109,53 @@ fn lex(ctx: &Ctx<'_>, line_no: usize, line: &str) -> Result<Vec<Tok>, ParseError
         }
         let col = i + 1;
         if c == '"' {
-            let mut text = String::new();
-            i += 1;
-            let mut closed = false;
-            while i < chars.len() {
-                match chars[i] {
-                    '"' => {
-                        closed = true;
-                        i += 1;
-                        break;
-                    }
-                    '\\' if i + 1 < chars.len() => {
-                        text.push(chars[i + 1]);
-                        i += 2;
-                    }
-                    ch => {
-                        text.push(ch);
-                        i += 1;
-                    }
-                }
-            }
-            if !closed {
-                return Err(ctx.err(line_no, col, "expected a closing '\"'"));
-            }
+            let (text, next) = quoted_text(ctx, line_no, &chars, i)?;
+            i = next;
             toks.push(Tok {
                 text,
                 col,
                 quoted: true,
+                prefix: "",
             });
             continue;
         }
         let start = i;
+        let mut quoted = None;
         while i < chars.len() && !chars[i].is_whitespace() && chars[i] != '#' {
             if chars[i] == '"' {
-                return Err(ctx.err(line_no, i + 1, "expected whitespace before a quoted text"));
+                let word: String = chars[start..i].iter().collect();
+                let prefix = match word.as_str() {
+                    "~" => "~",
+                    "!~" => "!~",
+                    _ => {
+                        return Err(ctx.err(
+                            line_no,
+                            i + 1,
+                            "expected whitespace before a quoted text",
+                        ));
+                    }
+                };
+                let (text, next) = quoted_text(ctx, line_no, &chars, i)?;
+                i = next;
+                quoted = Some((text, prefix));
+                break;
             }
             i += 1;
         }
-        toks.push(Tok {
-            text: chars[start..i].iter().collect(),
-            col,
-            quoted: false,
-        });
+        match quoted {
+            Some((text, prefix)) => toks.push(Tok {
+                text,
+                col,
+                quoted: true,
+                prefix,
+            }),
+            None => toks.push(Tok {
+                text: chars[start..i].iter().collect(),
+                col,
+                quoted: false,
+                prefix: "",
+            }),
+        }
     }
     Ok(toks)
 }
@@ -125,7 +168,7 @@ fn is_ident(s: &str) -> bool {
 }
 
 /// Timeline keywords, for "expected one of" messages.
-const STEP_WORDS: &str = "press, look, wait, at, align, enable, resync, deactivate, replace, sign-in, session, devices, recover, lose, find, battery, drift, expect, repeat, end";
+const STEP_WORDS: &str = "press, look, wait, at, align, clock, enable, resync, deactivate, replace, sign-in, session, devices, recover, import, lose, find, battery, drift, expect, repeat, end";
 const HEADER_WORDS: &str = "scenario, source, start, setting, device, user";
 
 /// A cursor over one line's words.
@@ -222,27 +265,95 @@ impl<'a> Line<'a> {
 
     fn outcome(&mut self) -> Result<Outcome, ParseError> {
         self.expect_arrow()?;
-        let t = self
-            .word("an outcome: ok, rejected or an error code such as InvalidAuthenticationCode")?;
-        let o = match t.text.as_str() {
-            "ok" => Outcome::Ok,
-            "rejected" => Outcome::Rejected,
-            s if s.chars().next().is_some_and(|c| c.is_ascii_uppercase())
-                && s.chars().all(|c| c.is_ascii_alphanumeric()) =>
-            {
-                Outcome::Error(s.to_string())
-            }
-            s => {
+        let what = "an outcome: ok, rejected or an error code such as InvalidAuthenticationCode";
+        let t = self.word(what)?;
+        let base = match t.text.as_str() {
+            "ok" => Base::Ok,
+            "rejected" => Base::Rejected,
+            s => Base::Error(self.error_name(&t, s, what)?),
+        };
+        let mut refine = Vec::new();
+        while let Some(r) = self.peek().cloned() {
+            self.pos += 1;
+            let cond = match (r.prefix, r.quoted) {
+                ("~", true) => Refine::Contains(r.text.clone()),
+                ("!~", true) => Refine::Lacks(r.text.clone()),
+                (_, true) => {
+                    return Err(self.err_at(
+                        &r,
+                        "expected !NAME, ~\"TEXT\" or !~\"TEXT\" after the outcome, found a quoted text (write ~\"TEXT\" for a message that must contain it)",
+                    ));
+                }
+                _ => {
+                    if let Some(text) = r.text.strip_prefix("!~") {
+                        Refine::Lacks(self.nonempty(&r, text)?)
+                    } else if let Some(text) = r.text.strip_prefix('~') {
+                        Refine::Contains(self.nonempty(&r, text)?)
+                    } else if let Some(name) = r.text.strip_prefix('!') {
+                        let name = self.error_name(
+                            &r,
+                            name,
+                            "!NAME with an error code or kind such as !DeviceLocked",
+                        )?;
+                        if base == Base::Error(name.clone()) {
+                            return Err(self.err_at(
+                                &r,
+                                format!("expected a condition that can hold: the outcome is {name} and !{name} refuses it"),
+                            ));
+                        }
+                        Refine::Not(name)
+                    } else {
+                        return Err(self.err_at(
+                            &r,
+                            format!(
+                                "expected the end of the line or a condition on the refusal (!NAME, ~\"TEXT\", !~\"TEXT\"), found {:?}",
+                                r.text
+                            ),
+                        ));
+                    }
+                }
+            };
+            if base == Base::Ok {
                 return Err(self.err_at(
-                    &t,
-                    format!(
-                        "expected an outcome: ok, rejected or an error code such as InvalidAuthenticationCode, found {s:?}"
-                    ),
+                    &r,
+                    "expected the end of the line: conditions (!NAME, ~\"TEXT\") refine a refusal, and 'ok' is none",
                 ));
             }
+            refine.push(cond);
+        }
+        Ok(Outcome { base, refine })
+    }
+
+    /// A known error name (AWS code or finer kind), or an error pointing at
+    /// `t` with a suggestion.
+    fn error_name(&self, t: &Tok, name: &str, what: &str) -> Result<String, ParseError> {
+        if vocabulary::is_known(name) {
+            return Ok(name.to_string());
+        }
+        let hint = match vocabulary::suggest(name) {
+            Some(k) => format!(" (did you mean {k}?)"),
+            None => String::new(),
         };
-        self.finish()?;
-        Ok(o)
+        let looks_like_a_name = name.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+            && name.chars().all(|c| c.is_ascii_alphanumeric());
+        Err(self.err_at(
+            t,
+            if looks_like_a_name {
+                format!(
+                    "expected {what}, found {name:?}, which no engine answers{hint}; known: ok, rejected, {}",
+                    vocabulary::known_list()
+                )
+            } else {
+                format!("expected {what}, found {name:?}{hint}")
+            },
+        ))
+    }
+
+    fn nonempty(&self, t: &Tok, text: &str) -> Result<String, ParseError> {
+        if text.is_empty() {
+            return Err(self.err_at(t, "expected a text after '~' (~WORD or ~\"some words\")"));
+        }
+        Ok(text.to_string())
     }
 
     fn duration(&mut self, what: &str) -> Result<i64, ParseError> {
@@ -263,8 +374,16 @@ impl<'a> Line<'a> {
 #[derive(Default)]
 struct Names {
     devices: HashMap<String, usize>,
+    /// Digits each declared device shows.
+    digits: HashMap<String, u8>,
+    /// Devices declared `unregistered` (never imported).
+    unregistered: HashSet<String>,
     users: HashSet<String>,
-    captured: HashSet<String>,
+    /// Access keys per user, for users with more than one.
+    keys: HashMap<String, u32>,
+    /// Captured code names, with the fewest digits any capture of the name
+    /// can hold.
+    captured: HashMap<String, u8>,
     lost: HashMap<String, usize>,
 }
 
@@ -278,9 +397,11 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ParseError> {
     let mut id: Option<String> = None;
     let mut sources = Vec::new();
     let mut start: Option<Timestamp> = None;
-    let mut settings = Vec::new();
+    let mut settings: Vec<(String, String)> = Vec::new();
+    let mut setting_positions = Vec::new();
     let mut devices: Vec<DeviceDecl> = Vec::new();
     let mut users: Vec<String> = Vec::new();
+    let mut access_keys: Vec<(String, u32)> = Vec::new();
     let mut names = Names::default();
     // Stack of open step lists: the timeline, then each open `repeat`.
     let mut stack: Vec<(Vec<Step>, usize, u32, String)> = vec![(Vec::new(), 0, 1, String::new())];
@@ -377,12 +498,28 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ParseError> {
                                     format!("expected KEY=VALUE, found {:?}", t.text),
                                 ));
                             }
+                            if let Some(i) = settings.iter().position(|(sk, _)| sk == k) {
+                                let (l, c) = setting_positions[i];
+                                return Err(line.err_at(
+                                    &t,
+                                    format!("expected each setting once: {k} is already set at line {l}, column {c}"),
+                                ));
+                            }
                             settings.push((k.to_string(), v.to_string()));
+                            setting_positions.push((no, t.col));
                         }
                     }
                     "device" => {
                         let d = parse_device(&mut line, &names, devices.len() as u64 + 1)?;
                         names.devices.insert(d.name.clone(), no);
+                        let digits = d
+                            .digits
+                            .or_else(|| preset(&d.model).map(|m| m.digits))
+                            .unwrap_or(6);
+                        names.digits.insert(d.name.clone(), digits);
+                        if !d.registered {
+                            names.unregistered.insert(d.name.clone());
+                        }
                         devices.push(d);
                     }
                     _ => {
@@ -396,6 +533,27 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ParseError> {
                         if names.users.contains(&t.text) || names.devices.contains_key(&t.text) {
                             return Err(line
                                 .err_at(&t, format!("the name {:?} is already declared", t.text)));
+                        }
+                        if let Some(k) = line.peek().cloned() {
+                            let n = k
+                                .text
+                                .strip_prefix("keys=")
+                                .and_then(|v| v.parse::<u32>().ok())
+                                .filter(|n| (1..=MAX_ACCESS_KEYS).contains(n))
+                                .ok_or_else(|| {
+                                    line.err_at(
+                                        &k,
+                                        format!(
+                                            "expected the end of the line or keys=N (N from 1 to {MAX_ACCESS_KEYS}: AWS allows {MAX_ACCESS_KEYS} access keys per IAM user), found {:?}",
+                                            k.text
+                                        ),
+                                    )
+                                })?;
+                            line.pos += 1;
+                            if n > 1 {
+                                names.keys.insert(t.text.clone(), n);
+                                access_keys.push((t.text.clone(), n));
+                            }
                         }
                         line.finish()?;
                         names.users.insert(t.text.clone());
@@ -465,6 +623,12 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ParseError> {
                     ));
                 }
                 let action = parse_step(&mut line, &kw, &mut names)?;
+                if let Action::Import { device, .. } = &action
+                    && let Some(d) = devices.iter_mut().find(|d| &d.name == device)
+                {
+                    d.registered = false;
+                    d.imported_at.get_or_insert(no);
+                }
                 if let Some(top) = stack.last_mut() {
                     top.0.push(Step {
                         line: no,
@@ -502,15 +666,17 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ParseError> {
         ));
     }
     let start = start.unwrap_or(DEFAULT_START);
-    check_time(&ctx, start, &steps)?;
+    check_time(&ctx, start, 0, &steps)?;
     Ok(Scenario {
         id,
         file: file.to_string(),
         sources,
         start,
         settings,
+        setting_positions,
         devices,
         users,
+        access_keys,
         steps,
     })
 }
@@ -545,9 +711,18 @@ fn weight(steps: &[Step]) -> u64 {
 
 /// Times only move forward: `at` must not go back. Through a `repeat` the
 /// clock is advanced by its waits only (a lower bound: `align` may add
-/// more); the runner refuses an `at` that would still go back.
-fn check_time(ctx: &Ctx<'_>, start: Timestamp, steps: &[Step]) -> Result<Timestamp, ParseError> {
+/// more); the runner refuses an `at` that would still go back. The
+/// engine's clock (`clock server`) stays between 1970 and 9999: checked
+/// for the first and the last iteration of a `repeat` (it moves linearly
+/// in between).
+fn check_time(
+    ctx: &Ctx<'_>,
+    start: Timestamp,
+    server_ms: i64,
+    steps: &[Step],
+) -> Result<(Timestamp, i64), ParseError> {
     let mut now = start;
+    let mut server = server_ms;
     for s in steps {
         match &s.action {
             Action::Wait { ms } => now = now.add_millis(*ms),
@@ -564,15 +739,66 @@ fn check_time(ctx: &Ctx<'_>, start: Timestamp, steps: &[Step]) -> Result<Timesta
                 }
                 now = *time;
             }
+            Action::ClockServer { change } => {
+                server = match change {
+                    ServerClock::Reset => 0,
+                    ServerClock::Step(ms) => server.saturating_add(*ms),
+                };
+                let t = i64::try_from(now.as_millis())
+                    .unwrap_or(i64::MAX)
+                    .saturating_add(server);
+                if !(0..=LATEST_MS).contains(&t) {
+                    let sign = if server < 0 { "-" } else { "+" };
+                    return Err(ctx.err(
+                        s.line,
+                        1,
+                        format!(
+                            "expected the server's clock to stay between 1970 and 9999: at true time {now}, an offset of {sign}{} puts it {}",
+                            fobsim_core::time::format_duration_ms(server.saturating_abs()),
+                            if t < 0 { "before 1970" } else { "after 9999" }
+                        ),
+                    ));
+                }
+            }
             Action::Repeat { times, body } => {
-                let once = check_time(ctx, now, body)?;
+                let (once, server1) = check_time(ctx, now, server, body)?;
                 let step = once.millis_since(now).max(0);
-                now = now.add_millis(step.saturating_mul(i64::from(*times)));
+                let drift = server1.saturating_sub(server);
+                let n = i64::from(*times);
+                let resets = body_resets(body);
+                if n > 1 {
+                    // The last iteration starts here.
+                    let last = now.add_millis(step.saturating_mul(n - 1));
+                    let last_server = if resets {
+                        server1
+                    } else {
+                        server.saturating_add(drift.saturating_mul(n - 1))
+                    };
+                    check_time(ctx, last, last_server, body)?;
+                }
+                now = now.add_millis(step.saturating_mul(n));
+                server = if resets {
+                    server1
+                } else {
+                    server.saturating_add(drift.saturating_mul(n))
+                };
             }
             _ => {}
         }
     }
-    Ok(now)
+    Ok((now, server))
+}
+
+/// Whether a body sets the server clock absolutely (`clock server reset`),
+/// so that iterations do not add up.
+fn body_resets(steps: &[Step]) -> bool {
+    steps.iter().any(|s| match &s.action {
+        Action::ClockServer {
+            change: ServerClock::Reset,
+        } => true,
+        Action::Repeat { body, .. } => body_resets(body),
+        _ => false,
+    })
 }
 
 /// The next multiple of `ms` since the epoch at or after `now`.
@@ -674,6 +900,7 @@ fn parse_device(line: &mut Line<'_>, names: &Names, index: u64) -> Result<Device
         period: None,
         seed_period: None,
         registered: true,
+        imported_at: None,
         battery_dead: false,
     };
     let mut age: Option<(Tok, String)> = None;
@@ -857,27 +1084,85 @@ fn user_name(line: &mut Line<'_>, names: &Names) -> Result<String, ParseError> {
     Ok(t.text)
 }
 
+/// Words that are codes, not names (`random`, `wrong`).
+const CODE_WORDS: [&str; 2] = ["random", "wrong"];
+
 fn code_ref(line: &mut Line<'_>, names: &Names) -> Result<CodeRef, ParseError> {
-    let t = line.word("a code (a captured name or digits)")?;
-    if !t.text.is_empty() && t.text.len() <= 10 && t.text.bytes().all(|b| b.is_ascii_digit()) {
+    let what = "a code (a captured name, NAME[A..B], digits, random or wrong)";
+    let t = line.word(what)?;
+    let text = t.text.as_str();
+    if !text.is_empty() && text.len() <= 10 && text.bytes().all(|b| b.is_ascii_digit()) {
         return Ok(CodeRef::Literal(t.text));
     }
-    if t.text == "->" {
-        return Err(line.err_at(
-            &t,
-            "expected a code (a captured name or digits), found '->'",
-        ));
+    if text == "->" {
+        return Err(line.err_at(&t, format!("expected {what}, found '->'")));
     }
-    if !is_ident(&t.text) {
+    for (word, random) in [("random", true), ("wrong", false)] {
+        let digits = if text == word {
+            Some(None)
+        } else if let Some(n) = text.strip_prefix(word).and_then(|r| r.strip_prefix(':')) {
+            let n = n
+                .parse::<u8>()
+                .ok()
+                .filter(|n| (1..=10).contains(n))
+                .ok_or_else(|| {
+                    line.err_at(
+                        &t,
+                        format!("expected {word}:N with N from 1 to 10 digits, found {text:?}"),
+                    )
+                })?;
+            Some(Some(n))
+        } else {
+            None
+        };
+        if let Some(digits) = digits {
+            return Ok(if random {
+                CodeRef::Random { digits }
+            } else {
+                CodeRef::Wrong { digits }
+            });
+        }
+    }
+    if let Some((var, range)) = text.split_once('[') {
+        let bad = |why: &str| {
+            line.err_at(
+                &t,
+                format!("expected NAME[A..B], the characters A..B of a captured code (0-based, B excluded, e.g. c3[0..6]), found {text:?}{why}"),
+            )
+        };
+        let range = range.strip_suffix(']').ok_or_else(|| bad(""))?;
+        let (a, b) = range.split_once("..").ok_or_else(|| bad(""))?;
+        let from: usize = a.parse().map_err(|_| bad(""))?;
+        let to: usize = b.parse().map_err(|_| bad(""))?;
+        if from >= to {
+            return Err(bad(": A must be less than B"));
+        }
+        let Some(&digits) = names.captured.get(var) else {
+            if is_ident(var) {
+                return Err(line.err_at(&t, format!(
+                    "expected a code captured earlier ('press DEVICE as {var}' before this line), found {var:?}"
+                )));
+            }
+            return Err(bad(""));
+        };
+        if to > usize::from(digits) {
+            return Err(bad(&format!(": {var} holds {digits} digits")));
+        }
+        return Ok(CodeRef::Part {
+            var: var.to_string(),
+            from,
+            to,
+        });
+    }
+    if !is_ident(text) {
         return Err(line.err_at(
             &t,
             format!(
-                "expected a code (a captured name or up to 10 digits), found {:?}",
-                t.text
+                "expected a code (a captured name, NAME[A..B], up to 10 digits, random or wrong), found {text:?}"
             ),
         ));
     }
-    if !names.captured.contains(&t.text) {
+    if !names.captured.contains_key(text) {
         return Err(line.err_at(&t, format!(
             "expected a code captured earlier ('press DEVICE as {0}' before this line), found {0:?}",
             t.text
@@ -907,6 +1192,12 @@ fn parse_step(line: &mut Line<'_>, kw: &Tok, names: &mut Names) -> Result<Action
             let device = usable_device(line, names)?;
             let capture = if line.eat("as") {
                 let t = line.ident("a name for the code")?;
+                if CODE_WORDS.contains(&t.text.as_str()) {
+                    return Err(line.err_at(
+                        &t,
+                        format!("expected a name for the code: {:?} is a code word (a seeded guess), not a name", t.text),
+                    ));
+                }
                 Some(t.text)
             } else {
                 None
@@ -920,7 +1211,9 @@ fn parse_step(line: &mut Line<'_>, kw: &Tok, names: &mut Names) -> Result<Action
                 ));
             }
             if let Some(c) = &capture {
-                names.captured.insert(c.clone());
+                let digits = names.digits.get(&device).copied().unwrap_or(6);
+                let held = names.captured.entry(c.clone()).or_insert(digits);
+                *held = (*held).min(digits);
             }
             if kw.text == "press" {
                 Action::Press {
@@ -1054,11 +1347,37 @@ fn parse_step(line: &mut Line<'_>, kw: &Tok, names: &mut Names) -> Result<Action
         }
         "session" => {
             let user = user_name(line, names)?;
+            let mut key = 1;
+            if let Some(t) = line.peek().cloned()
+                && let Some(v) = t.text.strip_prefix("key=")
+            {
+                line.pos += 1;
+                let have = names.keys.get(&user).copied().unwrap_or(1);
+                key = v.parse::<u32>().ok().filter(|k| *k >= 1).ok_or_else(|| {
+                    line.err_at(
+                        &t,
+                        format!(
+                            "expected key=K with K a key number from 1, found {:?}",
+                            t.text
+                        ),
+                    )
+                })?;
+                if key > have {
+                    return Err(line.err_at(
+                        &t,
+                        format!(
+                            "expected key=1..{have}: {user} has {have} access key{} (declare 'user {user} keys={key}')",
+                            if have == 1 { "" } else { "s" }
+                        ),
+                    ));
+                }
+            }
             let device = device_ref(line, names)?;
             let code = code_ref(line, names)?;
             let expect = line.outcome()?;
             Action::Session {
                 user,
+                key,
                 device,
                 code,
                 expect,
@@ -1113,6 +1432,43 @@ fn parse_step(line: &mut Line<'_>, kw: &Tok, names: &mut Names) -> Result<Action
                 expect,
             }
         }
+        "clock" => {
+            let t = line.word("server")?;
+            if t.text != "server" {
+                return Err(line.err_at(
+                    &t,
+                    format!("expected 'clock server +DURATION|-DURATION|reset' (the engine's clock; true time moves with wait, at, align), found {:?}", t.text),
+                ));
+            }
+            let t = line.word("+DURATION, -DURATION or reset")?;
+            let change = if t.text == "reset" {
+                ServerClock::Reset
+            } else {
+                let signed = t.text.starts_with('+') || t.text.starts_with('-');
+                let ms = parse_duration_ms(&t.text).ok().filter(|_| signed).ok_or_else(|| {
+                    line.err_at(
+                        &t,
+                        format!("expected +DURATION, -DURATION (such as -2m or +10y) or reset, found {:?}", t.text),
+                    )
+                })?;
+                ServerClock::Step(ms)
+            };
+            line.finish()?;
+            Action::ClockServer { change }
+        }
+        "import" => {
+            let t = line.peek().cloned();
+            let device = device_name(line, names)?;
+            if names.unregistered.contains(&device) {
+                let t = t.unwrap_or_else(|| kw.clone());
+                return Err(line.err_at(
+                    &t,
+                    format!("expected a device the engine may receive: {device} is declared 'unregistered' (drop that to import it here)"),
+                ));
+            }
+            let expect = line.outcome()?;
+            Action::Import { device, expect }
+        }
         "lose" => {
             let device = usable_device(line, names)?;
             line.finish()?;
@@ -1166,9 +1522,25 @@ fn parse_step(line: &mut Line<'_>, kw: &Tok, names: &mut Names) -> Result<Action
             Action::Drift { device, drift }
         }
         "expect" => {
+            if line
+                .toks
+                .get(line.pos + 1)
+                .is_some_and(|t| !t.quoted && (t.text == "==" || t.text == "!="))
+            {
+                let left = code_ref(line, names)?;
+                let op = line.word("== or !=")?;
+                let right = code_ref(line, names)?;
+                line.finish()?;
+                return Ok(Action::ExpectCodes {
+                    left,
+                    equal: op.text == "==",
+                    right,
+                });
+            }
             let at = line.pos;
             let device = device_name(line, names)?;
-            let t = line.word("steps A..B, locked or unlocked")?;
+            let t = line
+                .word("steps A..B, locked or unlocked (or '== CODE' / '!= CODE' after a code)")?;
             if t.text == "steps" && names.lost.contains_key(&device) {
                 line.pos = at;
                 usable_device(line, names)?;

@@ -238,6 +238,11 @@ pub fn reset(id: u64, setup: &Setup) -> Value {
             "root_password": a.root_password,
         },
         "users": setup.users.iter().map(|(n, p)| json!({"name": n, "password": p})).collect::<Vec<_>>(),
+        "access_keys": setup
+            .access_keys
+            .iter()
+            .map(|(n, k)| (n.clone(), Value::from(*k)))
+            .collect::<Map<String, Value>>(),
         "seeds": setup.seeds.iter().map(seed_json).collect::<Vec<_>>(),
         "settings": settings,
     })
@@ -309,9 +314,15 @@ pub fn operation(id: u64, request: &Request, passwords: &Passwords) -> Value {
         } => json!({"op": "sign_in", "who": who.to_string(),
                     "password": passwords.typed(who, *password_ok),
                     "password_ok": password_ok, "code": code}),
-        Request::Session { who, serial, code } => {
-            json!({"op": "session", "who": who.to_string(), "serial": serial, "code": code})
+        Request::Session {
+            who,
+            key,
+            serial,
+            code,
+        } => {
+            json!({"op": "session", "who": who.to_string(), "key": key, "serial": serial, "code": code})
         }
+        Request::Import { seed } => json!({"op": "import", "seed": seed_json(seed)}),
         Request::StartRecovery => json!({"op": "start_recovery"}),
         Request::Outbox => json!({"op": "outbox"}),
         Request::CompleteRecovery {
@@ -341,6 +352,7 @@ pub fn op_name(request: &Request) -> &'static str {
         Request::Outbox => "outbox",
         Request::CompleteRecovery { .. } => "complete_recovery",
         Request::DeviceState { .. } => "device_state",
+        Request::Import { .. } => "import",
     }
 }
 
@@ -567,10 +579,25 @@ fn parse_reset(o: &Map<String, Value>, start: Timestamp) -> Result<Setup, String
             .collect::<Result<Vec<_>, String>>()?,
         Some(_) => return Err("\"settings\" must be an object".into()),
     };
+    let access_keys = match o.get("access_keys") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Object(m)) => m
+            .iter()
+            .map(|(k, v)| {
+                v.as_u64()
+                    .and_then(|n| u32::try_from(n).ok())
+                    .filter(|n| *n >= 1)
+                    .map(|n| (k.clone(), n))
+                    .ok_or_else(|| format!("access_keys {k:?} must be a count of 1 or more"))
+            })
+            .collect::<Result<Vec<_>, String>>()?,
+        Some(_) => return Err("\"access_keys\" must be an object".into()),
+    };
     Ok(Setup {
         scenario: req_str(o, "scenario")?,
         account,
         users,
+        access_keys,
         seeds,
         settings,
         start,
@@ -652,6 +679,14 @@ pub fn parse_command(o: &Map<String, Value>, now: Option<Timestamp>) -> Result<C
         },
         "session" => Request::Session {
             who: who(o)?,
+            key: match o.get("key") {
+                None | Some(Value::Null) => 1,
+                Some(v) => v
+                    .as_u64()
+                    .and_then(|n| u32::try_from(n).ok())
+                    .filter(|n| *n >= 1)
+                    .ok_or("\"key\" must be a number of 1 or more")?,
+            },
             serial: req_str(o, "serial")?,
             code: req_str(o, "code")?,
         },
@@ -660,6 +695,9 @@ pub fn parse_command(o: &Map<String, Value>, now: Option<Timestamp>) -> Result<C
         "complete_recovery" => Request::CompleteRecovery {
             email_code: req_str(o, "email_code")?,
             phone_code: req_str(o, "phone_code")?,
+        },
+        "import" => Request::Import {
+            seed: parse_seed(o.get("seed").ok_or("\"import\" needs a \"seed\"")?)?,
         },
         "device_state" => Request::DeviceState {
             serial: req_str(o, "serial")?,
@@ -691,6 +729,7 @@ mod tests {
             scenario: "s".into(),
             account: Account::default(),
             users: vec![("alice".into(), "pw-a".into())],
+            access_keys: vec![("alice".into(), 2)],
             seeds: vec![SeedRecord {
                 serial: Serial::new("GAHT00000001").unwrap(),
                 kind: Kind::Totp { period: 30 },
@@ -736,9 +775,13 @@ mod tests {
                 code: Some("123456".into()),
             },
             Request::Session {
-                who: alice,
+                who: alice.clone(),
+                key: 2,
                 serial: "S".into(),
                 code: "000000".into(),
+            },
+            Request::Import {
+                seed: setup().seeds[0].clone(),
             },
             Request::StartRecovery,
             Request::Outbox,

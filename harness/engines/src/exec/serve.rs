@@ -159,6 +159,7 @@ mod tests {
             scenario: "x".into(),
             account: fobsim_harness::adapter::Account::default(),
             users: vec![("alice".into(), "pw".into())],
+            access_keys: Vec::new(),
             seeds: Vec::new(),
             settings: vec![("no_such_setting".into(), "1".into())],
             start: Timestamp::from_secs(1_767_225_600),
