@@ -215,9 +215,128 @@ fn fleet_file_test_mode_and_pskc_export() {
 }
 
 #[test]
+fn export_encrypted_seeds_under_a_key_or_a_password() {
+    use fobsim_core::seedfile::{self, Protection};
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("transport.key");
+    let seeds = dir.path().join("seeds.pskc");
+    let socket = dir.path().join("c");
+    let emu = Emulator::start(&[
+        "--count",
+        "2",
+        "--seed",
+        "11",
+        "--clock",
+        "manual",
+        "--start",
+        &format!("@{T0}"),
+        "--control",
+        socket.to_str().unwrap(),
+        "--export-seeds",
+        seeds.to_str().unwrap(),
+        "--pskc-key-file",
+        key.to_str().unwrap(),
+    ]);
+    // The missing key file was made: 32 hex digits, private.
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&key), 0o600);
+    assert_eq!(mode(&seeds), 0o600);
+    assert_eq!(std::fs::read_to_string(&key).unwrap().trim().len(), 32);
+    let text = std::fs::read_to_string(&seeds).unwrap();
+    assert!(text.contains("EncryptedValue") && !text.contains("<pskc:PlainValue>MT"));
+    assert!(seedfile::parse(&text).is_err(), "readable without the key");
+    let k = seedfile::read_key_file(&key).unwrap();
+    let records = seedfile::parse_with(&text, Some(&Protection::Key(k))).unwrap();
+    assert_eq!(records.len(), 2);
+    // The decrypted secret is the fob's: its code is the one it shows.
+    let r = &records[0];
+    let totp = Totp::new(r.algorithm, r.secret.expose(), u32::from(r.digits), 30, 0).unwrap();
+    let shown = stdout(&fobsim(&[
+        "device",
+        "press",
+        emu.port(0, "path").to_str().unwrap(),
+    ]));
+    assert_eq!(shown, totp.code_at(T0).unwrap().to_string());
+    assert!(emu.terminate().success());
+
+    // The same fleet under a password: the same records.
+    let pass = dir.path().join("pskc.pass");
+    std::fs::write(&pass, "correct horse battery staple\n").unwrap();
+    std::fs::set_permissions(&pass, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let seeds2 = dir.path().join("seeds-pw.xml");
+    let emu = Emulator::start(&[
+        "--count",
+        "2",
+        "--seed",
+        "11",
+        "--export-seeds",
+        seeds2.to_str().unwrap(),
+        "--pskc-password-file",
+        pass.to_str().unwrap(),
+    ]);
+    let text = std::fs::read_to_string(&seeds2).unwrap();
+    let p = seedfile::read_password_file(&pass).unwrap();
+    assert_eq!(
+        seedfile::parse_with(&text, Some(&Protection::Password(p))).unwrap(),
+        records
+    );
+    assert!(emu.terminate().success());
+}
+
+#[test]
 fn bad_invocations_fail_with_exit_code_2() {
+    use std::os::unix::fs::PermissionsExt as _;
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope");
+    let key = dir.path().join("k");
+    let open = dir.path().join("open.pass");
+    std::fs::write(&open, "pw\n").unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let pskc = dir.path().join("s.pskc");
+    let csv = dir.path().join("s.csv");
+    let (key, open, pskc, csv) = (
+        key.to_str().unwrap(),
+        open.to_str().unwrap(),
+        pskc.to_str().unwrap(),
+        csv.to_str().unwrap(),
+    );
+    for (args, says) in [
+        (vec!["emulate", "--pskc-key-file", key], "--export-seeds"),
+        (
+            vec!["emulate", "--export-seeds", csv, "--pskc-key-file", key],
+            "only PSKC is encrypted",
+        ),
+        (
+            vec![
+                "emulate",
+                "--export-seeds",
+                pskc,
+                "--pskc-key-file",
+                key,
+                "--pskc-password-file",
+                open,
+            ],
+            "cannot be used with",
+        ),
+        (
+            vec![
+                "emulate",
+                "--export-seeds",
+                pskc,
+                "--pskc-password-file",
+                open,
+            ],
+            "0644 are too open",
+        ),
+    ] {
+        let o = fobsim(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {o:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    // Nothing was written by the refused invocations.
+    assert!(!Path::new(key).exists() && !Path::new(pskc).exists() && !Path::new(csv).exists());
     for args in [
         vec!["device", "press", missing.to_str().unwrap()],
         vec!["clock", "get", "--control", missing.to_str().unwrap()],

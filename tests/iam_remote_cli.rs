@@ -323,3 +323,64 @@ fn a_system_clock_endpoint_is_refused_with_the_reason() {
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("--clock manual"), "{text}");
 }
+
+/// `--write-bootstrap DIR --pskc-key-file KEY`: the seeds go out encrypted
+/// (seeds.pskc, RFC 6030 §6.1), the bootstrap names the key, the endpoint
+/// loads them, and scenarios pass against it; a key others may read stops
+/// the endpoint before it imports anything.
+#[test]
+fn an_encrypted_bootstrap_provisions_the_endpoint() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("transport.key");
+    let boot_dir = dir.path().join("boot");
+    let out = fobsim()
+        .args([
+            "run",
+            "--only",
+            "session-token-with-mfa",
+            "--write-bootstrap",
+        ])
+        .arg(&boot_dir)
+        .arg("--pskc-key-file")
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("seeds.pskc, encrypted (RFC 6030 PSKC) under the pre-shared key"),
+        "{said}"
+    );
+    assert!(!boot_dir.join("seeds.csv").exists());
+    let pskc = std::fs::read_to_string(boot_dir.join("seeds.pskc")).unwrap();
+    assert!(pskc.contains("<pskc:EncryptedValue>"), "{pskc}");
+    let bootstrap = boot_dir.join("bootstrap.toml");
+    let toml = std::fs::read_to_string(&bootstrap).unwrap();
+    assert!(
+        toml.contains(&format!("key_file = \"{}\"", key.display())),
+        "{toml}"
+    );
+
+    let (server, ready) = serve(dir.path(), &bootstrap, ClockMode::Manual);
+    assert_eq!(ready["tokens_imported"], 1, "{ready}");
+    let (code, text) = remote_run(
+        &server,
+        &bootstrap,
+        &["--only", "session-token-with-mfa", "--format", "json"],
+    );
+    assert_eq!(code, Some(0), "{text}");
+    drop(server);
+
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let out = fobsim()
+        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+        .arg(dir.path().join("other.db"))
+        .arg("--bootstrap")
+        .arg(&bootstrap)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("0640 are too open"), "{err}");
+}

@@ -120,7 +120,8 @@ fn run(label: &str, engine: Engine) {
                 &testing::enrolled_credentials(i),
                 "us-east-1",
                 now,
-            );
+            )
+            .unwrap();
             per_conn[i % conns].push(req);
         }
         let start = Instant::now();

@@ -151,7 +151,7 @@ fn kill_9_during_a_workload_then_restart() {
     let t1 = t0.add_millis(30_000);
     let (mut child, endpoint) = spawn(&db, t1);
     let a = alice();
-    let mut c = Client::new(&endpoint).unwrap();
+    let c = Client::new(&endpoint).unwrap();
     let r = c
         .call(
             Service::Iam,
@@ -193,7 +193,7 @@ fn kill_9_during_a_workload_then_restart() {
                 a.clone(),
             );
             std::thread::spawn(move || {
-                let mut c = Client::new(&endpoint).unwrap();
+                let c = Client::new(&endpoint).unwrap();
                 while !stop.load(Ordering::SeqCst) {
                     match c.call(Service::Iam, &[("Action", "ListMFADevices")], &a, t1) {
                         Ok(r) if r.status == 200 => {
@@ -221,7 +221,7 @@ fn kill_9_during_a_workload_then_restart() {
     }
     // Restart on the same database.
     let (_child, endpoint) = spawn(&db, t1);
-    let mut c = Client::new(&endpoint).unwrap();
+    let c = Client::new(&endpoint).unwrap();
     let r = c
         .call(Service::Iam, &[("Action", "ListMFADevices")], &a, t1)
         .unwrap();

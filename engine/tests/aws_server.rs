@@ -5,12 +5,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufReader, Write as _};
+use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 
 use fobsim_aws::Service;
-use fobsim_aws::client::{Client, Reply, build_request, read_response};
+use fobsim_aws::client::{Client, HttpResponse, SignedRequest, build_request};
 use fobsim_aws::sigv4::Credentials;
 use fobsim_aws::xml;
 use fobsim_core::Principal;
@@ -126,13 +126,13 @@ impl Server {
         Client::new(&format!("http://{}", self.addr)).unwrap()
     }
 
-    fn call(&self, service: Service, params: &[(&str, &str)], who: &Credentials) -> Reply {
+    fn call(&self, service: Service, params: &[(&str, &str)], who: &Credentials) -> HttpResponse {
         self.client()
             .call(service, params, who, self.now())
             .unwrap()
     }
 
-    fn iam(&self, params: &[(&str, &str)], who: &Credentials) -> Reply {
+    fn iam(&self, params: &[(&str, &str)], who: &Credentials) -> HttpResponse {
         self.call(Service::Iam, params, who)
     }
 
@@ -153,7 +153,7 @@ impl Server {
         (c1, c2)
     }
 
-    fn enable(&mut self, who: &Credentials, user: &str, fob: usize) -> Reply {
+    fn enable(&mut self, who: &Credentials, user: &str, fob: usize) -> HttpResponse {
         let (c1, c2) = self.two_codes(fob);
         let serial = self.serial(fob);
         self.iam(
@@ -173,7 +173,7 @@ impl Server {
         who: &Credentials,
         serial: Option<&str>,
         code: Option<&str>,
-    ) -> Result<Credentials, Reply> {
+    ) -> Result<Credentials, HttpResponse> {
         let mut p = vec![("Action", "GetSessionToken")];
         if let Some(s) = serial {
             p.push(("SerialNumber", s));
@@ -193,7 +193,7 @@ impl Server {
     }
 }
 
-fn assert_err(r: &Reply, status: u16, code: &str) {
+fn assert_err(r: &HttpResponse, status: u16, code: &str) {
     assert_eq!(
         (r.status, r.code().as_deref()),
         (status, Some(code)),
@@ -462,7 +462,7 @@ fn authentication_failures_have_aws_codes() {
         "InvalidClientTokenId",
     );
     // Expired and future request times, against the engine's clock.
-    let mut c = s.client();
+    let c = s.client();
     let r = c
         .call(
             Service::Iam,
@@ -501,20 +501,28 @@ fn authentication_failures_have_aws_codes() {
         .unwrap();
     assert_eq!(r.status, 200);
     // Tampered body (signature over the original).
-    let mut req = build_request(
+    let mut req = SignedRequest::new(
         &s.addr.to_string(),
         Service::Iam,
         &[("Action", "GetUser"), ("UserName", "alice")],
         &alice,
         "us-east-1",
         s.now(),
-    );
-    let n = req.len();
-    req[n - 1] = b'x';
-    let r = c.send_raw(&req).unwrap();
+    )
+    .unwrap();
+    req.body.pop();
+    req.body.push('x');
+    let r = c.send_signed(&req).unwrap();
     assert_err(&r, 403, "SignatureDoesNotMatch");
     // Unsigned, and a session token that does not open.
-    let r = raw(&s, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 41\r\n\r\nAction=GetSessionToken&Version=2011-06-15");
+    let r = c
+        .send(
+            "POST",
+            "/",
+            &[("Host", "x")],
+            b"Action=GetSessionToken&Version=2011-06-15",
+        )
+        .unwrap();
     assert_err(&r, 403, "MissingAuthenticationToken");
     assert!(r.body.contains("https://sts.amazonaws.com/doc/2011-06-15/"));
     let fake = Credentials {
@@ -527,22 +535,35 @@ fn authentication_failures_have_aws_codes() {
     assert_eq!(r.len(), 6);
 }
 
-fn raw(s: &Server, bytes: &[u8]) -> Reply {
+/// What no well-behaved client sends (a chunked body, header bytes that
+/// are not text): written by hand, with `Connection: close`, so the answer
+/// is everything up to the close.
+fn raw(s: &Server, head: &[u8], body: &[u8]) -> HttpResponse {
     let stream = TcpStream::connect(s.addr).unwrap();
     stream
         .set_read_timeout(Some(std::time::Duration::from_secs(10)))
         .unwrap();
     let mut w = stream.try_clone().unwrap();
+    let mut bytes = head.to_vec();
+    bytes.extend_from_slice(b"Connection: close\r\n\r\n");
+    bytes.extend_from_slice(body);
     // A server that answers before reading everything may reset: ignore.
-    let _ = w.write_all(bytes);
-    read_response(&mut BufReader::new(stream)).unwrap()
+    let _ = w.write_all(&bytes);
+    let mut answer = Vec::new();
+    let _ = (&stream).read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    HttpResponse {
+        status: head[9..12].parse().unwrap(),
+        body: body.to_string(),
+    }
 }
 
-fn signed_body(s: &Server, body: &[u8], service: &str) -> Vec<u8> {
+/// `body` as alice signs it for `service`.
+fn signed_body(s: &Server, body: &[u8], service: &str) -> HttpResponse {
     use fobsim_aws::sigv4::sign;
     let alice = creds(ALICE_KEY);
-    let host = s.addr.to_string();
-    let headers = vec![("host".to_string(), host.clone())];
+    let headers = vec![("host".to_string(), s.addr.to_string())];
     let parts = fobsim_aws::sigv4::RequestParts {
         method: "POST",
         path: "/",
@@ -550,18 +571,10 @@ fn signed_body(s: &Server, body: &[u8], service: &str) -> Vec<u8> {
         headers: &headers,
         body,
     };
-    let extra = sign(&parts, &alice, "us-east-1", service, s.now());
-    let mut req = format!(
-        "POST / HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\n",
-        body.len()
-    )
-    .into_bytes();
-    for (k, v) in extra {
-        req.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
-    }
-    req.extend_from_slice(b"\r\n");
-    req.extend_from_slice(body);
-    req
+    let mut all = headers.clone();
+    all.extend(sign(&parts, &alice, "us-east-1", service, s.now()).unwrap());
+    let all: Vec<(&str, &str)> = all.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    s.client().send("POST", "/", &all, body).unwrap()
 }
 
 #[test]
@@ -608,56 +621,54 @@ fn abuse_gets_aws_errors_and_the_server_keeps_serving() {
         (b"\x00\x01\x02 garbage".to_vec(), 400, "MissingAction"),
     ];
     for (body, status, code) in &cases {
-        let r = raw(&s, &signed_body(&s, body, "iam"));
+        let r = signed_body(&s, body, "iam");
         assert_err(&r, *status, code);
     }
     // The XML-unsafe value comes back escaped, and the document stays
     // well-formed (no raw `<` inside the message).
-    let r = raw(
+    let r = signed_body(
         &s,
-        &signed_body(
-            &s,
-            b"Action=GetUser&Version=2010-05-08&UserName=%3Cscript%3E",
-            "iam",
-        ),
+        b"Action=GetUser&Version=2010-05-08&UserName=%3Cscript%3E",
+        "iam",
     );
     assert!(r.body.contains("&lt;script&gt;"), "{}", r.body);
     assert_eq!(r.message().unwrap().matches('<').count(), 1);
     // An STS action signed for IAM is not an IAM operation.
-    let r = raw(
-        &s,
-        &signed_body(&s, b"Action=GetSessionToken&Version=2011-06-15", "iam"),
-    );
+    let r = signed_body(&s, b"Action=GetSessionToken&Version=2011-06-15", "iam");
     assert_err(&r, 400, "InvalidAction");
-    let r = raw(
-        &s,
-        &signed_body(&s, b"Action=GetUser&Version=2010-05-08", "s3"),
-    );
+    let r = signed_body(&s, b"Action=GetUser&Version=2010-05-08", "s3");
     assert_err(&r, 403, "SignatureDoesNotMatch");
     // 1 MiB bodies: declared, and streamed without a length (chunked).
     let big = vec![b'a'; 1 << 20];
-    let mut req = format!(
-        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
-        big.len()
-    )
-    .into_bytes();
-    req.extend_from_slice(&big);
-    assert_err(&raw(&s, &req), 413, "RequestEntityTooLarge");
-    let mut req = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    let r = s
+        .client()
+        .send("POST", "/", &[("Host", "x")], &big)
+        .unwrap();
+    assert_err(&r, 413, "RequestEntityTooLarge");
+    let mut chunked = Vec::new();
     for chunk in big.chunks(64 * 1024) {
-        req.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
-        req.extend_from_slice(chunk);
-        req.extend_from_slice(b"\r\n");
+        chunked.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        chunked.extend_from_slice(chunk);
+        chunked.extend_from_slice(b"\r\n");
     }
-    req.extend_from_slice(b"0\r\n\r\n");
-    assert_err(&raw(&s, &req), 413, "RequestEntityTooLarge");
-    // Other methods, garbage authorization.
+    chunked.extend_from_slice(b"0\r\n\r\n");
     let r = raw(
         &s,
-        b"DELETE / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n",
+        &chunked,
     );
+    assert_err(&r, 413, "RequestEntityTooLarge");
+    // Other methods, garbage authorization.
+    let r = s
+        .client()
+        .send("DELETE", "/", &[("Host", "x")], b"")
+        .unwrap();
     assert_err(&r, 405, "MethodNotAllowed");
-    let r = raw(&s, b"POST / HTTP/1.1\r\nHost: x\r\nAuthorization: AWS4-HMAC-SHA256 \xff\xfe\r\nContent-Length: 0\r\n\r\n");
+    let r = raw(
+        &s,
+        b"POST / HTTP/1.1\r\nHost: x\r\nAuthorization: AWS4-HMAC-SHA256 \xff\xfe\r\nContent-Length: 0\r\n",
+        b"",
+    );
     assert_err(&r, 400, "IncompleteSignature");
     // Not HTTP at all: the connection is dropped, nothing else.
     {
@@ -754,7 +765,8 @@ fn the_example_bootstrap_serves_its_keys() {
         &alice,
         "us-east-1",
         testing::T0,
-    );
+    )
+    .unwrap();
     let text = String::from_utf8(req).unwrap();
     let (head, body) = text.split_once("\r\n\r\n").unwrap();
     let headers: Vec<(String, String)> = head
@@ -791,7 +803,7 @@ fn concurrent_replays_over_http_accept_exactly_one() {
     for round in 0..5 {
         s.advance(30_000);
         let code = s.code(0);
-        let req = build_request(
+        let req = SignedRequest::new(
             &s.addr.to_string(),
             Service::Sts,
             &[
@@ -802,14 +814,15 @@ fn concurrent_replays_over_http_accept_exactly_one() {
             &alice,
             "us-east-1",
             s.now(),
-        );
+        )
+        .unwrap();
         let endpoint = format!("http://{}", s.addr);
         let oks: usize = std::thread::scope(|sc| {
             let handles: Vec<_> = (0..8)
                 .map(|_| {
                     let (req, endpoint) = (req.clone(), endpoint.clone());
                     sc.spawn(move || {
-                        let r = Client::new(&endpoint).unwrap().send_raw(&req).unwrap();
+                        let r = Client::new(&endpoint).unwrap().send_signed(&req).unwrap();
                         if r.status != 200 {
                             assert_err(&r, 403, "AccessDenied");
                         }

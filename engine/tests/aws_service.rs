@@ -88,7 +88,7 @@ fn snapshot_conversation() {
     let c1 = testing::press(&mut fobs[0], t0);
     let c2 = testing::press(&mut fobs[0], t1);
     let iam = |params: &[(&str, &str)], now: Timestamp, who: &Credentials| {
-        build_request(host, Service::Iam, params, who, "us-east-1", now)
+        build_request(host, Service::Iam, params, who, "us-east-1", now).unwrap()
     };
     exchange(
         &svc,
@@ -139,7 +139,8 @@ fn snapshot_conversation() {
         &a,
         "us-east-1",
         t2,
-    );
+    )
+    .unwrap();
     let body = exchange(&svc, t2, &sts, &mut log);
     exchange(&svc, t2, &sts, &mut log);
     let session = Credentials {

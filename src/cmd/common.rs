@@ -70,3 +70,35 @@ pub fn store_parser() -> impl clap::builder::TypedValueParser<Value = StoreKind>
     ])
     .try_map(|name| name.parse::<StoreKind>())
 }
+
+/// The key or password that encrypts an exported PSKC file (RFC 6030 §6),
+/// from `--pskc-key-file FILE` or `--pskc-password-file FILE`: never from
+/// the command line itself. A missing key file is created with a fresh
+/// random AES-128 key (mode 0600) and said so on stderr; a key or password
+/// file that group or others may access is refused.
+///
+/// # Errors
+/// An unreadable, malformed or too open file.
+pub fn pskc_protection(
+    key_file: Option<&std::path::Path>,
+    password_file: Option<&std::path::Path>,
+) -> anyhow::Result<Option<fobsim_core::seedfile::Protection>> {
+    use fobsim_core::seedfile::{Protection, read_or_create_key_file, read_password_file};
+    match (key_file, password_file) {
+        (Some(_), Some(_)) => {
+            anyhow::bail!("give --pskc-key-file or --pskc-password-file, not both")
+        }
+        (Some(path), None) => {
+            let (key, created) = read_or_create_key_file(path, &mut rand::rng())?;
+            if created {
+                eprintln!(
+                    "fobsim: created the transport key {} (AES-128, 32 hex digits, mode 0600): the importer needs it",
+                    path.display()
+                );
+            }
+            Ok(Some(Protection::Key(key)))
+        }
+        (None, Some(path)) => Ok(Some(Protection::Password(read_password_file(path)?))),
+        (None, None) => Ok(None),
+    }
+}

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use fobsim_clock::control::Fobs;
 use fobsim_clock::control::server::ControlSocket;
+use fobsim_core::seedfile::SeedFormat;
 use fobsim_emulator::serial::PROTOCOL_VERSION;
 
 use super::common::ClockArgs;
@@ -63,6 +64,23 @@ pub struct Args {
     /// Write the fleet's seeds to FILE: PSKC (.xml, .pskc) or CSV (.csv).
     #[arg(long, value_name = "FILE")]
     export_seeds: Option<PathBuf>,
+    /// Encrypt the exported PSKC's secrets under the pre-shared transport
+    /// key in FILE (RFC 6030 §6.1: 32, 48 or 64 hex digits, AES-CBC, with a
+    /// MAC). A missing FILE is created with a random AES-128 key. The file
+    /// must be accessible by its owner only (chmod 600).
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "export_seeds",
+        conflicts_with = "pskc_password_file"
+    )]
+    pskc_key_file: Option<PathBuf>,
+    /// Encrypt the exported PSKC's secrets under a key derived from the
+    /// password in FILE (RFC 6030 §6.2: PBKDF2, AES-128-CBC, with a MAC;
+    /// one trailing newline is not part of the password). The file must be
+    /// accessible by its owner only (chmod 600).
+    #[arg(long, value_name = "FILE", requires = "export_seeds")]
+    pskc_password_file: Option<PathBuf>,
     /// Print the serial → path table as one JSON line.
     #[arg(long)]
     json: bool,
@@ -84,7 +102,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let clock = args.clock.true_clock()?;
     let fleet = Arc::new(Fleet::new(&spec, clock, args.test_mode)?);
     if let Some(path) = &args.export_seeds {
-        export_seeds(&fleet, path)?;
+        let format = export_format(path)?;
+        anyhow::ensure!(
+            format == SeedFormat::Pskc
+                || (args.pskc_key_file.is_none() && args.pskc_password_file.is_none()),
+            "--export-seeds {}: only PSKC is encrypted: name the file .xml or .pskc",
+            path.display()
+        );
+        let protection = super::common::pskc_protection(
+            args.pskc_key_file.as_deref(),
+            args.pskc_password_file.as_deref(),
+        )?;
+        export_seeds(&fleet, path, format, protection.as_ref())?;
     }
     // Each fob holds up to two descriptors.
     let _ = fobsim_emulator::raise_fd_limit();
@@ -95,26 +124,39 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     rt.block_on(serve(fleet, &args))
 }
 
-/// Write the fleet's seed file (mode 0600: it holds the secrets). The
-/// format follows the extension: `.xml`/`.pskc` → PSKC (RFC 6030), `.csv` → CSV.
-fn export_seeds(fleet: &Fleet, path: &std::path::Path) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-
-    use fobsim_core::seedfile::{SeedFormat, write};
+/// The format of an exported seed file, from its extension: `.xml`/`.pskc`
+/// → PSKC (RFC 6030), `.csv` → CSV.
+fn export_format(path: &std::path::Path) -> anyhow::Result<SeedFormat> {
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase);
-    let format = match ext.as_deref() {
+    Ok(match ext.as_deref() {
         Some("xml" | "pskc") => SeedFormat::Pskc,
         Some("csv") => SeedFormat::Csv,
         _ => anyhow::bail!(
             "--export-seeds {}: name the file .xml or .pskc (PSKC) or .csv (CSV)",
             path.display()
         ),
+    })
+}
+
+/// Write the fleet's seed file (mode 0600: it holds the secrets) in
+/// `format`; with `protection`, the PSKC secrets are encrypted (RFC 6030 §6).
+fn export_seeds(
+    fleet: &Fleet,
+    path: &std::path::Path,
+    format: SeedFormat,
+    protection: Option<&fobsim_core::seedfile::Protection>,
+) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+
+    use fobsim_core::seedfile::{write, write_pskc_protected};
+    let text = match protection {
+        None => write(&fleet.seed_records(), format),
+        Some(p) => write_pskc_protected(&fleet.seed_records(), p, &mut rand::rng()),
     };
-    let text = write(&fleet.seed_records(), format);
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use fobsim_engines::iam_remote::ClockControl;
+use fobsim_engines::iam_remote::{ClockControl, SeedEncryption};
 use fobsim_engines::{Endpoint, Registry, StoreKind};
 use fobsim_harness::adapter::Opener as _;
 use fobsim_harness::driver::InProcess;
@@ -66,12 +66,30 @@ pub struct Args {
     )]
     faketime_file: Option<PathBuf>,
     /// Write the bootstrap that provisions one endpoint for the selected
-    /// scenarios under `--seed` (DIR/bootstrap.toml, seeds.csv,
+    /// scenarios under `--seed` (DIR/bootstrap.toml, seeds.csv or seeds.pskc,
     /// harness-policy.json), then exit. Start the endpoint with it (e.g.
     /// `fobsim serve --bootstrap DIR/bootstrap.toml --clock manual
     /// --control SOCKET`) and run with `--endpoint`.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["endpoint", "list"])]
     write_bootstrap: Option<PathBuf>,
+    /// With `--write-bootstrap`: write the seeds as encrypted PSKC
+    /// (DIR/seeds.pskc, RFC 6030 §6.1: AES-CBC with a MAC) under the
+    /// pre-shared transport key in FILE (hex; created with a random
+    /// AES-128 key if missing); the bootstrap names FILE. The file must be
+    /// accessible by its owner only (chmod 600).
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "write_bootstrap",
+        conflicts_with = "pskc_password_file"
+    )]
+    pskc_key_file: Option<PathBuf>,
+    /// With `--write-bootstrap`: write the seeds as encrypted PSKC
+    /// (DIR/seeds.pskc, RFC 6030 §6.2: PBKDF2, AES-128-CBC with a MAC)
+    /// under the password in FILE; the bootstrap names FILE. The file must
+    /// be accessible by its owner only (chmod 600).
+    #[arg(long, value_name = "FILE", requires = "write_bootstrap")]
+    pskc_password_file: Option<PathBuf>,
     /// Exit 0 when nothing failed even if some scenarios were `n/a` (the
     /// engine lacks a capability they need). By default `n/a` exits 1.
     #[arg(long)]
@@ -137,7 +155,24 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(dir) = &args.write_bootstrap {
-        let done = fobsim_engines::iam_remote::write_bootstrap(&scenarios, args.seed, dir)?;
+        let protection = super::common::pskc_protection(
+            args.pskc_key_file.as_deref(),
+            args.pskc_password_file.as_deref(),
+        )?;
+        let encryption = protection.map(|protection| SeedEncryption {
+            protection,
+            file: args
+                .pskc_key_file
+                .clone()
+                .or_else(|| args.pskc_password_file.clone())
+                .unwrap_or_default(),
+        });
+        let done = fobsim_engines::iam_remote::write_bootstrap_encrypted(
+            &scenarios,
+            args.seed,
+            dir,
+            encryption.as_ref(),
+        )?;
         println!(
             "wrote {}: {} scenarios, {} users, {} tokens (--seed {}); start the endpoint with it, e.g.\n  fobsim serve --db DB --bootstrap {} --clock manual --control SOCKET\nthen: fobsim run --engine iam-http --endpoint URL --bootstrap {} --control SOCKET",
             done.bootstrap.display(),
@@ -148,6 +183,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             done.bootstrap.display(),
             done.bootstrap.display(),
         );
+        if let Some(enc) = &encryption {
+            println!(
+                "the seeds are in {}, encrypted (RFC 6030 PSKC) under the {} in {}",
+                done.seeds.display(),
+                enc.protection.kind(),
+                enc.file.display()
+            );
+        }
         return Ok(ExitCode::SUCCESS);
     }
     let endpoint = match (&args.endpoint, &args.bootstrap) {

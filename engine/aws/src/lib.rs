@@ -5,9 +5,10 @@
 //!   [`query::Action`] (AWS's order of checks, AWS's messages);
 //! - [`xml`]: responses in the IAM/STS namespaces and `<ErrorResponse>`, and
 //!   a small reader for clients;
-//! - [`sigv4`]: Signature Version 4, signing and verification;
-//! - [`client`]: a blocking HTTP client that signs Query requests (tests,
-//!   benches, the harness's AWS adapters);
+//! - [`sigv4`]: Signature Version 4 on the AWS SDK's signer (`aws-sigv4`):
+//!   signing, and verification by re-signing, with AWS's refusals;
+//! - [`client`]: a blocking HTTP client on `ureq` that signs Query requests
+//!   (tests, benches, the harness's adapters);
 //! - [`AwsError`]: an error as AWS returns it (status, code, message, fault).
 //!
 //! Used by the engine's API face (`fobsim_engine::api`) and by the

@@ -1,26 +1,28 @@
-//! AWS Signature Version 4, sans-IO: parse the `Authorization` header,
-//! rebuild the canonical request from the request's parts, and check the
-//! signature and the request time (against the caller-supplied `now`, the
-//! engine's clock). [`sign`] produces the headers a client adds.
+//! AWS Signature Version 4, sans-IO, on the AWS SDK's own signer
+//! (`aws-sigv4`). We parse the `Authorization` header and check what AWS
+//! refuses (algorithm, credential scope, `X-Amz-Date`, an unsigned `Host`,
+//! a payload hash that is not the body's, the request time against the
+//! caller-supplied `now`, the engine's clock); the signature itself is
+//! checked by re-signing exactly the headers the request lists in
+//! `SignedHeaders`, at its `X-Amz-Date`, in its scope, over its body, with
+//! the stored secret, and comparing in constant time. [`sign`] produces the
+//! headers a client adds.
 //!
 //! Errors carry AWS's codes: `MissingAuthenticationToken`,
 //! `IncompleteSignature`, `InvalidClientTokenId` (decided by the caller's
 //! key lookup), `SignatureDoesNotMatch` (also for expired or not-yet-valid
 //! request times, with AWS's "Signature expired" wording).
 
-use std::fmt::Write as _;
+use std::borrow::Cow;
+use std::time::{Duration, SystemTime};
 
+use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign as sdk_sign};
+use aws_sigv4::sign::v4::SigningParams;
 use fobsim_core::Timestamp;
-use hmac::{Hmac, KeyInit as _, Mac as _};
 use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq as _;
 
-use crate::query::encode_into;
 use crate::{AwsError, amz_date, parse_amz_date};
-
-/// Constant-time equality of two byte strings (signatures).
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
 
 /// The only algorithm accepted.
 pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
@@ -179,137 +181,81 @@ impl RequestParts<'_> {
 }
 
 /// Lowercase hex SHA-256.
-#[must_use]
-pub fn sha256_hex(data: &[u8]) -> String {
+fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }
 
-fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
-    // HMAC accepts keys of any length: this cannot fail.
-    let mut m = match Hmac::<Sha256>::new_from_slice(key) {
-        Ok(m) => m,
-        Err(_) => return [0u8; 32],
+/// `t` for the signer, which formats years of four digits only.
+fn system_time(t: Timestamp) -> Result<SystemTime, SignError> {
+    // 9999-12-31T23:59:59Z
+    if t.as_secs() > 253_402_300_799 {
+        return Err(SignError("a request time after the year 9999".into()));
+    }
+    Ok(SystemTime::UNIX_EPOCH + Duration::from_millis(t.as_millis()))
+}
+
+/// The request target as the signer reads it (still percent-encoded).
+fn target(parts: &RequestParts<'_>) -> String {
+    let path = if parts.path.is_empty() {
+        "/"
+    } else {
+        parts.path
     };
-    m.update(data);
-    m.finalize().into_bytes().into()
+    let sep = if parts.query.is_empty() { "" } else { "?" };
+    format!("{path}{sep}{}", parts.query)
 }
 
-/// The signing key of a secret for a scope.
-#[must_use]
-pub fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> [u8; 32] {
-    let mut k = String::with_capacity(secret.len() + 4);
-    k.push_str("AWS4");
-    k.push_str(secret);
-    let k = hmac(k.as_bytes(), date.as_bytes());
-    let k = hmac(&k, region.as_bytes());
-    let k = hmac(&k, service.as_bytes());
-    hmac(&k, b"aws4_request")
-}
+/// Why the SDK's signer refused a request (a header name or value, or the
+/// request target, that HTTP does not allow).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot sign the request")]
+pub struct SignError(#[source] Box<dyn std::error::Error + Send + Sync>);
 
-fn percent_decode_lossy(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && let (Some(h), Some(l)) = (b.get(i + 1), b.get(i + 2))
-            && let (Some(h), Some(l)) = ((*h as char).to_digit(16), (*l as char).to_digit(16))
-        {
-            out.push((h * 16 + l) as u8);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn canonical_query(query: &str) -> String {
-    let mut pairs: Vec<(String, String)> = query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            let mut ek = String::new();
-            encode_into(&mut ek, &percent_decode_lossy(k));
-            let mut ev = String::new();
-            encode_into(&mut ev, &percent_decode_lossy(v));
-            (ek, ev)
-        })
-        .collect();
-    pairs.sort();
-    let mut s = String::new();
-    for (i, (k, v)) in pairs.iter().enumerate() {
-        if i > 0 {
-            s.push('&');
-        }
-        s.push_str(k);
-        s.push('=');
-        s.push_str(v);
-    }
-    s
-}
-
-fn canonical_path(path: &str) -> String {
-    if path.is_empty() {
-        return "/".to_string();
-    }
-    let mut s = String::with_capacity(path.len());
-    for (i, seg) in path.split('/').enumerate() {
-        if i > 0 {
-            s.push('/');
-        }
-        encode_into(&mut s, seg);
-    }
-    s
-}
-
-fn trim_all(v: &str) -> String {
-    v.split_ascii_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// The canonical request (SigV4 task 1) for `signed_headers`
-/// (`;`-separated lowercase names) and the payload hash.
-#[must_use]
-pub fn canonical_request(
+/// One SigV4 signature with the SDK's signer: the signature and the
+/// headers it adds. `headers` are signed as given (plus `x-amz-date`, and
+/// `x-amz-security-token` when `token` is set), except `excluded`.
+fn sdk_signature(
     parts: &RequestParts<'_>,
-    signed_headers: &str,
-    payload_hash: &str,
-) -> String {
-    let mut s = String::with_capacity(256);
-    s.push_str(parts.method);
-    s.push('\n');
-    s.push_str(&canonical_path(parts.path));
-    s.push('\n');
-    s.push_str(&canonical_query(parts.query));
-    s.push('\n');
-    for name in signed_headers.split(';') {
-        let values: Vec<String> = parts
-            .headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| trim_all(v))
-            .collect();
-        s.push_str(name);
-        s.push(':');
-        s.push_str(&values.join(","));
-        s.push('\n');
-    }
-    s.push('\n');
-    s.push_str(signed_headers);
-    s.push('\n');
-    s.push_str(payload_hash);
-    s
-}
-
-/// The string to sign (SigV4 task 2).
-#[must_use]
-pub fn string_to_sign(amz_date: &str, scope: &str, canonical_request: &str) -> String {
-    format!(
-        "{ALGORITHM}\n{amz_date}\n{scope}\n{}",
-        sha256_hex(canonical_request.as_bytes())
+    headers: &[(&str, &str)],
+    body_hash: String,
+    (access_key_id, secret, token): (&str, &str, Option<&str>),
+    (region, service, time): (&str, &str, Timestamp),
+    excluded: Vec<Cow<'static, str>>,
+) -> Result<(String, Vec<(String, String)>), SignError> {
+    let identity = aws_credential_types::Credentials::new(
+        access_key_id,
+        secret,
+        token.map(str::to_string),
+        None,
+        "fobsim",
     )
+    .into();
+    let mut settings = SigningSettings::default();
+    settings.excluded_headers = Some(excluded);
+    let params = SigningParams::builder()
+        .identity(&identity)
+        .region(region)
+        .name(service)
+        .time(system_time(time)?)
+        .settings(settings)
+        .build()
+        .map_err(|e| SignError(e.into()))?
+        .into();
+    let request = SignableRequest::new(
+        parts.method,
+        target(parts),
+        headers.iter().copied(),
+        SignableBody::Precomputed(body_hash),
+    )
+    .map_err(|e| SignError(e.into()))?;
+    let (instructions, signature) = sdk_sign(request, &params)
+        .map_err(|e| SignError(e.into()))?
+        .into_parts();
+    let added = instructions
+        .headers()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect();
+    Ok((signature, added))
 }
 
 /// What a verified request told us.
@@ -423,19 +369,63 @@ pub fn verify(
             "The provided 'x-amz-content-sha256' header does not match what was computed.",
         ));
     }
-    let creq = canonical_request(parts, signed, &body_hash);
-    let scope = format!(
-        "{}/{}/{}/aws4_request",
-        auth.date, auth.region, auth.service
-    );
-    let sts = string_to_sign(&raw_date, &scope, &creq);
-    let key = signing_key(secret, auth.date, auth.region, auth.service);
-    let expected = hex::encode(hmac(&key, sts.as_bytes()));
-    if !ct_eq(expected.as_bytes(), auth.signature.as_bytes()) {
+    let expected = resign(parts, auth, secret, t, body_hash).map_err(|_| signature_mismatch())?;
+    if !bool::from(expected.as_bytes().ct_eq(auth.signature.as_bytes())) {
         return Err(signature_mismatch());
     }
     check_time(t, now, max_skew_ms)?;
     Ok(Verified { time: t })
+}
+
+/// The signature the request would carry if it had been signed with
+/// `secret`: the SDK's signer over exactly the headers listed in
+/// `SignedHeaders` (every value of each, in request order; a listed header
+/// the request lacks is signed empty), at the request time `t`, in the
+/// credential scope, over the body's hash.
+fn resign(
+    parts: &RequestParts<'_>,
+    auth: &Authorization<'_>,
+    secret: &str,
+    t: Timestamp,
+    body_hash: String,
+) -> Result<String, SignError> {
+    let listed: Vec<&str> = auth.signed_headers.split(';').collect();
+    let mut headers: Vec<(&str, &str)> = Vec::with_capacity(listed.len() + 1);
+    for name in &listed {
+        let before = headers.len();
+        headers.extend(
+            parts
+                .headers
+                .iter()
+                .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| (*name, v.as_str())),
+        );
+        if headers.len() == before {
+            headers.push((name, ""));
+        }
+    }
+    let listed_has = |h: &str| listed.iter().any(|n| n.eq_ignore_ascii_case(h));
+    // The signer adds `x-amz-date` (from `t`, which is the header's value)
+    // and `x-amz-security-token` (from the identity): only when listed.
+    let token = if listed_has("x-amz-security-token") {
+        parts.header("x-amz-security-token")
+    } else {
+        None
+    };
+    let excluded = if listed_has("x-amz-date") {
+        Vec::new()
+    } else {
+        vec![Cow::Borrowed("x-amz-date")]
+    };
+    let (signature, _) = sdk_signature(
+        parts,
+        &headers,
+        body_hash,
+        (auth.access_key_id, secret, token),
+        (auth.region, auth.service, t),
+        excluded,
+    )?;
+    Ok(signature)
 }
 
 /// Credentials a client signs with.
@@ -464,58 +454,38 @@ impl std::fmt::Debug for Credentials {
 /// Sign a request: returns the headers to add (`X-Amz-Date`,
 /// `X-Amz-Security-Token` for sessions, `Authorization`). `request.headers`
 /// must already hold `host` (and e.g. `content-type`); all are signed.
-#[must_use]
+///
+/// # Errors
+/// [`SignError`] without a `host` header, when a header or the request
+/// target is not valid HTTP, or `now` is after the year 9999.
 pub fn sign(
     request: &RequestParts<'_>,
     creds: &Credentials,
     region: &str,
     service: &str,
     now: Timestamp,
-) -> Vec<(String, String)> {
-    let RequestParts {
-        method,
-        path,
-        query,
-        headers,
-        body,
-    } = *request;
-    let date = amz_date(now);
-    let mut all: Vec<(String, String)> = headers
+) -> Result<Vec<(String, String)>, SignError> {
+    if request.header("host").is_none() {
+        return Err(SignError("no host header".into()));
+    }
+    let headers: Vec<(&str, &str)> = request
+        .headers
         .iter()
-        .map(|(n, v)| (n.to_ascii_lowercase(), v.clone()))
+        .map(|(n, v)| (n.as_str(), v.as_str()))
         .collect();
-    all.push(("x-amz-date".into(), date.clone()));
-    if let Some(tok) = &creds.session_token {
-        all.push(("x-amz-security-token".into(), tok.clone()));
-    }
-    let mut names: Vec<&str> = all.iter().map(|(n, _)| n.as_str()).collect();
-    names.sort_unstable();
-    names.dedup();
-    let signed = names.join(";");
-    let parts = RequestParts {
-        method,
-        path,
-        query,
-        headers: &all,
-        body,
-    };
-    let creq = canonical_request(&parts, &signed, &sha256_hex(body));
-    let scope = format!("{}/{region}/{service}/aws4_request", &date[..8]);
-    let sts = string_to_sign(&date, &scope, &creq);
-    let key = signing_key(&creds.secret_access_key, &date[..8], region, service);
-    let sig = hex::encode(hmac(&key, sts.as_bytes()));
-    let mut auth = String::with_capacity(200);
-    let _ = write!(
-        auth,
-        "{ALGORITHM} Credential={}/{scope}, SignedHeaders={signed}, Signature={sig}",
-        creds.access_key_id
-    );
-    let mut out = vec![("X-Amz-Date".to_string(), date)];
-    if let Some(tok) = &creds.session_token {
-        out.push(("X-Amz-Security-Token".to_string(), tok.clone()));
-    }
-    out.push(("Authorization".to_string(), auth));
-    out
+    let (_, added) = sdk_signature(
+        request,
+        &headers,
+        sha256_hex(request.body),
+        (
+            &creds.access_key_id,
+            &creds.secret_access_key,
+            creds.session_token.as_deref(),
+        ),
+        (region, service, now),
+        Vec::new(),
+    )?;
+    Ok(added)
 }
 
 #[cfg(test)]
@@ -550,11 +520,6 @@ mod tests {
             headers: &headers,
             body: b"",
         };
-        let creq = canonical_request(&parts, "content-type;host;x-amz-date", &sha256_hex(b""));
-        assert_eq!(
-            sha256_hex(creq.as_bytes()),
-            "f536975d06c0309214f805bb90ccff089219ecd68b2577efef23edd43b7e1a59"
-        );
         let auth = parse_authorization(
             "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/iam/aws4_request, SignedHeaders=content-type;host;x-amz-date, Signature=5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7",
         )
@@ -566,6 +531,40 @@ mod tests {
                 .unwrap_err()
                 .code,
             "SignatureDoesNotMatch"
+        );
+        // Signing the same request at the same time gives the documented
+        // signature (the canonical request hashes to f536975d...a59).
+        let unsigned = h(&[
+            ("Host", "iam.amazonaws.com"),
+            (
+                "Content-Type",
+                "application/x-www-form-urlencoded; charset=utf-8",
+            ),
+        ]);
+        let added = sign(
+            &RequestParts {
+                headers: &unsigned,
+                ..parts
+            },
+            &Credentials {
+                access_key_id: "AKIDEXAMPLE".into(),
+                secret_access_key: SECRET.into(),
+                session_token: None,
+            },
+            "us-east-1",
+            "iam",
+            now,
+        )
+        .unwrap();
+        assert_eq!(
+            added,
+            h(&[
+                ("x-amz-date", "20150830T123600Z"),
+                (
+                    "authorization",
+                    "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/iam/aws4_request, SignedHeaders=content-type;host;x-amz-date, Signature=5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7"
+                ),
+            ])
         );
     }
 
@@ -589,7 +588,7 @@ mod tests {
             headers: &headers,
             body,
         };
-        let extra = sign(&parts, &creds, "us-east-1", "sts", now);
+        let extra = sign(&parts, &creds, "us-east-1", "sts", now).unwrap();
         headers.extend(extra);
         headers
     }
@@ -679,6 +678,79 @@ mod tests {
             e.message.starts_with("Signature not yet current"),
             "{}",
             e.message
+        );
+    }
+
+    #[test]
+    fn what_cannot_be_signed_is_an_error() {
+        let creds = Credentials {
+            access_key_id: "AKIDEXAMPLE".into(),
+            secret_access_key: SECRET.into(),
+            session_token: None,
+        };
+        let host = h(&[("host", "127.0.0.1:9000")]);
+        let parts = RequestParts {
+            method: "POST",
+            path: "/",
+            query: "",
+            headers: &host,
+            body: b"",
+        };
+        let now = Timestamp::from_secs(1_767_225_600);
+        assert!(sign(&parts, &creds, "us-east-1", "iam", now).is_ok());
+        let late = Timestamp::from_secs(253_402_300_800);
+        assert!(sign(&parts, &creds, "us-east-1", "iam", late).is_err());
+        let no_host = h(&[("content-type", "text/plain")]);
+        let parts = RequestParts {
+            headers: &no_host,
+            ..parts
+        };
+        assert!(sign(&parts, &creds, "us-east-1", "iam", now).is_err());
+        let bad = h(&[("host", "x\ny")]);
+        let parts = RequestParts {
+            headers: &bad,
+            ..parts
+        };
+        assert!(sign(&parts, &creds, "us-east-1", "iam", now).is_err());
+    }
+
+    #[test]
+    fn only_the_listed_headers_are_signed() {
+        let now = Timestamp::from_secs(1_767_225_600);
+        let body = b"Action=GetSessionToken&Version=2011-06-15";
+        let mut headers = signed(body, now);
+        // What clients and proxies add after signing is not covered...
+        headers.extend(h(&[
+            ("User-Agent", "Boto3/1.40 md/Botocore#1.40"),
+            ("Content-Length", "41"),
+            ("X-Amzn-Trace-Id", "Root=1-0"),
+            ("Accept-Encoding", "identity"),
+        ]));
+        let parts = RequestParts {
+            method: "POST",
+            path: "/",
+            query: "",
+            headers: &headers,
+            body,
+        };
+        let auth_value = parts.header("authorization").unwrap().to_string();
+        let auth = parse_authorization(&auth_value).unwrap();
+        verify(&parts, &auth, SECRET, now, DEFAULT_MAX_SKEW_MS).unwrap();
+        // ...and a header the signature lists must be there as signed.
+        let without: Vec<_> = headers
+            .iter()
+            .filter(|(n, _)| n != "Content-Type")
+            .cloned()
+            .collect();
+        let parts = RequestParts {
+            headers: &without,
+            ..parts
+        };
+        assert_eq!(
+            verify(&parts, &auth, SECRET, now, DEFAULT_MAX_SKEW_MS)
+                .unwrap_err()
+                .code,
+            "SignatureDoesNotMatch"
         );
     }
 

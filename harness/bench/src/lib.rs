@@ -1223,18 +1223,21 @@ fn http_bench(opts: &Options, engine: Engine) -> Result<HttpResult, BenchError> 
             for (i, fob) in fobs.iter_mut().enumerate() {
                 let code = testing::press(fob, now);
                 let serial = fob.serial().to_string();
-                per_conn[i % conns].push(build_request(
-                    &host,
-                    Service::Sts,
-                    &[
-                        ("Action", "GetSessionToken"),
-                        ("SerialNumber", &serial),
-                        ("TokenCode", &code),
-                    ],
-                    &testing::enrolled_credentials(i),
-                    "us-east-1",
-                    now,
-                ));
+                per_conn[i % conns].push(
+                    build_request(
+                        &host,
+                        Service::Sts,
+                        &[
+                            ("Action", "GetSessionToken"),
+                            ("SerialNumber", &serial),
+                            ("TokenCode", &code),
+                        ],
+                        &testing::enrolled_credentials(i),
+                        "us-east-1",
+                        now,
+                    )
+                    .map_err(|e| setup("sign", e))?,
+                );
             }
             let start = Instant::now();
             let cpu0 = cpu_seconds(None);

@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use fobsim_aws::Service;
-use fobsim_aws::client::{Client, Reply as HttpReply};
+use fobsim_aws::client::{Client, HttpResponse};
 use fobsim_aws::sigv4::Credentials;
 use fobsim_core::{SimClock, Timestamp};
 use fobsim_engine::api::credentials::KeyRing;
@@ -96,7 +96,7 @@ fn key_for(index: usize, seed: u64) -> Credentials {
 }
 
 /// An HTTP answer as an adapter [`Answer`].
-pub(crate) fn answer(r: &HttpReply, ok_data: impl FnOnce(&HttpReply) -> Reply) -> Answer {
+pub(crate) fn answer(r: &HttpResponse, ok_data: impl FnOnce(&HttpResponse) -> Reply) -> Answer {
     if r.status == 200 {
         return Answer::Ok { data: ok_data(r) };
     }

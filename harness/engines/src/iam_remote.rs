@@ -19,8 +19,10 @@
 //! root access key, every scenario's users (namespaced, each with an
 //! access key and an `iam:*` policy, as the in-process `iam-http` adapter
 //! gives them), and a CSV seed file with every registered fob's vendor
-//! record (namespaced serial, the fob's secret). `fobsim serve --bootstrap`
-//! loads it; another engine can load the same TOML and CSV. At each
+//! record (namespaced serial, the fob's secret) — or, with
+//! [`write_bootstrap_encrypted`], an encrypted PSKC file (RFC 6030 §6) and
+//! the path of its key or password file. `fobsim serve --bootstrap`
+//! loads it; another engine can load the same TOML and seed file. At each
 //! scenario's start the adapter checks that the bootstrap holds the
 //! scenario's users and the very seed records of its fobs, so a bootstrap
 //! written for another `--seed` or other scenarios is a clear setup
@@ -38,6 +40,7 @@ use fobsim_aws::client::Client;
 use fobsim_aws::sigv4::Credentials;
 use fobsim_clock::control::Request as ControlRequest;
 use fobsim_clock::control::client::ControlClient;
+use fobsim_core::seedfile::Protection;
 use fobsim_core::{SeedRecord, Serial, Timestamp};
 use fobsim_engine::api::bootstrap::Bootstrap;
 use rand::RngExt as _;
@@ -57,6 +60,8 @@ const NAME: &str = "iam-http";
 pub const BOOTSTRAP_FILE: &str = "bootstrap.toml";
 /// The seed file (vendor CSV) next to the bootstrap file.
 pub const SEEDS_FILE: &str = "seeds.csv";
+/// The encrypted seed file (PSKC) next to the bootstrap file.
+pub const SEEDS_PSKC_FILE: &str = "seeds.pskc";
 /// The policy attached to every harness user.
 pub const POLICY_FILE: &str = "harness-policy.json";
 
@@ -147,6 +152,8 @@ pub enum ProvisionError {
 pub struct Provisioned {
     /// The bootstrap file.
     pub bootstrap: PathBuf,
+    /// The seed file.
+    pub seeds: PathBuf,
     /// Scenarios provisioned.
     pub scenarios: usize,
     /// Users declared.
@@ -192,9 +199,32 @@ struct ProfileOut {
     password_cost: CostOut,
 }
 
+/// How [`write_bootstrap_encrypted`] encrypts the seed file.
+#[derive(Debug, Clone)]
+pub struct SeedEncryption {
+    /// The pre-shared key or password.
+    pub protection: Protection,
+    /// The file it was read from: the bootstrap names it (as an absolute
+    /// path) beside the seed file.
+    pub file: PathBuf,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum SeedOut {
+    Path(String),
+    Encrypted {
+        file: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        key_file: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        password_file: Option<String>,
+    },
+}
+
 #[derive(Serialize)]
 struct BootstrapOut {
-    seeds: Vec<String>,
+    seeds: Vec<SeedOut>,
     account: AccountOut,
     users: Vec<UserOut>,
     profile: ProfileOut,
@@ -236,13 +266,48 @@ pub fn write_bootstrap(
     seed: u64,
     dir: &Path,
 ) -> Result<Provisioned, ProvisionError> {
+    write_bootstrap_encrypted(scenarios, seed, dir, None)
+}
+
+/// [`write_bootstrap`], with the seed file encrypted when `encryption` is
+/// given: `seeds.pskc` (RFC 6030 §6: AES-CBC, random IVs, a MAC on every
+/// secret) instead of `seeds.csv`, and the bootstrap names its key or
+/// password file (`seeds = [{ file = "seeds.pskc", key_file = "/abs/KEY" }]`).
+///
+/// # Errors
+/// As [`write_bootstrap`].
+pub fn write_bootstrap_encrypted(
+    scenarios: &[Scenario],
+    seed: u64,
+    dir: &Path,
+    encryption: Option<&SeedEncryption>,
+) -> Result<Provisioned, ProvisionError> {
     std::fs::create_dir_all(dir).map_err(|source| ProvisionError::Io {
         path: dir.to_path_buf(),
         source,
     })?;
+    let seeds_entry = match encryption {
+        None => SeedOut::Path(SEEDS_FILE.into()),
+        Some(enc) => {
+            let abs = std::path::absolute(&enc.file).map_err(|source| ProvisionError::Io {
+                path: enc.file.clone(),
+                source,
+            })?;
+            let abs = abs.display().to_string();
+            let (key_file, password_file) = match enc.protection {
+                Protection::Key(_) => (Some(abs), None),
+                Protection::Password(_) => (None, Some(abs)),
+            };
+            SeedOut::Encrypted {
+                file: SEEDS_PSKC_FILE.into(),
+                key_file,
+                password_file,
+            }
+        }
+    };
     let account = fobsim_harness::adapter::Account::default();
     let mut out = BootstrapOut {
-        seeds: vec![SEEDS_FILE.into()],
+        seeds: vec![seeds_entry],
         account: AccountOut {
             id: account.id.clone(),
             alias: account.alias.clone(),
@@ -320,14 +385,27 @@ pub fn write_bootstrap(
     let toml = toml::to_string(&out).map_err(|e| ProvisionError::Toml(e.to_string()))?;
     let bootstrap = dir.join(BOOTSTRAP_FILE);
     write_file(&bootstrap, &format!("{header}\n{toml}"), true)?;
-    write_file(
-        &dir.join(SEEDS_FILE),
-        &fobsim_core::seedfile::write_csv(&records),
-        true,
-    )?;
+    let seeds = match encryption {
+        None => {
+            let path = dir.join(SEEDS_FILE);
+            write_file(&path, &fobsim_core::seedfile::write_csv(&records), true)?;
+            path
+        }
+        Some(enc) => {
+            let path = dir.join(SEEDS_PSKC_FILE);
+            let text = fobsim_core::seedfile::write_pskc_protected(
+                &records,
+                &enc.protection,
+                &mut rand::rng(),
+            );
+            write_file(&path, &text, true)?;
+            path
+        }
+    };
     write_file(&dir.join(POLICY_FILE), &format!("{ADMIN_POLICY}\n"), false)?;
     Ok(Provisioned {
         bootstrap,
+        seeds,
         scenarios: scenarios.len(),
         users: out.users.len(),
         tokens: records.len(),
@@ -452,11 +530,8 @@ impl IamRemote {
         let boot = Bootstrap::load(bootstrap)
             .map_err(|e| setup_err(format!("{}: {e}", bootstrap.display())))?;
         let mut seeds = HashMap::new();
-        for path in &boot.seeds {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| setup_err(format!("{}: {e}", path.display())))?;
-            let records = fobsim_core::seedfile::parse(&text)
-                .map_err(|e| setup_err(format!("{}: {e}", path.display())))?;
+        for file in &boot.seeds {
+            let records = file.read().map_err(|e| setup_err(e.to_string()))?;
             for r in records {
                 seeds.insert(r.serial.as_str().to_string(), r);
             }
@@ -467,15 +542,11 @@ impl IamRemote {
             .filter_map(|u| u.access_keys.first().map(|k| (u.name.clone(), creds(k))))
             .collect();
         let root = boot.account.access_keys.first().map(creds);
-        let mut client = Client::new(endpoint).map_err(|e| setup_err(e.to_string()))?;
+        let client = Client::new(endpoint).map_err(|e| setup_err(e.to_string()))?;
         // Any HTTP answer proves the endpoint is there; no answer is one clear
         // error now rather than the same one for every scenario.
-        let probe = format!(
-            "GET / HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\n\r\n",
-            client.host()
-        );
         client
-            .send_raw(probe.as_bytes())
+            .send::<&str>("GET", "/", &[], b"")
             .map_err(|e| setup_err(format!("cannot reach {endpoint}: {e}")))?;
         let driver = match &clock {
             ClockControl::Socket(path) => {
@@ -760,6 +831,53 @@ mod tests {
         }
         // Policy files resolve next to the bootstrap.
         assert!(boot.policies().is_ok());
+    }
+
+    #[test]
+    fn an_encrypted_bootstrap_names_its_key_and_reads_back() {
+        use fobsim_core::seedfile::{Password, TransportKey};
+        use fobsim_engine::api::bootstrap::SeedKey;
+        let suite: Vec<_> = fobsim_harness::suite::builtin()
+            .unwrap()
+            .into_iter()
+            .take(4)
+            .collect();
+        let plain_dir = tempfile::tempdir().unwrap();
+        write_bootstrap(&suite, 3, plain_dir.path()).unwrap();
+        let plain = Bootstrap::load(&plain_dir.path().join(BOOTSTRAP_FILE)).unwrap();
+        let want = plain.seeds[0].read().unwrap();
+        assert!(!want.is_empty());
+        for protection in [
+            Protection::Key(TransportKey::new(vec![5; 16]).unwrap()),
+            Protection::Password(Password::new("pw").unwrap().with_iterations(10).unwrap()),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let file = dir.path().join("secret-file");
+            let text = match &protection {
+                Protection::Key(k) => k.to_hex().to_string(),
+                Protection::Password(_) => "pw".to_string(),
+            };
+            std::fs::write(&file, text).unwrap();
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+            let enc = SeedEncryption {
+                protection: protection.clone(),
+                file: file.clone(),
+            };
+            let out = dir.path().join("boot");
+            let done = write_bootstrap_encrypted(&suite, 3, &out, Some(&enc)).unwrap();
+            assert_eq!(done.seeds, out.join(SEEDS_PSKC_FILE));
+            assert!(!out.join(SEEDS_FILE).exists());
+            let boot = Bootstrap::load(&done.bootstrap).unwrap();
+            let expected = match protection {
+                Protection::Key(_) => SeedKey::KeyFile(file.clone()),
+                Protection::Password(_) => SeedKey::PasswordFile(file.clone()),
+            };
+            assert_eq!(boot.seeds[0].key, Some(expected));
+            assert_eq!(boot.seeds[0].read().unwrap(), want);
+            let pskc = std::fs::read_to_string(&done.seeds).unwrap();
+            assert!(pskc.contains("EncryptedValue") && !pskc.contains("PlainValue>MT"));
+        }
     }
 
     #[test]

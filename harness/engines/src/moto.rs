@@ -21,7 +21,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use fobsim_aws::Service;
-use fobsim_aws::client::{Client, Reply as HttpReply};
+use fobsim_aws::client::{Client, HttpResponse};
 use fobsim_aws::sigv4::Credentials;
 use fobsim_aws::xml::texts_of;
 use fobsim_core::Timestamp;
@@ -83,7 +83,7 @@ fn creds() -> Credentials {
     }
 }
 
-fn answer(r: &HttpReply, data: Reply) -> Answer {
+fn answer(r: &HttpResponse, data: Reply) -> Answer {
     if r.status == 200 {
         return Answer::Ok { data };
     }
@@ -159,13 +159,9 @@ impl Moto {
         Client::new(&self.endpoint).map_err(|e| transport(NAME, e.to_string()))
     }
 
-    fn raw(&self, method: &str, path: &str) -> Result<HttpReply, AdapterError> {
-        let mut c = self.client()?;
-        let req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
-            c.host()
-        );
-        c.send_raw(req.as_bytes())
+    fn raw(&self, method: &str, path: &str) -> Result<HttpResponse, AdapterError> {
+        self.client()?
+            .send(method, path, &[("Connection", "close")], b"")
             .map_err(|e| transport(NAME, format!("{method} {path}: {e}")))
     }
 
@@ -174,7 +170,7 @@ impl Moto {
         service: Service,
         params: &[(&str, &str)],
         now: Timestamp,
-    ) -> Result<HttpReply, AdapterError> {
+    ) -> Result<HttpResponse, AdapterError> {
         self.client()?
             .call(service, params, &creds(), now)
             .map_err(|e| transport(NAME, e.to_string()))

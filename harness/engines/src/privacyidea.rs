@@ -39,7 +39,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fobsim_aws::client::Client;
+use fobsim_aws::client::{Client, ClientError};
 use fobsim_aws::query::encode_form;
 use fobsim_core::{Kind, Timestamp};
 use serde_json::Value;
@@ -72,7 +72,7 @@ pub struct PrivacyIdea {
     child: Option<Child>,
     pid: u32,
     endpoint: String,
-    host: String,
+    client: Client,
     clock_file: PathBuf,
     jwt: Option<String>,
     passwords: std::collections::HashMap<String, String>,
@@ -185,13 +185,13 @@ impl PrivacyIdea {
         .map_err(|e| problem(format!("cannot start pi-manage run: {e}")))?;
         let pid = child.id();
         let endpoint = format!("http://127.0.0.1:{port}");
-        Client::new(&endpoint).map_err(|e| problem(e.to_string()))?;
+        let client = Client::new(&endpoint).map_err(|e| problem(e.to_string()))?;
         let mut me = PrivacyIdea {
             dir,
             child: Some(child),
             pid,
-            host: format!("127.0.0.1:{port}"),
             endpoint,
+            client,
             clock_file,
             jwt: None,
             passwords: std::collections::HashMap::new(),
@@ -218,6 +218,53 @@ impl PrivacyIdea {
     #[must_use]
     pub fn requests(&self) -> u64 {
         self.requests
+    }
+
+    /// The server's address, `http://127.0.0.1:PORT` (for requests the
+    /// adapter does not make itself, e.g. a PSKC import with curl).
+    #[must_use]
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// An administrator's token for the REST API (the `Authorization`
+    /// header's value), at the server's real time.
+    ///
+    /// # Errors
+    /// [`AdapterError::Transport`] when the server does not log the
+    /// administrator in.
+    pub fn admin_token(&mut self) -> Result<String, AdapterError> {
+        self.set_clock(None)?;
+        self.login()?;
+        self.jwt
+            .clone()
+            .ok_or_else(|| transport(NAME, "/auth gave no token"))
+    }
+
+    /// Whether privacyIDEA accepts `otp` for the token `serial` (no user,
+    /// no PIN: `/validate/check` with `serial` and `pass`), and its message,
+    /// at the server's real time.
+    ///
+    /// # Errors
+    /// [`AdapterError::Transport`] when the server does not answer.
+    pub fn check_serial(
+        &mut self,
+        serial: &str,
+        otp: &str,
+    ) -> Result<(bool, String), AdapterError> {
+        self.set_clock(None)?;
+        self.validate(&[("serial", serial), ("pass", otp)])
+    }
+
+    /// What privacyIDEA knows of the token `serial` (`/token/?serial=`),
+    /// `None` when it has no such token.
+    ///
+    /// # Errors
+    /// [`AdapterError::Transport`] when the server does not answer.
+    pub fn token_info(&mut self, serial: &str) -> Result<Option<Value>, AdapterError> {
+        self.set_clock(None)?;
+        let q = encode_form(&[("serial", serial)]);
+        Ok(self.token(&q)?.into_iter().next())
     }
 
     fn wait_ready(&mut self) -> Result<(), SetupProblem> {
@@ -283,25 +330,29 @@ impl PrivacyIdea {
         form: &[(&str, &str)],
         auth: bool,
     ) -> Result<(u16, Value), AdapterError> {
+        self.try_http(method, path, form, auth)
+            .map_err(|e| transport(NAME, format!("{method} {path}: {e}")))
+    }
+
+    /// [`PrivacyIdea::http`] with the client's error.
+    fn try_http(
+        &mut self,
+        method: &str,
+        path: &str,
+        form: &[(&str, &str)],
+        auth: bool,
+    ) -> Result<(u16, Value), ClientError> {
         let body = encode_form(form);
-        let mut req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAccept: application/json\r\n",
-            self.host
-        );
+        // The development server closes every connection: one per request.
+        let mut headers = vec![("Connection", "close"), ("Accept", "application/json")];
         if auth && let Some(j) = &self.jwt {
-            req.push_str(&format!("Authorization: {j}\r\n"));
+            headers.push(("Authorization", j));
         }
         if method != "GET" {
-            req.push_str("Content-Type: application/x-www-form-urlencoded\r\n");
+            headers.push(("Content-Type", "application/x-www-form-urlencoded"));
         }
-        req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
         self.requests += 1;
-        // The development server closes every connection: one per request.
-        let mut client = Client::new(&self.endpoint)
-            .map_err(|e| transport(NAME, format!("{method} {path}: {e}")))?;
-        let r = client
-            .send_raw(req.as_bytes())
-            .map_err(|e| transport(NAME, format!("{method} {path}: {e}")))?;
+        let r = self.client.send(method, path, &headers, body.as_bytes())?;
         let v = serde_json::from_str(&r.body).unwrap_or(Value::Null);
         Ok((r.status, v))
     }
@@ -370,20 +421,18 @@ impl PrivacyIdea {
     }
 
     fn validate(&mut self, form: &[(&str, &str)]) -> Result<(bool, String), AdapterError> {
-        let (status, v) = match self.http("POST", "/validate/check", form, false) {
+        let (status, v) = match self.try_http("POST", "/validate/check", form, false) {
             Ok(r) => r,
             // The server took the request and closed the connection without
             // an answer (it does at year 2603): the engine's failure to
             // validate, not the adapter's.
-            Err(AdapterError::Transport { message, .. })
-                if message.contains("unexpected end of file") =>
-            {
+            Err(e) if e.closed_without_answer() => {
                 return Ok((
                     false,
                     "no answer: the server closed the connection".to_string(),
                 ));
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(transport(NAME, format!("POST /validate/check: {e}"))),
         };
         let ok = v.pointer("/result/value").and_then(Value::as_bool);
         let msg = v
