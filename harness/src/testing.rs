@@ -177,9 +177,15 @@ impl ModelEngine {
         }
     }
 
-    fn code_at(t: &Token, step: i64) -> Option<String> {
-        let s = u64::try_from(step).ok()?;
-        Some(t.totp.code_for_step(s).to_string())
+    /// Whether the token shows `code` (as typed) at `step`.
+    fn shows(t: &Token, step: i64, code: &str) -> bool {
+        let (Ok(s), Ok(c)) = (
+            u64::try_from(step),
+            fobsim_core::Code::parse(code, t.digits),
+        ) else {
+            return false;
+        };
+        t.totp.code_for_step(s) == c
     }
 
     fn period_ms(t: &Token) -> i128 {
@@ -219,8 +225,8 @@ impl ModelEngine {
         let pair = |s: i64| {
             !Self::used(t, s)
                 && !Self::used(t, s + 1)
-                && Self::code_at(t, s).as_deref() == Some(c1)
-                && Self::code_at(t, s + 1).as_deref() == Some(c2)
+                && Self::shows(t, s, c1)
+                && Self::shows(t, s + 1, c2)
         };
         let nearest = |ok: &dyn Fn(i64) -> bool| {
             (0..=w)
@@ -308,7 +314,7 @@ impl ModelEngine {
             if e_lo < whi
                 && wlo < e_hi
                 && t.last.is_none_or(|l| step > l)
-                && Self::code_at(t, step).as_deref() == Some(code)
+                && Self::shows(t, step, code)
             {
                 shows.push(step);
             }
@@ -338,7 +344,7 @@ impl ModelEngine {
         }
         // The code most recently accepted (its barrier step shows it): a
         // replay proves possession, not guessing; refused, not counted.
-        if t.last.and_then(|l| Self::code_at(t, l)).as_deref() == Some(code) {
+        if t.last.is_some_and(|l| Self::shows(t, l, code)) {
             return denied(None);
         }
         t.failures += 1;
