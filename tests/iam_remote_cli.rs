@@ -170,8 +170,8 @@ fn suite_matches_in_process(mode: ClockMode) {
     let dir = tempfile::tempdir().unwrap();
     let bootstrap = write_bootstrap(dir.path(), None);
     let (server, started) = serve(dir.path(), &bootstrap, mode);
-    assert_eq!(started["users_created"], 84, "{started}");
-    assert_eq!(started["tokens_imported"], 96, "{started}");
+    assert_eq!(started["users_created"], 96, "{started}");
+    assert_eq!(started["tokens_imported"], 108, "{started}");
 
     // A run under another seed is refused before it touches the endpoint:
     // its fobs are not the provisioned ones.
