@@ -86,6 +86,14 @@ impl Rule {
         }
     }
 
+    /// More candidate steps than any state the rule writes can yield: the
+    /// learned offsets are at most two evidences wide (P + D each), widen
+    /// by at most W·P a side, and meet one more evidence.
+    fn max_candidates(&self) -> u64 {
+        let steps = (4 * (self.period_ms + self.delay_ms) + 2 * self.cap_ms) / self.period_ms;
+        u64::try_from(steps).unwrap_or(u64::MAX).saturating_add(8)
+    }
+
     fn start_ms(&self, step: u64) -> i128 {
         self.t0_ms + i128::from(step) * self.period_ms
     }
@@ -149,6 +157,11 @@ impl Rule {
     ) -> Option<SyncState> {
         let w = self.widened(&st.offsets, now);
         let (first, last) = self.candidates(w, now)?;
+        if last - first > self.max_candidates() {
+            // Only a damaged store holds offsets this wide: refuse rather
+            // than search without end.
+            return None;
+        }
         let first = match st.last_step {
             Some(l) if l >= last => return None,
             Some(l) => first.max(l + 1),
@@ -451,6 +464,22 @@ mod tests {
         assert_eq!(next.last_step, Some(s + 1));
         // Past the barrier the quarantine has done its work.
         assert_eq!(next.quarantine, None);
+    }
+
+    #[test]
+    fn a_damaged_state_is_refused_not_searched_without_end() {
+        let t = totp();
+        let r = rule();
+        let now = Timestamp::from_secs(3_000_000);
+        let st = SyncState {
+            offsets: OffsetWindow {
+                lo_ms: i64::MIN,
+                hi_ms: i64::MAX,
+                anchored_at: now,
+            },
+            ..SyncState::default()
+        };
+        assert_eq!(r.sign_in(&t, now, &st, t.code_for_step(100_000)), None);
     }
 
     #[test]

@@ -623,7 +623,10 @@ fn the_two_known_disagreements_are_reconciled() {
         // An HOTP seed: refused by both, nothing half-registered.
         let hotp = spec("c100");
         let err = e
-            .begin(&setup(vec![seed_record(&d8, None), seed_record(&hotp, None)]))
+            .begin(&setup(vec![
+                seed_record(&d8, None),
+                seed_record(&hotp, None),
+            ]))
             .unwrap_err();
         assert!(err.to_string().contains("HOTP"), "{}: {err}", e.name());
     }
