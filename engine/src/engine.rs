@@ -14,10 +14,11 @@ use crate::error::{EngineError, ErrorKind};
 use crate::password;
 use crate::profile::Profile;
 use crate::store::{
-    AccountRow, Assign, AssignOutcome, CodePair, CommitResync, CommitSuccess, FailureOutcome,
-    KeySource, MemoryStore, OwnedToken, RecordFailure, SqliteOptions, SqliteStore, Store, TokenRow,
-    UserRow,
+    AccountRow, Assign, AssignOutcome, CommitResync, CommitSuccess, FailureOutcome, KeySource,
+    MemoryStore, OwnedToken, RecordFailure, SqliteOptions, SqliteStore, Store, SyncState, TokenRow,
+    UserRow, VerifyState,
 };
+use crate::sync::Rule;
 use crate::types::{MfaDevice, OutboxChannel, OutboxMessage, TokenState, UserInfo};
 use fobsim_core::{Channel, Principal};
 
@@ -126,107 +127,13 @@ fn parse_code(code: &str, field: &str, digits: u8) -> Result<Code, EngineError> 
     Code::parse(code, digits).map_err(|_| code_error(code, field, Some(digits)))
 }
 
+/// How many times a sign-in reads the token's state and tries its
+/// compare-and-swap before giving up on a token that others keep changing.
+const COMMIT_ATTEMPTS: u32 = 8;
+
 fn step_now(totp: &Totp, now: Timestamp) -> Result<u64, EngineError> {
     totp.step_at(now.as_secs())
         .map_err(|e| EngineError::validation(e.to_string()))
-}
-
-/// Find the step `s` nearest to `center` (ties: the lower) with
-/// `|s - center| <= window`, `s >= min_first`, `code(s) == c1` and
-/// `code(s + 1) == c2`. At most `2 * window + 1` codes plus one per hit,
-/// searched outwards from the center, so a prompt enable or a small drift
-/// is found after a handful of codes. (Splitting the two sides over two
-/// threads was measured slower on this project's 2-vCPU machines: a
-/// thread spawn costs more than half the search.)
-pub(crate) fn search_pair(
-    totp: &Totp,
-    center: u64,
-    window: u64,
-    min_first: u64,
-    c1: Code,
-    c2: Code,
-) -> Option<u64> {
-    let hit = |s: u64| {
-        s >= min_first
-            && s < u64::MAX
-            && totp.code_for_step(s) == c1
-            && totp.code_for_step(s + 1) == c2
-    };
-    for d in 0..=window {
-        if let Some(lo) = center.checked_sub(d)
-            && hit(lo)
-        {
-            return Some(lo);
-        }
-        if d > 0
-            && let Some(hi) = center.checked_add(d)
-            && hit(hi)
-        {
-            return Some(hi);
-        }
-    }
-    None
-}
-
-/// The sign-in rule: the step nearest to `expected` within ±`window`, above
-/// `last_step`, whose code is `code`. Ties go to the HIGHER step: when both
-/// ends of the window show the same code, the later one is at least as
-/// likely, and learning the lower would put the offset two steps off.
-pub(crate) fn search_one(
-    totp: &Totp,
-    expected: u64,
-    window: u64,
-    last_step: Option<u64>,
-    code: Code,
-) -> Option<u64> {
-    let ok = |s: u64| last_step.is_none_or(|l| s > l) && totp.code_for_step(s) == code;
-    for d in 0..=window {
-        if d > 0
-            && let Some(hi) = expected.checked_add(d)
-            && ok(hi)
-        {
-            return Some(hi);
-        }
-        if let Some(lo) = expected.checked_sub(d)
-            && ok(lo)
-        {
-            return Some(lo);
-        }
-    }
-    None
-}
-
-/// The replay barrier after accepting `code` at `step`: the highest step in
-/// the window around `expected` that shows the same code (6-digit codes do
-/// collide: about one window in 160,000 holds a repeat). Without it the same
-/// code, accepted at the lower step, would be accepted again at the higher
-/// one — a replay RFC 6238 §5.2 forbids.
-pub(crate) fn replay_barrier(
-    totp: &Totp,
-    expected: u64,
-    window: u64,
-    step: u64,
-    code: Code,
-) -> u64 {
-    let hi = expected.saturating_add(window);
-    let mut barrier = step;
-    let mut s = step;
-    while s < hi {
-        s += 1;
-        if totp.code_for_step(s) == code {
-            barrier = s;
-        }
-    }
-    barrier
-}
-
-fn add_offset(step: u64, learned_offset: i64) -> u64 {
-    step.saturating_add_signed(learned_offset)
-}
-
-fn learned_offset_of(step: u64, current: u64) -> i64 {
-    let d = i128::from(step) - i128::from(current);
-    i64::try_from(d).unwrap_or(if d < 0 { i64::MIN } else { i64::MAX })
 }
 
 impl Engine {
@@ -375,33 +282,23 @@ impl Engine {
         Ok((totp, c1, c2))
     }
 
-    /// The steps of `c1` and `c2` (the next) within the sync window, above
-    /// `last_step`, and the learned offset they teach: the second code's
-    /// step minus the current step.
+    /// The sync state two consecutive codes teach at enable or resync
+    /// (`docs/engine-rules.md`): found within the sync window around the
+    /// current step, above the replay barrier and outside the quarantine —
+    /// or, when a server clock that stepped back left the barrier far
+    /// ahead, below the current run (which is then quarantined).
     fn find_pair(
         &self,
         totp: &Totp,
         now: Timestamp,
-        last_step: Option<u64>,
+        seen: &SyncState,
         c1: Code,
         c2: Code,
-    ) -> Result<CodePair, EngineError> {
+    ) -> Result<SyncState, EngineError> {
         let current = step_now(totp, now)?;
-        let min_first = last_step.map_or(0, |l| l.saturating_add(1));
-        let first = search_pair(
-            totp,
-            current,
-            self.profile.sync_window_steps,
-            min_first,
-            c1,
-            c2,
-        )
-        .ok_or_else(EngineError::invalid_code)?;
-        Ok(CodePair {
-            first_step: first,
-            last_step: first + 1,
-            learned_offset: learned_offset_of(first + 1, current),
-        })
+        Rule::new(&self.profile, totp)
+            .pair(totp, now, current, seen, c1, c2)
+            .ok_or_else(EngineError::invalid_code)
     }
 
     /// The prepared key of `serial`, from the cache or the store.
@@ -618,10 +515,15 @@ impl Engine {
 
     /// `EnableMFADevice`: assign the token `serial` to `who` after finding
     /// `code1` and `code2` at two consecutive steps within the sync window
-    /// around the current step. The learned offset becomes (step of code2 −
-    /// current step): codes generated long before `now` still associate
-    /// the device, which is then out of sync (sign-ins fail until resync),
-    /// exactly as the seed's "Important" box says.
+    /// around the current step, above the replay barrier. The learned
+    /// offsets become the evidence of code2 (the offsets for which code2,
+    /// pressed at most the max submit delay before `now`, was on the fob's
+    /// display): codes generated long before `now` still associate the
+    /// device, which is then out of sync (sign-ins fail until resync),
+    /// exactly as the seed's "Important" box says. If a server clock that
+    /// stepped back left the replay barrier beyond the sync window ahead,
+    /// fresh codes below the used run heal it; the run is quarantined
+    /// (`docs/engine-rules.md`).
     ///
     /// # Errors
     /// - [`ErrorKind::RootConsoleOnly`] (`AccessDenied` 403) for the root
@@ -660,12 +562,14 @@ impl Engine {
         if self.store.tokens_of(who)?.len() >= max as usize {
             return Err(limit(max));
         }
-        let pair = self.find_pair(&totp, now, state.verify.last_step, c1, c2)?;
+        let seen = state.verify.sync;
+        let sync = self.find_pair(&totp, now, &seen, c1, c2)?;
         match self.store.assign(Assign {
             serial,
             owner: who,
             enable_date: now,
-            pair,
+            seen,
+            sync,
             max_devices: max,
         })? {
             AssignOutcome::Assigned => Ok(()),
@@ -677,9 +581,12 @@ impl Engine {
     }
 
     /// `ResyncMFADevice`: find two consecutive codes within the sync window
-    /// (both above the last accepted step) and learn the offset from them.
-    /// Clears the failure count and any lock. The next step after `code2` is
-    /// accepted at sign-in; `code2`'s step and earlier are not.
+    /// (both above the last accepted step, outside the quarantine) and pin
+    /// the learned offsets to the second code's evidence. Clears the
+    /// failure count and any lock. The next step after `code2` is accepted
+    /// at sign-in; `code2`'s step and earlier are not. Heals a replay
+    /// barrier left far ahead by a server clock that stepped back, as
+    /// [`Engine::enable_mfa_device`] does.
     ///
     /// # Errors
     /// [`ErrorKind::ValidationError`] for malformed input,
@@ -701,8 +608,12 @@ impl Engine {
             .store
             .verify_state(token)?
             .ok_or_else(|| EngineError::no_such_device(serial))?;
-        let pair = self.find_pair(&totp, now, st.last_step, c1, c2)?;
-        if self.store.commit_resync(CommitResync { token, pair })? {
+        let sync = self.find_pair(&totp, now, &st.sync, c1, c2)?;
+        if self.store.commit_resync(CommitResync {
+            token,
+            seen: st.sync,
+            sync,
+        })? {
             Ok(())
         } else {
             // Unassigned or used concurrently in the meantime.
@@ -711,7 +622,8 @@ impl Engine {
     }
 
     /// `DeactivateMFADevice`: unassign `serial` from `who`. The token stays
-    /// registered and keeps its replay barrier. (`now` is taken for
+    /// registered and keeps its replay barrier, run and quarantine (used
+    /// codes stay used); the learned offsets are forgotten. (`now` is taken for
     /// uniformity; deactivation does not depend on time.)
     ///
     /// # Errors
@@ -790,12 +702,15 @@ impl Engine {
     }
 
     /// The session MFA check (behind STS `GetSessionToken` with
-    /// `SerialNumber` + `TokenCode`): accept `code` if it is the code of a
-    /// step within the auth window around (current step + learned offset)
-    /// and above the last accepted step. On success the step becomes the
-    /// replay barrier (atomically, in the store) and the learned offset is
-    /// refined; on failure the failure count grows and may lock the
-    /// device.
+    /// `SerialNumber` + `TokenCode`): accept `code` if a step above the
+    /// replay barrier (and outside the quarantine) shows it and that step's
+    /// evidence is consistent with the token's learned offsets widened to
+    /// `now` (`docs/engine-rules.md`). On success the learned offsets
+    /// narrow to the evidence and the barrier moves to the highest
+    /// candidate step showing the code (atomically, in the store). On
+    /// failure the failure count grows and may lock the device — except for
+    /// a replay of the code most recently accepted for the token, which
+    /// proves possession, not guessing: refused, not counted.
     ///
     /// # Errors
     /// [`ErrorKind::ValidationError`] for a malformed serial or code (state
@@ -815,13 +730,17 @@ impl Engine {
             return Err(not_associated());
         };
         let code = parse_code(code, "tokenCode", totp.digits())?;
+        let rule = Rule::new(&self.profile, &totp);
         // Attempt 0 may use the store's cached state; anything but a
-        // success is re-checked once against fresh state before it counts.
-        // A search that missed on a state is not run again on the same
-        // state: it would miss again (a wrong code costs one search).
+        // success is re-checked against fresh state before it counts. A
+        // search that missed on a state is not run again on the same state:
+        // it would miss again (a wrong code costs one search). A commit
+        // that lost to a concurrent write (compare-and-swap) reads again.
         let token = OwnedToken { serial, owner: who };
-        let mut missed: Option<crate::store::VerifyState> = None;
-        for fresh in [false, true] {
+        let mut missed: Option<VerifyState> = None;
+        let mut refused_on: Option<VerifyState> = None;
+        for attempt in 0..COMMIT_ATTEMPTS {
+            let fresh = attempt > 0;
             if fresh {
                 self.store.forget(serial);
             }
@@ -840,37 +759,41 @@ impl Engine {
                 continue;
             }
             if missed == Some(st) {
+                refused_on = Some(st);
                 break;
             }
-            let current = step_now(&totp, now)?;
-            let expected = add_offset(current, st.learned_offset);
-            let found = search_one(
-                &totp,
-                expected,
-                self.profile.auth_window_steps,
-                st.last_step,
-                code,
-            );
-            if found.is_none() {
-                missed = Some(st);
+            match rule.sign_in(&totp, now, &st.sync, code) {
+                None if fresh => {
+                    refused_on = Some(st);
+                    break;
+                }
+                None => missed = Some(st),
+                Some(sync) => {
+                    if self.store.commit_success(CommitSuccess {
+                        token,
+                        seen: st.sync,
+                        sync,
+                        now,
+                    })? {
+                        return Ok(());
+                    }
+                }
             }
-            if let Some(step) = found
-                && self.store.commit_success(CommitSuccess {
-                    token,
-                    step,
-                    barrier: replay_barrier(
-                        &totp,
-                        expected,
-                        self.profile.auth_window_steps,
-                        step,
-                        code,
-                    ),
-                    learned_offset: learned_offset_of(step, current),
-                    now,
-                })?
-            {
-                return Ok(());
-            }
+        }
+        let Some(st) = refused_on else {
+            // Every attempt lost to a concurrent write: refused, and not
+            // counted (nothing shows the code was wrong).
+            return Err(EngineError::mfa_failed());
+        };
+        if st
+            .sync
+            .last_step
+            .is_some_and(|l| totp.code_for_step(l) == code)
+        {
+            // The code most recently accepted for this token (the barrier
+            // step shows it: enable/resync's second code, or the highest
+            // step showing an accepted sign-in code).
+            return Err(EngineError::mfa_failed());
         }
         match self.store.record_failure(RecordFailure {
             token,
@@ -1051,8 +974,11 @@ impl Engine {
             serial: d.serial,
             assigned_to: d.owner,
             enable_date: d.enable_date,
-            learned_offset: d.verify.learned_offset,
-            last_step: d.verify.last_step,
+            offsets: d.verify.sync.offsets,
+            last_step: d.verify.sync.last_step,
+            run_start: d.verify.sync.run_start,
+            run_base: d.verify.sync.run_base,
+            quarantine: d.verify.sync.quarantine,
             consecutive_failures: d.verify.failures,
             locked_until: d.verify.locked_until,
             period: totp.period(),
@@ -1089,93 +1015,4 @@ fn locked(until: Timestamp) -> EngineError {
         ErrorKind::DeviceLocked,
         format!("The MFA device is locked after too many failed attempts until {until}."),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    fn totp() -> Totp {
-        Totp::new(
-            fobsim_core::Algorithm::Sha1,
-            b"12345678901234567890",
-            6,
-            30,
-            0,
-        )
-        .unwrap()
-    }
-
-    /// The rule written the slow, obvious way.
-    fn brute(t: &Totp, center: u64, w: u64, min_first: u64, c1: Code, c2: Code) -> Option<u64> {
-        (center.saturating_sub(w)..=center.saturating_add(w))
-            .filter(|s| {
-                *s >= min_first && t.code_for_step(*s) == c1 && t.code_for_step(s + 1) == c2
-            })
-            .min_by_key(|s| (s.abs_diff(center), *s))
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(64))]
-        #[test]
-        fn search_pair_is_the_nearest_hit(
-            center in 1_000u64..10_000_000,
-            w in prop_oneof![0u64..60, 0u64..1500],
-            planted in -1600i64..1600,
-            min_back in prop_oneof![Just(u64::MAX), 0u64..1600],
-        ) {
-            let t = totp();
-            let s = center.saturating_add_signed(planted);
-            let (c1, c2) = (t.code_for_step(s), t.code_for_step(s + 1));
-            let min_first = center.saturating_sub(min_back.min(center));
-            let min_first = if min_back == u64::MAX { 0 } else { min_first };
-            prop_assert_eq!(
-                search_pair(&t, center, w, min_first, c1, c2),
-                brute(&t, center, w, min_first, c1, c2)
-            );
-        }
-    }
-
-    /// Found by the harness's fleet simulation: two steps 60 s apart share
-    /// a code. Both ends of a ±1 window match; the engine must take the
-    /// higher (so the learned offset is right) and put the replay barrier
-    /// there (so the code is not accepted a second time).
-    #[test]
-    fn code_collision_in_the_window() {
-        let secret = hex::decode("3985f28a45ef6cd16664d487dc24bf61ceb0afb1").unwrap();
-        let t = Totp::new(fobsim_core::Algorithm::Sha1, &secret, 6, 30, 0).unwrap();
-        let start = 1_829_995_200 / 30; // 2027-12-28T12:00:00Z
-        let lo = (start..start + 200)
-            .find(|s| t.code_for_step(*s) == t.code_for_step(s + 2))
-            .expect("the pinned collision");
-        let code = t.code_for_step(lo);
-        let expected = lo + 1;
-        assert_eq!(search_one(&t, expected, 1, None, code), Some(lo + 2));
-        assert_eq!(replay_barrier(&t, expected, 1, lo, code), lo + 2);
-        // Accepted at the higher step, nothing is left to replay.
-        assert_eq!(search_one(&t, expected, 1, Some(lo + 2), code), None);
-    }
-
-    #[test]
-    fn search_window_edges_and_replay_barrier() {
-        let t = totp();
-        let center = 5_000_000;
-        let code = t.code_for_step(center + 1);
-        assert_eq!(search_one(&t, center, 1, None, code), Some(center + 1));
-        assert_eq!(search_one(&t, center, 1, Some(center + 1), code), None);
-        assert_eq!(search_one(&t, center, 0, None, code), None);
-        let c1 = t.code_for_step(center - 1000);
-        let c2 = t.code_for_step(center - 999);
-        assert_eq!(
-            search_pair(&t, center, 1000, 0, c1, c2),
-            Some(center - 1000)
-        );
-        assert_eq!(search_pair(&t, center, 999, 0, c1, c2), None);
-        assert_eq!(search_pair(&t, center, 1000, center - 999, c1, c2), None);
-        // Near the start of time the lower side is clamped, not wrapped.
-        let c1 = t.code_for_step(0);
-        let c2 = t.code_for_step(1);
-        assert_eq!(search_pair(&t, 3, 1000, 0, c1, c2), Some(0));
-    }
 }

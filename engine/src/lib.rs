@@ -49,6 +49,7 @@ mod error;
 mod password;
 mod profile;
 pub mod store;
+mod sync;
 pub mod testing;
 mod types;
 

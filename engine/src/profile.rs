@@ -31,13 +31,32 @@ impl PasswordCost {
     };
 }
 
+/// The largest [`Profile::max_submit_delay_ms`]: one hour.
+pub const MAX_SUBMIT_DELAY_MS: u64 = 3_600_000;
+
+/// The largest [`Profile::drift_ppm`]: 1 %, far beyond any clock crystal.
+pub const MAX_DRIFT_PPM: u32 = 10_000;
+
 /// The engine's rules. [`Profile::default`] is the DESIGN.md table (the
 /// seed page's behaviour).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Profile {
-    /// Sign-in window: a code is accepted within ±this many steps around
-    /// (current step + learned offset). Default 1.
+    /// How far, in steps, the interval of fob-clock offsets learned from
+    /// the evidence may widen without new evidence (the cap of the drift
+    /// allowance; see `docs/engine-rules.md`). Default 1: a token unused
+    /// for a year at 20 ppm (about 21 steps off) is out of sync and needs a
+    /// resync, as the seed says.
     pub auth_window_steps: u64,
+    /// The longest time a user may take between pressing the button and
+    /// the code reaching the engine, in ms. A code is accepted when some
+    /// press time within this delay and some offset in the learned
+    /// interval explain it. Default 60 s.
+    pub max_submit_delay_ms: u64,
+    /// The drift bound of the fobs' clocks in parts per million: the
+    /// learned interval widens at this rate (capped by
+    /// `auth_window_steps`) while no new evidence comes. Default 20 (a
+    /// 32.768 kHz watch crystal).
+    pub drift_ppm: u32,
     /// Enable/resync search: the first of two consecutive codes is searched
     /// within ±this many steps around the current step. Default 1000.
     pub sync_window_steps: u64,
@@ -72,6 +91,8 @@ impl Default for Profile {
     fn default() -> Self {
         Profile {
             auth_window_steps: 1,
+            max_submit_delay_ms: 60 * 1000,
+            drift_ppm: 20,
             sync_window_steps: 1000,
             max_devices_per_user: 1,
             lockout_threshold: 5,
@@ -98,6 +119,8 @@ struct RawPasswordCost {
 #[serde(deny_unknown_fields)]
 struct RawProfile {
     auth_window_steps: Option<u64>,
+    max_submit_delay: Option<String>,
+    drift_ppm: Option<u32>,
     sync_window_steps: Option<u64>,
     max_devices_per_user: Option<u32>,
     lockout_threshold: Option<u32>,
@@ -133,6 +156,8 @@ impl Profile {
     ///
     /// ```toml
     /// auth_window_steps = 1
+    /// max_submit_delay = "60s"
+    /// drift_ppm = 20
     /// sync_window_steps = 1000
     /// max_devices_per_user = 8
     /// lockout_threshold = 5
@@ -165,6 +190,12 @@ impl Profile {
         };
         let p = Profile {
             auth_window_steps: raw.auth_window_steps.unwrap_or(d.auth_window_steps),
+            max_submit_delay_ms: duration(
+                "max_submit_delay",
+                raw.max_submit_delay,
+                d.max_submit_delay_ms,
+            )?,
+            drift_ppm: raw.drift_ppm.unwrap_or(d.drift_ppm),
             sync_window_steps: raw.sync_window_steps.unwrap_or(d.sync_window_steps),
             max_devices_per_user: raw.max_devices_per_user.unwrap_or(d.max_devices_per_user),
             lockout_threshold: raw.lockout_threshold.unwrap_or(d.lockout_threshold),
@@ -188,8 +219,9 @@ impl Profile {
         Ok(p)
     }
 
-    /// Check the ranges: windows at most 100,000 steps, at least one device
-    /// per user, recovery digits 6–8, valid Argon2 costs.
+    /// Check the ranges: windows at most 100,000 steps, a submit delay of
+    /// at most one hour, a drift bound of at most 10,000 ppm (1 %), at
+    /// least one device per user, recovery digits 6–8, valid Argon2 costs.
     ///
     /// # Errors
     /// [`ProfileError::Range`] naming the key.
@@ -200,6 +232,12 @@ impl Profile {
         }
         if self.sync_window_steps > 100_000 {
             return range("sync_window_steps", "must be at most 100000".into());
+        }
+        if self.max_submit_delay_ms > MAX_SUBMIT_DELAY_MS {
+            return range("max_submit_delay", "must be at most 1h".into());
+        }
+        if self.drift_ppm > MAX_DRIFT_PPM {
+            return range("drift_ppm", format!("must be at most {MAX_DRIFT_PPM}"));
         }
         if self.max_devices_per_user == 0 {
             return range("max_devices_per_user", "must be at least 1".into());
@@ -240,6 +278,8 @@ mod tests {
     fn defaults_are_the_design_table() {
         let p = Profile::default();
         assert_eq!(p.auth_window_steps, 1);
+        assert_eq!(p.max_submit_delay_ms, 60_000);
+        assert_eq!(p.drift_ppm, 20);
         assert_eq!(p.sync_window_steps, 1000);
         assert_eq!(p.max_devices_per_user, 1);
         assert!(!p.root_api_enable);
@@ -286,5 +326,44 @@ mod tests {
             Err(ProfileError::Range { .. })
         ));
         assert!(Profile::from_toml("auth_window_steps = -1").is_err());
+        assert!(matches!(
+            Profile::from_toml("max_submit_delay = \"61m\""),
+            Err(ProfileError::Range {
+                key: "max_submit_delay",
+                ..
+            })
+        ));
+        assert!(matches!(
+            Profile::from_toml("max_submit_delay = \"-1s\""),
+            Err(ProfileError::Duration {
+                key: "max_submit_delay",
+                ..
+            })
+        ));
+        assert!(matches!(
+            Profile::from_toml("drift_ppm = 10001"),
+            Err(ProfileError::Range {
+                key: "drift_ppm",
+                ..
+            })
+        ));
+        assert!(Profile::from_toml("drift_ppm = -1").is_err());
+    }
+
+    #[test]
+    fn the_sync_rule_numbers_are_settings() {
+        let p =
+            Profile::from_toml("max_submit_delay = \"2m\"\ndrift_ppm = 0\nauth_window_steps = 3\n")
+                .unwrap();
+        assert_eq!(
+            (p.max_submit_delay_ms, p.drift_ppm, p.auth_window_steps),
+            (120_000, 0, 3)
+        );
+        assert_eq!(
+            Profile::from_toml("max_submit_delay = \"1h\"")
+                .unwrap()
+                .max_submit_delay_ms,
+            MAX_SUBMIT_DELAY_MS
+        );
     }
 }

@@ -4,6 +4,8 @@ use fobsim_core::Timestamp;
 
 use fobsim_core::Principal;
 
+use crate::store::{OffsetWindow, StepRange};
+
 /// How the stores (and the key ring's sealed session tokens) key a
 /// principal: `#root` for the root user (IAM user names cannot contain
 /// `#`), the user name otherwise.
@@ -69,10 +71,18 @@ pub struct TokenState {
     pub assigned_to: Option<Principal>,
     /// When it was enabled (while assigned).
     pub enable_date: Option<Timestamp>,
-    /// Learned offset in steps: token step − true step.
-    pub learned_offset: i64,
+    /// The learned offsets: the fob-clock offsets (ms) consistent with the
+    /// evidence since the last enable or resync.
+    pub offsets: OffsetWindow,
     /// The last accepted step (replay barrier); kept across deactivation.
     pub last_step: Option<u64>,
+    /// The lowest step of the current run of acceptances.
+    pub run_start: Option<u64>,
+    /// The barrier before the current run began.
+    pub run_base: Option<u64>,
+    /// Used steps left ahead of the barrier by a server clock that stepped
+    /// back: never accepted again.
+    pub quarantine: Option<StepRange>,
     /// Consecutive sign-in failures since the last success or lock.
     pub consecutive_failures: u32,
     /// Locked until this time (if it is in the future).

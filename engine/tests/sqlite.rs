@@ -6,6 +6,7 @@ mod common;
 
 use common::{at, step};
 use fobsim_core::{Channel, Principal};
+use fobsim_engine::store::OffsetWindow;
 use fobsim_engine::{
     Engine, ErrorKind, KeySource, Profile, SqliteOptions, SqliteStore, StoreError, testing,
 };
@@ -52,8 +53,17 @@ fn state_survives_reopen() {
     .unwrap();
     let st = engine.token_state(&serial).unwrap();
     assert_eq!(
-        (st.assigned_to, st.last_step, st.learned_offset),
-        (Some(alice.clone()), Some(c + 1), 1)
+        (st.assigned_to, st.last_step, st.run_start),
+        (Some(alice.clone()), Some(c + 1), Some(c - 1))
+    );
+    // 10 s into step c: code c says [-10 s, 80 s), code c + 1 [20 s, 110 s).
+    assert_eq!(
+        st.offsets,
+        OffsetWindow {
+            lo_ms: 20_000,
+            hi_ms: 80_000,
+            anchored_at: now
+        }
     );
     assert_eq!(engine.list_mfa_devices(&alice).unwrap()[0].enable_date, now);
     // Replay barrier persisted; passwords persisted.
@@ -65,8 +75,10 @@ fn state_survives_reopen() {
     engine
         .verify_session_mfa(now, &alice, &serial, &code(c + 2))
         .unwrap();
+    // Three steps in one instant would be a fob racing ahead: the next
+    // code comes a step later.
     engine
-        .console_sign_in(now, &alice, testing::USER_PASSWORD, Some(&code(c + 3)))
+        .console_sign_in(at(1), &alice, testing::USER_PASSWORD, Some(&code(c + 3)))
         .unwrap();
 }
 
@@ -182,7 +194,7 @@ fn schema_is_versioned_and_newer_files_are_refused() {
     let v: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(v, 1);
+    assert_eq!(v, 2);
     let mode: String = conn
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
@@ -199,7 +211,7 @@ fn schema_is_versioned_and_newer_files_are_refused() {
         e,
         StoreError::SchemaTooNew {
             found: 99,
-            supported: 1
+            supported: 2
         }
     ));
     // Reopening a current file is a no-op migration.
@@ -386,4 +398,139 @@ fn two_engines_on_one_file_see_each_others_writes() {
         .verify_session_mfa(t1, &bob, serial, &code(c1 + 12))
         .unwrap_err();
     assert_eq!(e.kind, ErrorKind::DeviceLocked);
+}
+
+/// The schema of version 1 (learned offset as a point, in steps), as it
+/// shipped: the fixture of the migration test.
+const SCHEMA_V1: &str = "CREATE TABLE meta (k TEXT PRIMARY KEY, v BLOB NOT NULL);
+     CREATE TABLE account (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        account_id TEXT NOT NULL,
+        alias TEXT NOT NULL,
+        root_email TEXT NOT NULL,
+        root_phone TEXT NOT NULL,
+        root_password_hash TEXT NOT NULL);
+     CREATE TABLE users (
+        name TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        password_hash TEXT NOT NULL) WITHOUT ROWID;
+     CREATE TABLE tokens (
+        serial TEXT PRIMARY KEY,
+        algorithm TEXT NOT NULL,
+        digits INTEGER NOT NULL,
+        period INTEGER NOT NULL,
+        t0 INTEGER NOT NULL,
+        secret BLOB NOT NULL,
+        owner TEXT,
+        enable_date INTEGER,
+        drift_offset INTEGER NOT NULL DEFAULT 0,
+        last_step INTEGER,
+        failures INTEGER NOT NULL DEFAULT 0,
+        locked_until INTEGER,
+        CHECK ((owner IS NULL) = (enable_date IS NULL))) WITHOUT ROWID;
+     CREATE INDEX tokens_owner ON tokens(owner) WHERE owner IS NOT NULL;
+     PRAGMA user_version = 1;";
+
+/// A database written by version 1 (a point offset of 3 steps, a replay
+/// barrier) opens under version 2: the offset becomes the interval of
+/// offsets within one step of it, anchored at the enable date; the barrier
+/// stays; the token keeps working for the fob it learned.
+#[test]
+fn a_version_1_database_migrates() {
+    let dir = tempfile::tempdir().unwrap();
+    // A current file provides the sealed secret and the key check.
+    let current = dir.path().join("current.db");
+    let (engine, fobs) =
+        testing::sqlite_with_fobs(&current, 2, testing::T0, Profile::for_tests()).unwrap();
+    drop(engine);
+    let old = dir.path().join("v1.db");
+    let now = at(0);
+    let c = step(now);
+    let serial = fobs[0].serial().as_str();
+    {
+        let conn = rusqlite::Connection::open(&old).unwrap();
+        conn.execute_batch(SCHEMA_V1).unwrap();
+        conn.execute("ATTACH DATABASE ?1 AS cur", [current.to_str().unwrap()])
+            .unwrap();
+        conn.execute_batch(
+            "INSERT INTO meta SELECT * FROM cur.meta;
+             INSERT INTO account SELECT * FROM cur.account;
+             INSERT INTO users SELECT * FROM cur.users;
+             INSERT INTO tokens (serial, algorithm, digits, period, t0, secret)
+                SELECT serial, algorithm, digits, period, t0, secret FROM cur.tokens;
+             DETACH DATABASE cur;",
+        )
+        .unwrap();
+        let n = conn
+            .execute(
+                "UPDATE tokens SET owner = 'alice', enable_date = ?1, drift_offset = 3, \
+                 last_step = ?2, failures = 2 WHERE serial = ?3",
+                rusqlite::params![
+                    i64::try_from(now.as_millis()).unwrap(),
+                    i64::try_from(c + 3).unwrap(),
+                    serial
+                ],
+            )
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+    let engine = Engine::sqlite(
+        &old,
+        &KeySource::Bytes(testing::TEST_KEY),
+        Profile::for_tests(),
+    )
+    .unwrap();
+    let st = engine.token_state(serial).unwrap();
+    assert_eq!(st.assigned_to, Some(Principal::user("alice")));
+    assert_eq!(
+        st.offsets,
+        OffsetWindow {
+            lo_ms: 60_000,
+            hi_ms: 120_000,
+            anchored_at: now
+        }
+    );
+    assert_eq!(
+        (st.last_step, st.run_start, st.run_base, st.quarantine),
+        (Some(c + 3), Some(c + 3), Some(c + 3), None)
+    );
+    assert_eq!(st.consecutive_failures, 2);
+    let other = engine.token_state(fobs[1].serial().as_str()).unwrap();
+    assert_eq!(
+        (other.offsets, other.last_step, other.run_start),
+        (OffsetWindow::default(), None, None)
+    );
+    // The fob runs 3 steps ahead: its next code signs in, the barrier holds.
+    let r = fobs[0].seed_record();
+    let t = fobsim_core::Totp::new(r.algorithm, r.secret.expose(), 6, 30, 0).unwrap();
+    let code = |s: u64| t.code_for_step(s).to_string();
+    let alice = Principal::user("alice");
+    let later = at(1);
+    assert!(
+        engine
+            .verify_session_mfa(later, &alice, serial, &code(c + 3))
+            .is_err()
+    );
+    engine
+        .verify_session_mfa(later, &alice, serial, &code(c + 4))
+        .unwrap();
+    drop(engine);
+    let conn = rusqlite::Connection::open(&old).unwrap();
+    let v: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, 2);
+    let cols: Vec<String> = conn
+        .prepare("SELECT name FROM pragma_table_info('tokens')")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(!cols.iter().any(|c| c == "drift_offset"), "{cols:?}");
+    assert_eq!(
+        conn.query_row("PRAGMA integrity_check", [], |r| r.get::<_, String>(0))
+            .unwrap(),
+        "ok"
+    );
 }

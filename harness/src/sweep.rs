@@ -312,17 +312,17 @@ fn cell(
             Answer::Error { kind: Some(k), .. } if k == "DeviceLocked" => return Ok(Cell::Locked),
             Answer::Error { .. } => {}
         }
-        if has(engine, Capability::ObserveLockout) {
-            if let Answer::Ok {
+        if has(engine, Capability::ObserveLockout)
+            && let Answer::Ok {
                 data: Reply::State { locked: true, .. },
             } = engine.call(
                 now,
                 &Request::DeviceState {
                     serial: serial.clone(),
                 },
-            )? {
-                return Ok(Cell::Locked);
-            }
+            )?
+        {
+            return Ok(Cell::Locked);
         }
         now = now.add_millis(period_ms);
     }

@@ -1,25 +1,30 @@
 //! Test doubles shipped with the library (DESIGN principle 3).
 //!
-//! [`ModelEngine`] is a small, independent model of the DESIGN.md rules
-//! table, written from the table and not from the engine's code: the suite
-//! runs against it in the harness's own tests, and it stands in for any
-//! adapter when testing the runner and the reports. `with_capabilities`
-//! makes a weaker engine, to exercise `n/a` reporting.
+//! [`ModelEngine`] is a small, independent model of the rules
+//! (`docs/engine-rules.md`: the interval of learned offsets, the replay
+//! barrier, the heal of a barrier left ahead by a server clock that stepped
+//! back, lockout), written from the rules and not from the engine's code:
+//! it searches by brute force where the engine computes ranges. The suite
+//! runs against it in the harness's own tests, `fobsim-engines` checks it
+//! against the engine on every built-in scenario and on random timelines,
+//! and it stands in for any adapter when testing the runner and the
+//! reports. `with_capabilities` makes a weaker engine, to exercise `n/a`
+//! reporting.
 
 use fobsim_core::{Channel, Principal};
 use std::collections::HashMap;
 
-use fobsim_core::{Hotp, Totp};
+use fobsim_core::Totp;
 use fobsim_core::{Kind, Timestamp};
 
 use crate::adapter::{
     AdapterError, Answer, Capability, EngineAdapter, Message, Reply, Request, Setup,
 };
 
-/// The numbers of the rules table.
+/// The numbers of the rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rules {
-    /// ± steps around current + learned offset.
+    /// How far (steps) the learned offsets widen at most without evidence.
     pub auth_window: i64,
     /// ± steps searched at enable/resync.
     pub sync_window: i64,
@@ -29,6 +34,10 @@ pub struct Rules {
     pub lockout_threshold: u32,
     /// Lock period in ms.
     pub lockout_period_ms: u64,
+    /// Longest time between pressing and submitting, ms.
+    pub max_submit_delay_ms: i64,
+    /// Drift bound of the fobs' clocks, ppm.
+    pub drift_ppm: i64,
 }
 
 impl Default for Rules {
@@ -39,26 +48,33 @@ impl Default for Rules {
             max_devices: 1,
             lockout_threshold: 5,
             lockout_period_ms: 15 * 60 * 1000,
+            max_submit_delay_ms: 60_000,
+            drift_ppm: 20,
         }
     }
 }
 
-enum Gen {
-    Totp(Totp),
-    Hotp(Hotp),
-}
-
 struct Token {
-    generator: Gen,
+    totp: Totp,
     digits: u8,
     owner: Option<Principal>,
-    offset: i64,
-    last: Option<u64>,
+    /// Offsets (fob − engine, ms) consistent with the evidence: [lo, hi).
+    lo: i128,
+    hi: i128,
+    /// Engine time of the last evidence, ms.
+    at: i128,
+    /// The replay barrier.
+    last: Option<i64>,
+    /// First step of the current run of acceptances; the barrier before it.
+    run_start: Option<i64>,
+    run_base: Option<i64>,
+    /// Used steps left ahead by a server clock that stepped back.
+    quarantine: Option<(i64, i64)>,
     failures: u32,
     locked_until: Option<Timestamp>,
 }
 
-/// An in-memory model of the rules table, usable as an [`EngineAdapter`].
+/// An in-memory model of the rules, usable as an [`EngineAdapter`].
 pub struct ModelEngine {
     caps: Vec<Capability>,
     rules: Rules,
@@ -97,6 +113,45 @@ fn denied(kind: Option<&str>) -> Answer {
     )
 }
 
+fn invalid(what: &str) -> Answer {
+    err("ValidationError", 400, None, what.to_string())
+}
+
+fn no_such_device(serial: &str) -> Answer {
+    err(
+        "NoSuchEntity",
+        404,
+        None,
+        format!("MFA Device with serial number {serial} does not exist."),
+    )
+}
+
+fn invalid_code() -> Answer {
+    err(
+        "InvalidAuthenticationCode",
+        403,
+        None,
+        "Authentication code for the MFA device is not valid.",
+    )
+}
+
+fn digits_only(code: &str, n: std::ops::RangeInclusive<usize>) -> bool {
+    n.contains(&code.len()) && code.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn ms(t: Timestamp) -> i128 {
+    i128::from(t.as_millis())
+}
+
+/// What a pair of codes teaches: the first step and the new run, base and
+/// quarantine.
+struct PairFound {
+    first: i64,
+    run_start: Option<i64>,
+    run_base: Option<i64>,
+    quarantine: Option<(i64, i64)>,
+}
+
 impl ModelEngine {
     /// A model engine with every capability.
     #[must_use]
@@ -122,21 +177,29 @@ impl ModelEngine {
         }
     }
 
-    fn code_at(t: &Token, step: i64) -> Option<String> {
-        let s = u64::try_from(step).ok()?;
-        Some(match &t.generator {
-            Gen::Totp(g) => g.code_for_step(s).to_string(),
-            Gen::Hotp(h) => h.code(s).to_string(),
-        })
+    /// Whether the token shows `code` (as typed) at `step`.
+    fn shows(t: &Token, step: i64, code: &str) -> bool {
+        let (Ok(s), Ok(c)) = (
+            u64::try_from(step),
+            fobsim_core::Code::parse(code, t.digits),
+        ) else {
+            return false;
+        };
+        t.totp.code_for_step(s) == c
+    }
+
+    fn period_ms(t: &Token) -> i128 {
+        i128::from(t.totp.period()) * 1000
+    }
+
+    fn start_ms(t: &Token, step: i64) -> i128 {
+        (i128::from(t.totp.t0()) + i128::from(step) * i128::from(t.totp.period())) * 1000
     }
 
     fn current(t: &Token, now: Timestamp) -> i64 {
-        match &t.generator {
-            Gen::Totp(g) => g
-                .step_at(now.as_secs())
-                .map_or(0, |s| i64::try_from(s).unwrap_or(i64::MAX)),
-            Gen::Hotp(_) => 0,
-        }
+        t.totp
+            .step_at(now.as_secs())
+            .map_or(0, |s| i64::try_from(s).unwrap_or(i64::MAX))
     }
 
     fn exists(&self, who: &Principal) -> bool {
@@ -146,45 +209,85 @@ impl ModelEngine {
         }
     }
 
-    fn sync(&self, serial: &str, now: Timestamp, c1: &str, c2: &str) -> Option<i64> {
+    fn used(t: &Token, s: i64) -> bool {
+        t.quarantine.is_some_and(|(a, b)| (a..=b).contains(&s))
+    }
+
+    /// Two consecutive codes nearest the current step (ties: the lower),
+    /// outside the quarantine; above the barrier — or, with the barrier
+    /// ahead by more than the sync window (a server clock that stepped
+    /// back), above the run's base and below the run, which is then
+    /// quarantined.
+    fn sync(&self, serial: &str, now: Timestamp, c1: &str, c2: &str) -> Option<PairFound> {
         let t = self.tokens.get(serial)?;
         let cur = Self::current(t, now);
         let w = self.rules.sync_window;
-        // Codes at or below the last accepted step were used: a replay,
-        // also when a deactivated device is enabled again.
-        let used = |s: i64| {
-            t.last
-                .is_some_and(|l| s <= i64::try_from(l).unwrap_or(i64::MAX))
+        let pair = |s: i64| {
+            !Self::used(t, s)
+                && !Self::used(t, s + 1)
+                && Self::shows(t, s, c1)
+                && Self::shows(t, s + 1, c2)
         };
-        // Nearest first, so ties resolve towards the current step.
-        (0..=w).flat_map(|d| [cur - d, cur + d]).find(|&s| {
-            !used(s)
-                && Self::code_at(t, s).as_deref() == Some(c1)
-                && Self::code_at(t, s + 1).as_deref() == Some(c2)
-        })
-    }
-
-    fn well_formed(&self, serial: &str, codes: &[&str]) -> Option<Answer> {
-        let digits = self.tokens.get(serial).map_or(6, |t| t.digits);
-        for c in codes {
-            if c.len() != usize::from(digits) || !c.bytes().all(|b| b.is_ascii_digit()) {
-                return Some(err(
-                    "ValidationError",
-                    400,
-                    None,
-                    format!("code must be {digits} digits"),
-                ));
+        let nearest = |ok: &dyn Fn(i64) -> bool| {
+            (0..=w)
+                .flat_map(|d| [cur - d, cur + d])
+                .find(|&s| s >= 0 && ok(s) && pair(s))
+        };
+        match t.last {
+            Some(last) if last > cur + w => {
+                let run = t.run_start?;
+                let base = t.run_base.map_or(-1, |b| b);
+                let s = nearest(&|s| s > base && s + 1 < run)?;
+                let q = t
+                    .quarantine
+                    .map_or((run, last), |(a, b)| (a.min(run), b.max(last)));
+                Some(PairFound {
+                    first: s,
+                    run_start: Some(s),
+                    run_base: t.run_base,
+                    quarantine: Some(q),
+                })
+            }
+            last => {
+                let s = nearest(&|s| last.is_none_or(|l| s > l))?;
+                let fresh_run = t.run_start.is_none() || last.is_none_or(|l| s > l + w);
+                Some(PairFound {
+                    first: s,
+                    run_start: if fresh_run { Some(s) } else { t.run_start },
+                    run_base: if fresh_run { last } else { t.run_base },
+                    quarantine: t.quarantine,
+                })
             }
         }
-        None
+    }
+
+    /// Pin the token's learned offsets to the second code's evidence.
+    fn pin(&mut self, serial: &str, now: Timestamp, found: &PairFound) {
+        let d = i128::from(self.rules.max_submit_delay_ms);
+        if let Some(t) = self.tokens.get_mut(serial) {
+            let second = found.first + 1;
+            let rel = Self::start_ms(t, second) - ms(now);
+            t.lo = rel;
+            t.hi = rel + Self::period_ms(t) + d;
+            t.at = ms(now);
+            t.last = Some(second);
+            t.run_start = found.run_start;
+            t.run_base = found.run_base;
+            t.quarantine = found.quarantine.filter(|(_, b)| *b > second);
+            t.failures = 0;
+            t.locked_until = None;
+        }
+    }
+
+    /// The checks of a code typed for `serial`: 6–8 digits first, then the
+    /// token's own digit count.
+    fn code_shape(&self, serial: &str, code: &str) -> Option<Answer> {
+        let digits = self.tokens.get(serial).map_or(6, |t| t.digits);
+        (!digits_only(code, 6..=8) || code.len() != usize::from(digits))
+            .then(|| invalid(&format!("code must be {digits} digits")))
     }
 
     fn verify(&mut self, serial: &str, now: Timestamp, code: &str) -> Answer {
-        // A code that is not the token's digit count of digits is malformed
-        // input (as the engine answers it), not a wrong code.
-        if let Some(malformed) = self.well_formed(serial, &[code]) {
-            return malformed;
-        }
         let rules = self.rules;
         let Some(t) = self.tokens.get_mut(serial) else {
             return denied(None);
@@ -192,50 +295,106 @@ impl ModelEngine {
         if t.locked_until.is_some_and(|u| now < u) {
             return denied(Some("DeviceLocked"));
         }
-        let cur = Self::current(t, now);
-        let centre = cur + t.offset;
-        // The highest matching step: if two steps in the window share the
-        // code, taking the lower one would let the same code be accepted
-        // again (RFC 6238 section 5.2) and teach a wrong offset.
-        let hit = (-rules.auth_window..=rules.auth_window)
-            .rev()
-            .map(|d| centre + d)
-            .filter(|&s| {
-                s >= 0
-                    && t.last
-                        .is_none_or(|l| s > i64::try_from(l).unwrap_or(i64::MAX))
-            })
-            .find(|&s| Self::code_at(t, s).as_deref() == Some(code));
-        match hit {
-            Some(s) => {
-                t.last = u64::try_from(s).ok();
-                t.offset = s - cur;
-                t.failures = 0;
-                t.locked_until = None;
-                Answer::ok()
+        let p = Self::period_ms(t);
+        let d = i128::from(rules.max_submit_delay_ms);
+        let elapsed = (ms(now) - t.at).max(0);
+        let g = (elapsed * i128::from(rules.drift_ppm) / 1_000_000)
+            .min(i128::from(rules.auth_window) * p);
+        let (wlo, whi) = (t.lo - g, t.hi + g);
+        // By the definition: every step whose evidence [start − now,
+        // start + P + D − now) meets [wlo, whi), scanning generously.
+        let first = ((ms(now) + wlo - p - d).div_euclid(p) - 1).max(0);
+        let last = (ms(now) + whi).div_euclid(p) + 1;
+        let mut shows = Vec::new();
+        let mut s = first;
+        while s <= last {
+            let step = i64::try_from(s).unwrap_or(i64::MAX);
+            let e_lo = Self::start_ms(t, step) - ms(now);
+            let e_hi = e_lo + p + d;
+            if e_lo < whi
+                && wlo < e_hi
+                && t.last.is_none_or(|l| step > l)
+                && Self::shows(t, step, code)
+            {
+                shows.push(step);
             }
-            None => {
-                t.failures += 1;
-                if rules.lockout_threshold > 0 && t.failures >= rules.lockout_threshold {
-                    t.failures = 0;
-                    t.locked_until = Some(
-                        now.add_millis(i64::try_from(rules.lockout_period_ms).unwrap_or(i64::MAX)),
-                    );
-                }
-                denied(None)
-            }
+            s += 1;
         }
+        let fresh: Vec<i64> = shows
+            .iter()
+            .copied()
+            .filter(|s| !Self::used(t, *s))
+            .collect();
+        if let (Some(&lowest), Some(&highest), Some(&barrier)) =
+            (fresh.first(), fresh.last(), shows.last())
+        {
+            let lo = Self::start_ms(t, lowest) - ms(now);
+            let hi = Self::start_ms(t, highest) - ms(now) + p + d;
+            t.lo = lo.max(wlo);
+            t.hi = hi.min(whi);
+            t.at = ms(now);
+            if t.last.is_none_or(|l| lowest > l + rules.sync_window) {
+                t.run_start = Some(lowest);
+                t.run_base = t.last;
+            }
+            t.last = Some(barrier);
+            t.quarantine = t.quarantine.filter(|(_, b)| *b > barrier);
+            t.failures = 0;
+            return Answer::ok();
+        }
+        // The code most recently accepted (its barrier step shows it): a
+        // replay proves possession, not guessing; refused, not counted.
+        if t.last.is_some_and(|l| Self::shows(t, l, code)) {
+            return denied(None);
+        }
+        t.failures += 1;
+        if rules.lockout_threshold > 0 && t.failures >= rules.lockout_threshold {
+            t.failures = 0;
+            t.locked_until =
+                Some(now.add_millis(i64::try_from(rules.lockout_period_ms).unwrap_or(i64::MAX)));
+        }
+        denied(None)
     }
 
-    fn device_of(&self, who: &Principal) -> Option<String> {
-        let mut v: Vec<&String> = self
+    fn devices_of(&self, who: &Principal) -> Vec<String> {
+        let mut v: Vec<String> = self
             .tokens
             .iter()
             .filter(|(_, t)| t.owner.as_ref() == Some(who))
-            .map(|(s, _)| s)
+            .map(|(s, _)| s.clone())
             .collect();
         v.sort();
-        v.first().map(|s| (*s).clone())
+        v
+    }
+
+    fn no_such_user(who: &Principal) -> Answer {
+        err(
+            "NoSuchEntity",
+            404,
+            None,
+            format!("The user with name {who} cannot be found."),
+        )
+    }
+
+    /// The checks enable and resync share, in AWS's order: the serial, the
+    /// codes' shape, the principal, the token, the codes' digit count.
+    fn pair_input(&self, who: &Principal, serial: &str, c1: &str, c2: &str) -> Option<Answer> {
+        if fobsim_core::Serial::new(serial).is_err() {
+            return Some(invalid("malformed serial number"));
+        }
+        if !digits_only(c1, 6..=8) || !digits_only(c2, 6..=8) {
+            return self
+                .code_shape(serial, c1)
+                .or_else(|| self.code_shape(serial, c2));
+        }
+        if !self.exists(who) {
+            return Some(Self::no_such_user(who));
+        }
+        if !self.tokens.contains_key(serial) {
+            return Some(no_such_device(serial));
+        }
+        self.code_shape(serial, c1)
+            .or_else(|| self.code_shape(serial, c2))
     }
 
     fn enable(
@@ -255,23 +414,10 @@ impl ModelEngine {
                 "root MFA can be enabled from the console only",
             );
         }
-        if !self.exists(who) {
-            return err(
-                "NoSuchEntity",
-                404,
-                None,
-                format!("The user with name {who} cannot be found."),
-            );
+        if let Some(a) = self.pair_input(who, serial, c1, c2) {
+            return a;
         }
-        let Some(t) = self.tokens.get(serial) else {
-            return err(
-                "NoSuchEntity",
-                404,
-                None,
-                format!("MFA Device with serial number {serial} does not exist."),
-            );
-        };
-        if t.owner.is_some() {
+        if self.tokens.get(serial).is_some_and(|t| t.owner.is_some()) {
             return err(
                 "EntityAlreadyExists",
                 409,
@@ -279,12 +425,7 @@ impl ModelEngine {
                 "MFA Device is already in use.",
             );
         }
-        let count = self
-            .tokens
-            .values()
-            .filter(|t| t.owner.as_ref() == Some(who))
-            .count();
-        if count >= self.rules.max_devices {
+        if self.devices_of(who).len() >= self.rules.max_devices {
             return err(
                 "LimitExceeded",
                 409,
@@ -292,38 +433,41 @@ impl ModelEngine {
                 "Cannot exceed quota for MfaDevicesPerUser",
             );
         }
-        if let Some(a) = self.well_formed(serial, &[c1, c2]) {
-            return a;
-        }
-        let Some(s) = self.sync(serial, now, c1, c2) else {
-            return err(
-                "InvalidAuthenticationCode",
-                403,
-                None,
-                "Authentication code for the MFA device is not valid.",
-            );
+        let Some(found) = self.sync(serial, now, c1, c2) else {
+            return invalid_code();
         };
+        self.pin(serial, now, &found);
         if let Some(t) = self.tokens.get_mut(serial) {
-            let cur = Self::current(t, now);
             t.owner = Some(who.clone());
-            t.offset = s + 1 - cur;
-            t.last = u64::try_from(s + 1).ok();
-            t.failures = 0;
-            t.locked_until = None;
         }
         Answer::ok()
     }
 
-    fn owned(&self, who: &Principal, serial: &str) -> Option<Answer> {
-        match self.tokens.get(serial) {
-            Some(t) if t.owner.as_ref() == Some(who) => None,
-            _ => Some(err(
-                "NoSuchEntity",
-                404,
-                None,
-                format!("MFA Device with serial number {serial} does not exist."),
-            )),
+    fn owned(&self, who: &Principal, serial: &str) -> bool {
+        self.tokens
+            .get(serial)
+            .is_some_and(|t| t.owner.as_ref() == Some(who))
+    }
+
+    fn session(&mut self, now: Timestamp, who: &Principal, serial: &str, code: &str) -> Answer {
+        if fobsim_core::Serial::new(serial).is_err() {
+            return invalid("malformed serial number");
         }
+        if !digits_only(code, 6..=8) {
+            return self
+                .code_shape(serial, code)
+                .unwrap_or_else(|| denied(None));
+        }
+        if !self.tokens.contains_key(serial) {
+            return denied(None);
+        }
+        if let Some(a) = self.code_shape(serial, code) {
+            return a;
+        }
+        if !self.owned(who, serial) {
+            return denied(None);
+        }
+        self.verify(serial, now, code)
     }
 }
 
@@ -351,33 +495,53 @@ fn parse_setting(adapter: &str, k: &str, v: &str, rules: &mut Rules) -> Result<(
             let ms = fobsim_core::time::parse_duration_ms(v).map_err(|e| bad(&e.to_string()))?;
             rules.lockout_period_ms = u64::try_from(ms).map_err(|_| bad("negative"))?;
         }
+        "max_submit_delay" => {
+            let ms = fobsim_core::time::parse_duration_ms(v).map_err(|e| bad(&e.to_string()))?;
+            if !(0..=3_600_000).contains(&ms) {
+                return Err(bad("must be 0 to 1h"));
+            }
+            rules.max_submit_delay_ms = ms;
+        }
+        "drift_ppm" => {
+            let ppm = num()?;
+            if ppm > 10_000 {
+                return Err(bad("must be at most 10000"));
+            }
+            rules.drift_ppm = i64::try_from(ppm).map_err(|_| bad("too large"))?;
+        }
         _ => return Err(bad("not a setting of the model engine")),
     }
     Ok(())
 }
 
-/// A fresh, unassigned token for a seed record.
-fn new_token(s: &fobsim_core::SeedRecord) -> Result<Token, fobsim_core::OtpError> {
-    let generator = match s.kind {
-        Kind::Totp { period } => Gen::Totp(Totp::new(
-            s.algorithm,
-            s.secret.expose(),
-            u32::from(s.digits),
-            period,
-            0,
-        )?),
-        Kind::Hotp => Gen::Hotp(Hotp::new(
-            s.algorithm,
-            s.secret.expose(),
-            u32::from(s.digits),
-        )?),
+/// A fresh, unassigned token for a seed record: time-based tokens only, as
+/// the seed's hardware MFA is (TOTP); the message says why one is refused.
+fn new_token(s: &fobsim_core::SeedRecord) -> Result<Token, String> {
+    let serial = &s.serial;
+    let Kind::Totp { period } = s.kind else {
+        return Err(format!(
+            "token {serial} is event-based (HOTP); time-based (TOTP) tokens only"
+        ));
     };
+    let totp = Totp::new(
+        s.algorithm,
+        s.secret.expose(),
+        u32::from(s.digits),
+        period,
+        0,
+    )
+    .map_err(|e| format!("token {serial}: {e}"))?;
     Ok(Token {
-        generator,
+        totp,
         digits: s.digits,
         owner: None,
-        offset: 0,
+        lo: 0,
+        hi: 0,
+        at: 0,
         last: None,
+        run_start: None,
+        run_base: None,
+        quarantine: None,
         failures: 0,
         locked_until: None,
     })
@@ -389,14 +553,6 @@ impl ModelEngine {
     /// once.
     fn import(&mut self, s: &fobsim_core::SeedRecord) -> Answer {
         let serial = s.serial.to_string();
-        if s.kind == Kind::Hotp {
-            return err(
-                "ValidationError",
-                400,
-                None,
-                format!("token {serial} is event-based (HOTP); time-based (TOTP) tokens only"),
-            );
-        }
         if self.tokens.contains_key(&serial) {
             return err(
                 "EntityAlreadyExists",
@@ -410,7 +566,7 @@ impl ModelEngine {
                 self.tokens.insert(serial, t);
                 Answer::ok()
             }
-            Err(e) => err("ValidationError", 400, None, format!("token {serial}: {e}")),
+            Err(message) => err("ValidationError", 400, None, message),
         }
     }
 }
@@ -437,11 +593,18 @@ impl EngineAdapter for ModelEngine {
             self.users.insert(u.clone(), p.clone());
         }
         for s in &setup.seeds {
-            let token = new_token(s).map_err(|e| AdapterError::Setup {
+            let serial = s.serial.to_string();
+            if self.tokens.contains_key(&serial) {
+                return Err(AdapterError::Setup {
+                    adapter: "model".into(),
+                    message: format!("import seeds: duplicate serial number {serial}"),
+                });
+            }
+            let token = new_token(s).map_err(|message| AdapterError::Setup {
                 adapter: "model".into(),
-                message: e.to_string(),
+                message: format!("import seeds: {message}"),
             })?;
-            self.tokens.insert(s.serial.to_string(), token);
+            self.tokens.insert(serial, token);
         }
         Ok(())
     }
@@ -461,37 +624,37 @@ impl EngineAdapter for ModelEngine {
                 code1,
                 code2,
             } => {
-                if let Some(a) = self.owned(who, serial) {
+                if let Some(a) = self.pair_input(who, serial, code1, code2) {
                     return Ok(a);
                 }
-                if let Some(a) = self.well_formed(serial, &[code1, code2]) {
-                    return Ok(a);
+                if !self.owned(who, serial) {
+                    return Ok(no_such_device(serial));
                 }
                 match self.sync(serial, now, code1, code2) {
-                    Some(s) => {
-                        if let Some(t) = self.tokens.get_mut(serial) {
-                            let cur = Self::current(t, now);
-                            t.offset = s + 1 - cur;
-                            t.last = u64::try_from(s + 1).ok();
-                            t.failures = 0;
-                            t.locked_until = None;
-                        }
+                    Some(found) => {
+                        self.pin(serial, now, &found);
                         Answer::ok()
                     }
-                    None => err(
-                        "InvalidAuthenticationCode",
-                        403,
-                        None,
-                        "Authentication code for the MFA device is not valid.",
-                    ),
+                    None => invalid_code(),
                 }
             }
             Request::Deactivate { who, serial } => {
-                if let Some(a) = self.owned(who, serial) {
-                    return Ok(a);
+                if fobsim_core::Serial::new(serial).is_err() {
+                    return Ok(invalid("malformed serial number"));
+                }
+                if !self.exists(who) {
+                    return Ok(Self::no_such_user(who));
+                }
+                if !self.owned(who, serial) {
+                    return Ok(no_such_device(serial));
                 }
                 if let Some(t) = self.tokens.get_mut(serial) {
+                    // Used codes stay used: the barrier, run and quarantine
+                    // survive; what was learned about the clock does not.
                     t.owner = None;
+                    t.lo = 0;
+                    t.hi = 0;
+                    t.at = 0;
                     t.failures = 0;
                     t.locked_until = None;
                 }
@@ -499,22 +662,12 @@ impl EngineAdapter for ModelEngine {
             }
             Request::ListDevices { who } => {
                 if !self.exists(who) {
-                    return Ok(err(
-                        "NoSuchEntity",
-                        404,
-                        None,
-                        format!("The user with name {who} cannot be found."),
-                    ));
+                    return Ok(Self::no_such_user(who));
                 }
-                let mut devices: Vec<String> = self
-                    .tokens
-                    .iter()
-                    .filter(|(_, t)| t.owner.as_ref() == Some(who))
-                    .map(|(s, _)| s.clone())
-                    .collect();
-                devices.sort();
                 Answer::Ok {
-                    data: Reply::Devices { devices },
+                    data: Reply::Devices {
+                        devices: self.devices_of(who),
+                    },
                 }
             }
             Request::SignIn {
@@ -530,27 +683,33 @@ impl EngineAdapter for ModelEngine {
                         "Your authentication information is incorrect.",
                     ));
                 }
-                match (self.device_of(who), code) {
-                    (None, _) => Answer::ok(),
-                    (Some(_), None) => {
-                        if *who == Principal::Root && self.grant_until.is_some_and(|g| now < g) {
-                            self.grant_until = None;
-                            Answer::ok()
-                        } else {
-                            denied(None)
-                        }
-                    }
-                    (Some(serial), Some(c)) => self.verify(&serial, now, c),
+                let devices = self.devices_of(who);
+                if devices.is_empty() {
+                    return Ok(Answer::ok());
                 }
+                let Some(c) = code else {
+                    if *who == Principal::Root && self.grant_until.is_some_and(|g| now < g) {
+                        self.grant_until = None;
+                        return Ok(Answer::ok());
+                    }
+                    return Ok(denied(None));
+                };
+                // Each device in turn, as the session check: the first
+                // that accepts wins; a malformed code ends the search.
+                let mut last = denied(None);
+                for serial in devices {
+                    let a = self.session(now, who, &serial, c);
+                    match &a {
+                        Answer::Ok { .. } => return Ok(a),
+                        Answer::Error { code, .. } if code == "ValidationError" => return Ok(a),
+                        Answer::Error { .. } => last = a,
+                    }
+                }
+                last
             }
             Request::Session {
                 who, serial, code, ..
-            } => {
-                if self.owned(who, serial).is_some() {
-                    return Ok(denied(None));
-                }
-                self.verify(serial, now, code)
-            }
+            } => self.session(now, who, serial, code),
             Request::StartRecovery => {
                 self.counter += 1;
                 let e = format!("{:06}", (self.counter * 7_919) % 1_000_000);

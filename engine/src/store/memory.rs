@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use parking_lot::Mutex;
 
 use super::{
-    AccountRow, Assign, AssignOutcome, CommitResync, CommitSuccess, FailureOutcome, OwnedToken,
-    RecordFailure, Store, TokenRow, TokenStateRow, UserRow, VerifyState,
+    AccountRow, Assign, AssignOutcome, CommitResync, CommitSuccess, FailureOutcome, OffsetWindow,
+    OwnedToken, RecordFailure, Store, SyncState, TokenRow, TokenStateRow, UserRow, VerifyState,
 };
 use crate::error::StoreError;
 use fobsim_core::Principal;
@@ -53,10 +53,6 @@ fn held<'g>(g: &'g mut Inner, token: OwnedToken<'_>) -> Option<&'g mut TokenStat
         .get_mut(token.serial)
         .map(|t| &mut t.state)
         .filter(|s| owned_by(s, token.owner))
-}
-
-fn below(last: Option<u64>, step: u64) -> bool {
-    last.is_none_or(|l| l < step)
 }
 
 impl Store for MemoryStore {
@@ -142,14 +138,13 @@ impl Store for MemoryStore {
         if count >= req.max_devices as usize {
             return Ok(AssignOutcome::LimitExceeded);
         }
-        if !below(t.state.verify.last_step, req.pair.first_step) {
+        if t.state.verify.sync != req.seen {
             return Ok(AssignOutcome::Replayed);
         }
         t.state.owner = Some(req.owner.clone());
         t.state.enable_date = Some(req.enable_date);
         t.state.verify = VerifyState {
-            learned_offset: req.pair.learned_offset,
-            last_step: Some(req.pair.last_step),
+            sync: req.sync,
             failures: 0,
             locked_until: None,
         };
@@ -164,7 +159,10 @@ impl Store for MemoryStore {
         s.owner = None;
         s.enable_date = None;
         s.verify = VerifyState {
-            last_step: s.verify.last_step,
+            sync: SyncState {
+                offsets: OffsetWindow::default(),
+                ..s.verify.sync
+            },
             ..VerifyState::default()
         };
         Ok(true)
@@ -172,13 +170,13 @@ impl Store for MemoryStore {
 
     fn commit_success(&self, req: CommitSuccess<'_>) -> Result<bool, StoreError> {
         let mut g = self.inner.lock();
-        let Some(v) = held(&mut g, req.token).map(|s| &mut s.verify).filter(|v| {
-            below(v.last_step, req.step) && v.locked_until.is_none_or(|u| u <= req.now)
-        }) else {
+        let Some(v) = held(&mut g, req.token)
+            .map(|s| &mut s.verify)
+            .filter(|v| v.sync == req.seen && v.locked_until.is_none_or(|u| u <= req.now))
+        else {
             return Ok(false);
         };
-        v.last_step = Some(req.barrier.max(req.step));
-        v.learned_offset = req.learned_offset;
+        v.sync = req.sync;
         v.failures = 0;
         Ok(true)
     }
@@ -187,13 +185,12 @@ impl Store for MemoryStore {
         let mut g = self.inner.lock();
         let Some(v) = held(&mut g, req.token)
             .map(|s| &mut s.verify)
-            .filter(|v| below(v.last_step, req.pair.first_step))
+            .filter(|v| v.sync == req.seen)
         else {
             return Ok(false);
         };
         *v = VerifyState {
-            learned_offset: req.pair.learned_offset,
-            last_step: Some(req.pair.last_step),
+            sync: req.sync,
             failures: 0,
             locked_until: None,
         };

@@ -1,10 +1,10 @@
 //! Storage behind a trait: [`MemoryStore`] and [`SqliteStore`].
 //!
 //! Every state change the rules depend on is one atomic conditional update
-//! in the store (`UPDATE ... WHERE last_step < ?` in SQLite, the same test
-//! under one lock in memory): replay protection, device assignment, the
-//! per-user device limit and the failure counter never read-then-write in
-//! Rust.
+//! in the store (`UPDATE ... WHERE <the state read> ...` in SQLite, the
+//! same test under one lock in memory): replay protection, the learned
+//! offsets, device assignment, the per-user device limit and the failure
+//! counter never read-then-write in Rust.
 //!
 //! # Glossary
 //!
@@ -18,12 +18,17 @@
 //!     [`VerifyState`]), read by [`Store::token_state`] and
 //!     [`Store::tokens_of`], changed only by the conditional writes.
 //! - [`VerifyState`]: the part of a token's state a verification reads
-//!   (learned offset, last accepted step, failures, lock), served by
-//!   [`Store::verify_state`] without allocating.
-//! - The **learned offset** (`learned_offset`) is the token's clock offset
-//!   as the engine learned it, in steps (token step − true step): set at
-//!   enable and resync, refined by sign-ins. (SQLite keeps it in the column
-//!   `drift_offset`.)
+//!   (its [`SyncState`], failures, lock), served by [`Store::verify_state`]
+//!   without allocating.
+//! - [`SyncState`]: what the sync rule keeps (`docs/engine-rules.md`): the
+//!   **learned offsets** ([`OffsetWindow`]: the interval of fob-clock
+//!   offsets, in ms, consistent with every accepted code since the last
+//!   enable or resync), the **replay barrier** (`last_step`, the last
+//!   accepted step), the current **run** of acceptances (`run_start`,
+//!   `run_base`) and the **quarantine** ([`StepRange`]: used steps left
+//!   ahead by a server clock that stepped back). Every write of it is a
+//!   compare-and-swap: it happens only if the token's sync state is still
+//!   the one the rule read (`seen`).
 //! - An **MFA device** is IAM's word for a token assigned to a principal,
 //!   as `ListMFADevices` reports it ([`crate::MfaDevice`]); the engine's
 //!   public view of any token is [`crate::TokenState`].
@@ -85,7 +90,7 @@ pub struct TokenRow {
 }
 
 /// A token's mutable state: assignment, then what the rules keep
-/// (learned offset, replay barrier, lockout).
+/// (learned offsets, replay barrier, lockout).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenStateRow {
     /// Serial number.
@@ -101,26 +106,72 @@ pub struct TokenStateRow {
 /// The part of a token's state a verification reads (no allocation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct VerifyState {
-    /// Learned offset in steps (token step − true step).
-    pub learned_offset: i64,
-    /// Last accepted step.
-    pub last_step: Option<u64>,
+    /// What the sync rule keeps.
+    pub sync: SyncState,
     /// Consecutive failures.
     pub failures: u32,
     /// Lock expiry.
     pub locked_until: Option<Timestamp>,
 }
 
-/// Two consecutive codes found within the sync window (at enable and
-/// resync): what they prove and what they teach.
+/// The fob-clock offsets (device time − engine time, in ms) consistent
+/// with the evidence: the half-open interval `[lo_ms, hi_ms)` as it stood
+/// at `anchored_at` (it widens with time at the drift bound, capped; see
+/// `docs/engine-rules.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OffsetWindow {
+    /// Lowest consistent offset, ms (inclusive).
+    pub lo_ms: i64,
+    /// Highest consistent offset, ms (exclusive).
+    pub hi_ms: i64,
+    /// Engine time of the last evidence.
+    pub anchored_at: Timestamp,
+}
+
+/// An inclusive range of steps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CodePair {
-    /// The first code's step: must be above the token's last accepted step.
-    pub first_step: u64,
-    /// The second code's step: the new last accepted step.
-    pub last_step: u64,
-    /// The learned offset they teach (second code's step − current step).
-    pub learned_offset: i64,
+pub struct StepRange {
+    /// First step of the range.
+    pub first: u64,
+    /// Last step of the range (inclusive).
+    pub last: u64,
+}
+
+impl StepRange {
+    /// Whether `step` lies in the range.
+    #[must_use]
+    pub fn contains(self, step: u64) -> bool {
+        (self.first..=self.last).contains(&step)
+    }
+
+    /// The smallest range holding both.
+    #[must_use]
+    pub fn hull(self, other: StepRange) -> StepRange {
+        StepRange {
+            first: self.first.min(other.first),
+            last: self.last.max(other.last),
+        }
+    }
+}
+
+/// What the sync rule keeps per token (`docs/engine-rules.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SyncState {
+    /// The learned offsets.
+    pub offsets: OffsetWindow,
+    /// The replay barrier: the last accepted step (RFC 6238 §5.2: no step
+    /// at or below it is accepted again). Kept across deactivation.
+    pub last_step: Option<u64>,
+    /// The lowest step of the current run of acceptances (a run restarts
+    /// when an accepted step lies more than the sync window above the
+    /// barrier). `None` before the first acceptance.
+    pub run_start: Option<u64>,
+    /// The barrier before the current run began: every step at or below it
+    /// was used before the run. `None` if nothing was.
+    pub run_base: Option<u64>,
+    /// Used steps left ahead of the barrier by a server clock that stepped
+    /// back (healed by a resync or a re-enable): never accepted again.
+    pub quarantine: Option<StepRange>,
 }
 
 /// [`Store::assign`]: enable `serial` for `owner`.
@@ -132,8 +183,11 @@ pub struct Assign<'a> {
     pub owner: &'a Principal,
     /// The enable date.
     pub enable_date: Timestamp,
-    /// The codes the user typed.
-    pub pair: CodePair,
+    /// The token's sync state the rule read: the write happens only if it
+    /// is unchanged.
+    pub seen: SyncState,
+    /// The sync state the two codes teach.
+    pub sync: SyncState,
     /// How many devices `owner` may have at most.
     pub max_devices: u32,
 }
@@ -154,15 +208,12 @@ pub struct OwnedToken<'a> {
 pub struct CommitSuccess<'a> {
     /// The token.
     pub token: OwnedToken<'a>,
-    /// The accepted code's step: must be above the last accepted step.
-    pub step: u64,
-    /// The new last accepted step (`>= step`): the highest step in the
-    /// window showing the same code, so the same code cannot be accepted
-    /// twice.
-    pub barrier: u64,
-    /// The learned offset the code teaches.
-    pub learned_offset: i64,
-    /// True time: the token must not be locked then.
+    /// The sync state the code was accepted on: the write happens only if
+    /// it is unchanged (so a concurrent acceptance of the same code loses).
+    pub seen: SyncState,
+    /// The sync state the code teaches (its barrier above `seen`'s).
+    pub sync: SyncState,
+    /// Engine time: the token must not be locked then.
     pub now: Timestamp,
 }
 
@@ -171,8 +222,11 @@ pub struct CommitSuccess<'a> {
 pub struct CommitResync<'a> {
     /// The token.
     pub token: OwnedToken<'a>,
-    /// The codes the user typed.
-    pub pair: CodePair,
+    /// The sync state the codes were found on: the write happens only if
+    /// it is unchanged.
+    pub seen: SyncState,
+    /// The sync state the two codes teach.
+    pub sync: SyncState,
 }
 
 /// [`Store::record_failure`]: a failed sign-in.
@@ -199,7 +253,8 @@ pub enum AssignOutcome {
     InUse,
     /// The principal already has the maximum number of devices.
     LimitExceeded,
-    /// The first code's step is not above the token's last accepted step.
+    /// The token's sync state is no longer the one the rule read (a
+    /// concurrent use of the token won).
     Replayed,
 }
 
@@ -278,36 +333,34 @@ pub trait Store: Send + Sync {
     fn verify_state(&self, token: OwnedToken<'_>) -> Result<Option<VerifyState>, StoreError>;
 
     /// Assign the token to the owner if the token exists, is unassigned,
-    /// the owner has fewer than `max_devices` devices and the token's last
-    /// accepted step is below the pair's first step. Sets the learned
-    /// offset, the last accepted step (= the pair's last step), the enable
-    /// date, and clears failures and lock.
+    /// the owner has fewer than `max_devices` devices and the token's sync
+    /// state is still `seen`. Sets the sync state, the enable date, and
+    /// clears failures and lock.
     ///
     /// # Errors
     /// [`StoreError`] on backend failure.
     fn assign(&self, req: Assign<'_>) -> Result<AssignOutcome, StoreError>;
 
-    /// Unassign the token from the owner (keeps its last accepted step);
-    /// `false` if it was not assigned to the owner.
+    /// Unassign the token from the owner: keeps its replay barrier, run
+    /// and quarantine (used codes stay used), forgets the learned offsets,
+    /// failures and lock; `false` if it was not assigned to the owner.
     ///
     /// # Errors
     /// [`StoreError`] on backend failure.
     fn unassign(&self, token: OwnedToken<'_>) -> Result<bool, StoreError>;
 
     /// Record an accepted sign-in code, if the token is assigned to the
-    /// owner, the code's step is above the last accepted step and the token
-    /// is not locked at `now`; sets the last accepted step to the barrier,
-    /// sets the learned offset and clears failures. `false` when the
-    /// condition does not hold (a concurrent replay lost).
+    /// owner, its sync state is still `seen` and it is not locked at `now`;
+    /// sets the sync state and clears failures. `false` when the condition
+    /// does not hold (a concurrent write won: the caller reads again).
     ///
     /// # Errors
     /// [`StoreError`] on backend failure.
     fn commit_success(&self, req: CommitSuccess<'_>) -> Result<bool, StoreError>;
 
-    /// Record a resync, if the token is assigned to the owner and the
-    /// pair's first step is above the last accepted step; sets the last
-    /// accepted step to the pair's last step and the learned offset, clears
-    /// failures and lock.
+    /// Record a resync, if the token is assigned to the owner and its sync
+    /// state is still `seen`; sets the sync state, clears failures and
+    /// lock.
     ///
     /// # Errors
     /// [`StoreError`] on backend failure.
@@ -469,10 +522,16 @@ mod tests {
             serial,
             owner: &alice,
         };
-        let pair = |first_step| CodePair {
-            first_step,
-            last_step: first_step + 1,
-            learned_offset: 3,
+        let sync = |last_step: u64| SyncState {
+            offsets: OffsetWindow {
+                lo_ms: 3,
+                hi_ms: 90_003,
+                anchored_at: Timestamp::from_secs(300),
+            },
+            last_step: Some(last_step),
+            run_start: Some(last_step - 1),
+            run_base: None,
+            quarantine: None,
         };
         let account = AccountRow {
             account_id: "123456789012".into(),
@@ -492,7 +551,8 @@ mod tests {
             serial,
             owner: &alice,
             enable_date: Timestamp::from_secs(300),
-            pair: pair(10),
+            seen: SyncState::default(),
+            sync: sync(11),
             max_devices: 8,
         };
         assert_eq!(layer.assign(assign).unwrap(), AssignOutcome::Assigned);
@@ -521,9 +581,8 @@ mod tests {
                 layer
                     .commit_success(CommitSuccess {
                         token: held,
-                        step: 20,
-                        barrier: 20,
-                        learned_offset: 4,
+                        seen: sync(11),
+                        sync: sync(20),
                         now: Timestamp::from_secs(600),
                     })
                     .map(drop),
@@ -533,7 +592,8 @@ mod tests {
                 layer
                     .commit_resync(CommitResync {
                         token: held,
-                        pair: pair(30),
+                        seen: sync(11),
+                        sync: sync(31),
                     })
                     .map(drop),
             ),
@@ -565,7 +625,7 @@ mod tests {
         assert_eq!(layer.token_state(serial).unwrap(), before);
         assert_eq!(layer.tokens_of(&alice).unwrap().len(), 1);
         let st = layer.verify_state(held).unwrap().unwrap();
-        assert_eq!((st.learned_offset, st.last_step), (3, Some(11)));
+        assert_eq!(st.sync, sync(11));
         let mut ran = false;
         layer.batch(&mut || ran = true).unwrap();
         assert!(ran);

@@ -9,12 +9,14 @@ use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use fobsim_core::{Algorithm, Secret, Timestamp};
 use parking_lot::ReentrantMutex;
+use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params};
 use zeroize::Zeroizing;
 
 use super::{
-    AccountRow, Assign, AssignOutcome, CommitResync, CommitSuccess, FailureOutcome, OwnedToken,
-    RecordFailure, Store, TokenRow, TokenStateRow, UserRow, VerifyState,
+    AccountRow, Assign, AssignOutcome, CommitResync, CommitSuccess, FailureOutcome, OffsetWindow,
+    OwnedToken, RecordFailure, StepRange, Store, SyncState, TokenRow, TokenStateRow, UserRow,
+    VerifyState,
 };
 use crate::error::StoreError;
 use crate::types::StorageKey as _;
@@ -154,7 +156,7 @@ impl Default for SqliteOptions {
     }
 }
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const MIGRATIONS: &[&str] = &[
     // v1
@@ -185,6 +187,29 @@ const MIGRATIONS: &[&str] = &[
         locked_until INTEGER,
         CHECK ((owner IS NULL) = (enable_date IS NULL))) WITHOUT ROWID;
      CREATE INDEX tokens_owner ON tokens(owner) WHERE owner IS NOT NULL;",
+    // v2: the sync rule keeps an interval of fob-clock offsets (ms) instead
+    // of a point offset in steps, the current run of acceptances and a
+    // quarantine of used steps (docs/engine-rules.md). A v1 offset L (steps)
+    // says the fob's step and the engine's differed by L at the last
+    // evidence: the fob's offset was then within one step either way of
+    // L steps, anchored at the enable date. The run of a v1 token is
+    // unknown: it is recorded as starting at the barrier with the barrier
+    // as its base, which makes a heal by resync impossible for it (a used
+    // code is never accepted again) until the token starts a new run.
+    "ALTER TABLE tokens ADD COLUMN off_lo_ms INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE tokens ADD COLUMN off_hi_ms INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE tokens ADD COLUMN anchored_at INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE tokens ADD COLUMN run_start INTEGER;
+     ALTER TABLE tokens ADD COLUMN run_base INTEGER;
+     ALTER TABLE tokens ADD COLUMN quarantine_first INTEGER;
+     ALTER TABLE tokens ADD COLUMN quarantine_last INTEGER;
+     UPDATE tokens SET
+        off_lo_ms = (drift_offset - 1) * period * 1000,
+        off_hi_ms = (drift_offset + 1) * period * 1000,
+        anchored_at = enable_date
+        WHERE owner IS NOT NULL;
+     UPDATE tokens SET run_start = last_step, run_base = last_step;
+     ALTER TABLE tokens DROP COLUMN drift_offset;",
 ];
 
 /// A token's verification state as last read or written by this store,
@@ -410,10 +435,68 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// The columns of a [`TokenStateRow`]; the last four (from index 3) are
-/// its [`VerifyState`]. (`drift_offset` holds the learned offset.)
-const STATE_COLS: &str =
-    "serial, owner, enable_date, drift_offset, last_step, failures, locked_until";
+/// The columns of a [`VerifyState`], in the order [`verify_from_row`]
+/// reads them.
+const VERIFY_COLS: &str = "off_lo_ms, off_hi_ms, anchored_at, last_step, run_start, run_base, \
+     quarantine_first, quarantine_last, failures, locked_until";
+
+/// The columns of a [`TokenStateRow`]: serial, owner, enable date, then
+/// (from index 3) its [`VerifyState`].
+const STATE_COLS: &str = "serial, owner, enable_date, off_lo_ms, off_hi_ms, anchored_at, \
+     last_step, run_start, run_base, quarantine_first, quarantine_last, failures, locked_until";
+
+/// `col = ?n, ...` setting the [`SyncState`] columns from parameter
+/// `first` on (8 parameters, in [`sync_values`]' order).
+fn sync_set(first: usize) -> String {
+    SYNC_COLS
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("{c} = ?{}", first + i))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `col IS ?n AND ...`: the row's [`SyncState`] is exactly the one in the
+/// parameters from `first` on (the compare of a compare-and-swap).
+fn sync_match(first: usize) -> String {
+    SYNC_COLS
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("{c} IS ?{}", first + i))
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
+const SYNC_COLS: [&str; 8] = [
+    "off_lo_ms",
+    "off_hi_ms",
+    "anchored_at",
+    "last_step",
+    "run_start",
+    "run_base",
+    "quarantine_first",
+    "quarantine_last",
+];
+
+/// A [`SyncState`] as the SQL values of [`SYNC_COLS`].
+fn sync_values(s: &SyncState) -> Result<[Value; 8], StoreError> {
+    let opt = |v: Option<u64>, what: &str| -> Result<Value, StoreError> {
+        Ok(match v {
+            Some(v) => Value::Integer(i64_of(v, what)?),
+            None => Value::Null,
+        })
+    };
+    Ok([
+        Value::Integer(s.offsets.lo_ms),
+        Value::Integer(s.offsets.hi_ms),
+        Value::Integer(i64_of(s.offsets.anchored_at.as_millis(), "anchored_at")?),
+        opt(s.last_step, "last_step")?,
+        opt(s.run_start, "run_start")?,
+        opt(s.run_base, "run_base")?,
+        opt(s.quarantine.map(|q| q.first), "quarantine")?,
+        opt(s.quarantine.map(|q| q.last), "quarantine")?,
+    ])
+}
 
 fn state_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawState> {
     Ok(RawState {
@@ -424,14 +507,18 @@ fn state_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawState> {
     })
 }
 
-/// The [`VerifyState`] columns (`drift_offset, last_step, failures,
-/// locked_until`) from index `at` on.
+/// The [`VerifyState`] columns ([`VERIFY_COLS`]) from index `at` on.
 fn verify_from_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<RawVerify> {
     Ok(RawVerify {
-        learned_offset: r.get(at)?,
-        last_step: r.get(at + 1)?,
-        failures: r.get(at + 2)?,
-        locked_until: r.get(at + 3)?,
+        lo_ms: r.get(at)?,
+        hi_ms: r.get(at + 1)?,
+        anchored_at: r.get(at + 2)?,
+        last_step: r.get(at + 3)?,
+        run_start: r.get(at + 4)?,
+        run_base: r.get(at + 5)?,
+        quarantine: (r.get(at + 6)?, r.get(at + 7)?),
+        failures: r.get(at + 8)?,
+        locked_until: r.get(at + 9)?,
     })
 }
 
@@ -443,8 +530,13 @@ struct RawState {
 }
 
 struct RawVerify {
-    learned_offset: i64,
+    lo_ms: i64,
+    hi_ms: i64,
+    anchored_at: i64,
     last_step: Option<i64>,
+    run_start: Option<i64>,
+    run_base: Option<i64>,
+    quarantine: (Option<i64>, Option<i64>),
     failures: i64,
     locked_until: Option<i64>,
 }
@@ -462,9 +554,31 @@ impl RawState {
 
 impl RawVerify {
     fn into_state(self) -> Result<VerifyState, StoreError> {
+        let step = |v: Option<i64>, what: &str| v.map(|s| u64_of(s, what)).transpose();
+        let quarantine = match self.quarantine {
+            (None, None) => None,
+            (Some(first), Some(last)) => Some(StepRange {
+                first: u64_of(first, "quarantine")?,
+                last: u64_of(last, "quarantine")?,
+            }),
+            (a, b) => {
+                return Err(StoreError::Corrupt(format!(
+                    "quarantine {a:?}..{b:?} has one end only"
+                )));
+            }
+        };
         Ok(VerifyState {
-            learned_offset: self.learned_offset,
-            last_step: self.last_step.map(|s| u64_of(s, "last_step")).transpose()?,
+            sync: SyncState {
+                offsets: OffsetWindow {
+                    lo_ms: self.lo_ms,
+                    hi_ms: self.hi_ms,
+                    anchored_at: Timestamp::from_millis(u64_of(self.anchored_at, "anchored_at")?),
+                },
+                last_step: step(self.last_step, "last_step")?,
+                run_start: step(self.run_start, "run_start")?,
+                run_base: step(self.run_base, "run_base")?,
+                quarantine,
+            },
             failures: u32::try_from(self.failures)
                 .map_err(|_| StoreError::Corrupt(format!("failures {}", self.failures)))?,
             locked_until: ts_of(self.locked_until)?,
@@ -625,10 +739,9 @@ impl Store for SqliteStore {
             }
         }
         let raw = self.with(|c| {
-            Ok(c.prepare_cached(
-                "SELECT owner, drift_offset, last_step, failures, locked_until FROM tokens \
-                 WHERE serial = ?1",
-            )?
+            Ok(c.prepare_cached(&format!(
+                "SELECT owner, {VERIFY_COLS} FROM tokens WHERE serial = ?1"
+            ))?
             .query_row(params![serial], |r| {
                 Ok((r.get::<_, Option<String>>(0)?, verify_from_row(r, 1)?))
             })
@@ -659,47 +772,47 @@ impl Store for SqliteStore {
             serial,
             owner,
             enable_date,
-            pair,
+            seen,
+            sync,
             max_devices,
         } = req;
         let key = owner.storage_key();
-        let first = i64_of(pair.first_step, "step")?;
-        let last = i64_of(pair.last_step, "step")?;
         let date = i64_of(enable_date.as_millis(), "enable date")?;
+        let mut values = vec![
+            Value::Text(serial.to_string()),
+            Value::Text(key.to_string()),
+            Value::Integer(date),
+            Value::Integer(i64::from(max_devices)),
+        ];
+        values.extend(sync_values(&seen)?);
+        values.extend(sync_values(&sync)?);
+        let sql = format!(
+            "UPDATE tokens SET owner = ?2, enable_date = ?3, {}, failures = 0, \
+             locked_until = NULL WHERE serial = ?1 AND owner IS NULL AND {} \
+             AND (SELECT COUNT(*) FROM tokens WHERE owner = ?2) < ?4",
+            sync_set(13),
+            sync_match(5)
+        );
         self.with(|c| {
             let n = c
-                .prepare_cached(
-                    "UPDATE tokens SET owner = ?2, enable_date = ?3, drift_offset = ?4, \
-                     last_step = ?6, failures = 0, locked_until = NULL \
-                     WHERE serial = ?1 AND owner IS NULL \
-                     AND (last_step IS NULL OR last_step < ?5) \
-                     AND (SELECT COUNT(*) FROM tokens WHERE owner = ?2) < ?7",
-                )?
-                .execute(params![
-                    serial,
-                    key,
-                    date,
-                    pair.learned_offset,
-                    first,
-                    last,
-                    max_devices
-                ])?;
+                .prepare_cached(&sql)?
+                .execute(rusqlite::params_from_iter(values))?;
             self.uncache(serial);
             if n == 1 {
                 return Ok(AssignOutcome::Assigned);
             }
             // Diagnose (the lock is held, so this is consistent).
-            let row: Option<(Option<String>, Option<i64>)> = c
-                .prepare_cached("SELECT owner, last_step FROM tokens WHERE serial = ?1")?
-                .query_row(params![serial], |r| Ok((r.get(0)?, r.get(1)?)))
+            let row: Option<Option<String>> = c
+                .prepare_cached("SELECT owner FROM tokens WHERE serial = ?1")?
+                .query_row(params![serial], |r| r.get(0))
                 .optional()?;
             Ok(match row {
                 None => AssignOutcome::NoSuchToken,
-                Some((Some(_), _)) => AssignOutcome::InUse,
-                Some((None, _)) if Self::count_owned(c, key)? >= i64::from(max_devices) => {
+                Some(Some(_)) => AssignOutcome::InUse,
+                Some(None) if Self::count_owned(c, key)? >= i64::from(max_devices) => {
                     AssignOutcome::LimitExceeded
                 }
-                Some((None, _)) => AssignOutcome::Replayed,
+                Some(None) => AssignOutcome::Replayed,
             })
         })
     }
@@ -709,8 +822,9 @@ impl Store for SqliteStore {
         self.with(|c| {
             let n = c
                 .prepare_cached(
-                    "UPDATE tokens SET owner = NULL, enable_date = NULL, drift_offset = 0, \
-                     failures = 0, locked_until = NULL WHERE serial = ?1 AND owner = ?2",
+                    "UPDATE tokens SET owner = NULL, enable_date = NULL, off_lo_ms = 0, \
+                     off_hi_ms = 0, anchored_at = 0, failures = 0, locked_until = NULL \
+                     WHERE serial = ?1 AND owner = ?2",
                 )?
                 .execute(params![serial, owner.storage_key()])?;
             self.uncache(serial);
@@ -721,36 +835,32 @@ impl Store for SqliteStore {
     fn commit_success(&self, req: CommitSuccess<'_>) -> Result<bool, StoreError> {
         let CommitSuccess {
             token: OwnedToken { serial, owner },
-            step,
-            barrier,
-            learned_offset,
+            seen,
+            sync,
             now,
         } = req;
-        let step = i64_of(step, "step")?;
-        let barrier = i64_of(barrier.max(u64::try_from(step).unwrap_or(0)), "barrier")?;
-        let now = i64_of(now.as_millis(), "now")?;
+        let mut values = vec![
+            Value::Text(serial.to_string()),
+            Value::Text(owner.storage_key().to_string()),
+            Value::Integer(i64_of(now.as_millis(), "now")?),
+        ];
+        values.extend(sync_values(&seen)?);
+        values.extend(sync_values(&sync)?);
+        let sql = format!(
+            "UPDATE tokens SET {}, failures = 0 WHERE serial = ?1 AND owner = ?2 AND {} \
+             AND (locked_until IS NULL OR locked_until <= ?3)",
+            sync_set(12),
+            sync_match(4)
+        );
         self.with(|c| {
             let n = c
-                .prepare_cached(
-                    "UPDATE tokens SET last_step = ?6, drift_offset = ?4, failures = 0 \
-                     WHERE serial = ?1 AND owner = ?2 \
-                     AND (last_step IS NULL OR last_step < ?3) \
-                     AND (locked_until IS NULL OR locked_until <= ?5)",
-                )?
-                .execute(params![
-                    serial,
-                    owner.storage_key(),
-                    step,
-                    learned_offset,
-                    now,
-                    barrier
-                ])?;
+                .prepare_cached(&sql)?
+                .execute(rusqlite::params_from_iter(values))?;
             let g = self.conn.lock();
             let mut cache = g.cache.borrow_mut();
             match cache.get_mut(serial) {
                 Some(e) if n == 1 => {
-                    e.state.last_step = u64::try_from(barrier).ok();
-                    e.state.learned_offset = learned_offset;
+                    e.state.sync = sync;
                     e.state.failures = 0;
                 }
                 _ => {
@@ -764,24 +874,25 @@ impl Store for SqliteStore {
     fn commit_resync(&self, req: CommitResync<'_>) -> Result<bool, StoreError> {
         let CommitResync {
             token: OwnedToken { serial, owner },
-            pair,
+            seen,
+            sync,
         } = req;
-        let first = i64_of(pair.first_step, "step")?;
-        let last = i64_of(pair.last_step, "step")?;
+        let mut values = vec![
+            Value::Text(serial.to_string()),
+            Value::Text(owner.storage_key().to_string()),
+        ];
+        values.extend(sync_values(&seen)?);
+        values.extend(sync_values(&sync)?);
+        let sql = format!(
+            "UPDATE tokens SET {}, failures = 0, locked_until = NULL \
+             WHERE serial = ?1 AND owner = ?2 AND {}",
+            sync_set(11),
+            sync_match(3)
+        );
         self.with(|c| {
             let n = c
-                .prepare_cached(
-                    "UPDATE tokens SET last_step = ?4, drift_offset = ?5, failures = 0, \
-                     locked_until = NULL WHERE serial = ?1 AND owner = ?2 \
-                     AND (last_step IS NULL OR last_step < ?3)",
-                )?
-                .execute(params![
-                    serial,
-                    owner.storage_key(),
-                    first,
-                    last,
-                    pair.learned_offset
-                ])?;
+                .prepare_cached(&sql)?
+                .execute(rusqlite::params_from_iter(values))?;
             self.uncache(serial);
             Ok(n == 1)
         })

@@ -21,13 +21,17 @@ fn submit_delay_map_of_the_builtin_engine() {
     let mut engine = Builtin::in_memory(1);
     let map = sweep::run(&mut engine, &mut InProcess, &spec, &mut |_, _| {}).unwrap();
     use Cell::{Accepted as A, Rejected as R};
-    // Delays 0 s, 15 s, 30 s; the press is mid-step.
+    // Delays 0 s, 15 s, 30 s; the press is mid-step. The enable (code 2
+    // typed 15 s into its step) learned the offsets [-15 s, 75 s); 240 s
+    // later they have widened by 4 ms. A fob 2 minutes fast shows a code
+    // whose evidence at a 30 s delay is [75 s, 165 s): it meets them by the
+    // 4 ms of drift allowance (docs/engine-rules.md).
     assert_eq!(map.cells[0], vec![R, A, A, A, R]);
-    assert_eq!(map.cells[1], vec![R, R, A, A, R]);
-    assert_eq!(map.cells[2], vec![R, R, A, A, R]);
+    assert_eq!(map.cells[1], vec![R, A, A, A, R]);
+    assert_eq!(map.cells[2], vec![R, A, A, A, A]);
     let text = map.summary();
     assert!(
-        text.contains("15 cells: 7 accepted, 8 rejected, 0 locked"),
+        text.contains("15 cells: 10 accepted, 5 rejected, 0 locked"),
         "{text}"
     );
     let svg = map.svg().unwrap();

@@ -1020,7 +1020,7 @@ fn parse_device(line: &mut Line<'_>, names: &Names, index: u64) -> Result<Device
 }
 
 fn hex_decode(h: &str) -> Option<Vec<u8>> {
-    if h.len() % 2 != 0 {
+    if !h.len().is_multiple_of(2) {
         return None;
     }
     (0..h.len())
