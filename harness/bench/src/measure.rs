@@ -1,8 +1,7 @@
 //! What every group shares: medians, percentiles and rates, bounded child
 //! processes, CPU time and resident memory from `/proc`.
 
-use std::io::Read as _;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::{BenchError, Options, peer};
@@ -52,65 +51,16 @@ pub(crate) fn opts_of(o: &Options) -> Opts {
     }
 }
 
-/// A child process with a deadline; stdout is read on a thread (no pipe
-/// deadlock), the child is killed by PID when the deadline passes.
+/// A child process with a deadline ([`fobsim_engines::peers::run_bounded`]);
+/// its failure is the peer `who`'s.
 pub(crate) fn run_bounded(
     cmd: &mut Command,
     timeout: Duration,
     who: &str,
 ) -> Result<String, BenchError> {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| peer(who, format!("cannot start {:?}: {e}", cmd.get_program())))?;
-    let mut out = child.stdout.take();
-    let mut err = child.stderr.take();
-    let reader = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        if let Some(o) = out.as_mut() {
-            let _ = o.read_to_end(&mut s);
-        }
-        s
-    });
-    let ereader = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        if let Some(o) = err.as_mut() {
-            // Drain all of it (a full pipe would block the child), keep 64 KiB.
-            let _ = o.read_to_end(&mut s);
-            s.truncate(64 * 1024);
-        }
-        s
-    });
-    let until = Instant::now() + timeout;
-    let status = loop {
-        if let Some(s) = child.try_wait()? {
-            break s;
-        }
-        if Instant::now() > until {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(peer(who, format!("no exit within {timeout:?}; killed")));
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    };
-    let out = reader.join().unwrap_or_default();
-    let err = ereader.join().unwrap_or_default();
-    if !status.success() {
-        return Err(peer(
-            who,
-            format!(
-                "{status}: {}",
-                String::from_utf8_lossy(&err)
-                    .chars()
-                    .take(300)
-                    .collect::<String>()
-            ),
-        ));
-    }
-    Ok(String::from_utf8_lossy(&out).into_owned())
+    fobsim_engines::peers::run_bounded(cmd, timeout).map_err(|e| peer(who, e))
 }
+
 /// CPU time (utime + stime, s) of the processes whose process group is
 /// `pgid` (all of them: a server and its workers), or of this process if
 /// `pgid` is `None`. `None` if `/proc` cannot be read.

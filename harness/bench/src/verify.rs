@@ -5,8 +5,6 @@
 use std::hint::black_box;
 use std::io::{BufReader, Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -15,9 +13,8 @@ use fobsim_aws::client::build_request;
 use fobsim_core::{Algorithm, Channel, Principal, Timestamp, Totp};
 use fobsim_engine::api::server;
 use fobsim_engine::{Engine, Profile, testing};
-use fobsim_engines::cleanup;
 
-use crate::measure::{cpu_seconds, median, run_bounded};
+use crate::measure::{cpu_seconds, median};
 use crate::otp::secret;
 use crate::report::Row;
 use crate::{BenchError, Group, Options, peer, setup};
@@ -508,20 +505,6 @@ fn http_bench(opts: &Options, engine: Engine) -> Result<HttpResult, BenchError> 
     })
 }
 
-/// A peer server in its own process group, stopped by PID on drop.
-struct PeerServer {
-    pid: u32,
-    child: std::process::Child,
-}
-
-impl Drop for PeerServer {
-    fn drop(&mut self) {
-        cleanup::stop_pid(self.pid, Duration::from_secs(5));
-        let _ = self.child.try_wait();
-        cleanup::forget_process(self.pid);
-    }
-}
-
 /// One request on its own connection (`Connection: close`); returns
 /// (status, parsed JSON body).
 fn pi_request(
@@ -549,98 +532,21 @@ fn pi_request(
 }
 
 fn privacyidea_bench(opts: &Options) -> Result<HttpResult, BenchError> {
-    let venv = &opts.privacyidea_venv;
-    let manage = venv.join("bin/pi-manage");
-    if !manage.is_file() {
-        return Err(peer(
-            "privacyIDEA",
-            format!("{} not found (run tests/perf/peers.sh)", manage.display()),
-        ));
-    }
-    let dir = tempfile::Builder::new()
-        .prefix("fobsim-bench-pi-")
-        .tempdir()?;
-    let d = dir.path().display().to_string();
-    let cfg = dir.path().join("pi.cfg");
-    std::fs::write(
-        &cfg,
-        format!(
-            "SQLALCHEMY_DATABASE_URI = 'sqlite:///{d}/data.sqlite'\nSECRET_KEY = 'fobsim-bench-secret-0123456789'\nPI_PEPPER = 'fobsim-bench-pepper'\nPI_ENCFILE = '{d}/enckey'\nPI_AUDIT_KEY_PRIVATE = '{d}/private.pem'\nPI_AUDIT_KEY_PUBLIC = '{d}/public.pem'\nPI_AUDIT_SQL_TRUNCATE = True\nPI_LOGFILE = '{d}/privacyidea.log'\nPI_LOGLEVEL = 30\n"
-        ),
-    )?;
-    for args in [
-        &["setup", "create_enckey"][..],
-        &["setup", "create_audit_keys"],
-        &["setup", "create_tables"],
-        &["admin", "add", "admin", "-p", "Admin-Pass-1"],
-    ] {
-        run_bounded(
-            Command::new(&manage)
-                .args(args)
-                .env("PRIVACYIDEA_CONFIGFILE", &cfg),
-            Duration::from_secs(120),
-            "privacyIDEA pi-manage",
-        )?;
-    }
-    let port = cleanup::free_port()?;
-    let gunicorn = venv.join("bin/gunicorn");
-    let (mut cmd, server) = if gunicorn.is_file() {
-        let mut c = Command::new(&gunicorn);
-        c.args([
-            "-w",
-            "2",
-            "-k",
-            "sync",
-            "-b",
-            &format!("127.0.0.1:{port}"),
-            "--timeout",
-            "120",
-        ])
-        .arg(format!(
-            "privacyidea.app:create_app(config_name='production', config_file='{}', silent=True)",
-            cfg.display()
-        ));
-        (c, "gunicorn, 2 sync workers")
-    } else {
-        let mut c = Command::new(&manage);
-        c.args(["run", "-h", "127.0.0.1", "-p", &port.to_string()]);
-        (
-            c,
-            "pi-manage run (Flask dev server; gunicorn not in the venv)",
-        )
+    use fobsim_engines::privacyidea::{ADMIN, ADMIN_PASSWORD, Http, Server, ServerOptions};
+    let pi = Server::start(&ServerOptions::bench(opts.privacyidea_venv.clone(), 2))
+        .map_err(|e| peer("privacyIDEA", e))?;
+    let server = match pi.http() {
+        Http::Gunicorn { .. } => pi.serving(),
+        Http::DevServer => "pi-manage run (Flask dev server; gunicorn not in the venv)".to_string(),
     };
-    cmd.env("PRIVACYIDEA_CONFIGFILE", &cfg)
-        .current_dir(dir.path());
-    let child = cleanup::spawn_server(&mut cmd, &dir.path().join("server.log"))
-        .map_err(|e| peer("privacyIDEA", format!("cannot start: {e}")))?;
-    let pid = child.id();
-    let server_guard = PeerServer { pid, child };
-    let addr: SocketAddr = SocketAddr::from(([127, 0, 0, 1], port));
-    let log_tail = |dir: &Path| {
-        let s = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
-        let n = s.chars().count();
-        s.chars().skip(n.saturating_sub(400)).collect::<String>()
-    };
-    // Ready?
-    let until = Instant::now() + Duration::from_secs(90);
-    loop {
-        if let Ok((200, _)) = pi_request(addr, "GET", "/healthz/", None, "") {
-            break;
-        }
-        if Instant::now() > until {
-            return Err(peer(
-                "privacyIDEA",
-                format!("no /healthz/ within 90 s; log: {}", log_tail(dir.path())),
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let pid = pi.pid();
+    let addr = SocketAddr::from(([127, 0, 0, 1], pi.port()));
     let (_, v) = pi_request(
         addr,
         "POST",
         "/auth",
         None,
-        "username=admin&password=Admin-Pass-1",
+        &format!("username={ADMIN}&password={ADMIN_PASSWORD}"),
     )?;
     let jwt = v
         .pointer("/result/value/token")
@@ -719,7 +625,7 @@ fn privacyidea_bench(opts: &Options) -> Result<HttpResult, BenchError> {
         (Some(a), Some(b)) => Some(b - a),
         _ => None,
     };
-    drop(server_guard);
+    drop(pi);
     let total = out.iter().map(|(l, _)| l.len()).sum::<usize>().max(1);
     let mut lat = Vec::new();
     let mut errors = 0;
@@ -736,7 +642,7 @@ fn privacyidea_bench(opts: &Options) -> Result<HttpResult, BenchError> {
         errors,
         users: n - warm,
         rounds: 1,
-        server: server.to_string(),
+        server,
         cpu_ms: cpu.map(|c| c * 1e3 / total as f64),
     })
 }
