@@ -1,25 +1,23 @@
 //! `verify`: sign-in verification, ops/s and p50/p99 — our engine
 //! in-process (memory, SQLite), our AWS Query server over loopback HTTP and
 //! privacyIDEA's `/validate/check`, all at the same client concurrency.
+//!
+//! The load generators (`http`: our server; `privacyidea`) use one
+//! blocking HTTP/1.1 client, `ureq`, with one agent per load thread
+//! ([`agent`]).
+
+mod http;
+mod privacyidea;
 
 use std::hint::black_box;
-use std::io::{BufReader, Read as _, Write as _};
-use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use fobsim_aws::Service;
-use fobsim_aws::client::build_request;
-use fobsim_core::{Algorithm, Channel, Principal, Timestamp, Totp};
-use fobsim_engine::api::server;
+use fobsim_core::{Channel, Principal, Timestamp, Totp};
 use fobsim_engine::{Engine, Profile, testing};
 
-use crate::measure::{cpu_seconds, median};
-use crate::otp::secret;
+use crate::measure::median;
 use crate::report::Row;
-use crate::{BenchError, Group, Options, peer, setup};
-
-const SEED_POLICY: &str = include_str!("../../../fixtures/policies/manage-own-mfa.json");
+use crate::{BenchError, Group, Options, setup};
 
 /// One enabled device of a benchmark user.
 struct Dev {
@@ -265,7 +263,7 @@ pub(crate) fn run(opts: &Options, rows: &mut Vec<Row>) -> Result<(), BenchError>
                 )
                 .map_err(|e| setup("sqlite engine", e))?
             };
-            http_bench(opts, engine)
+            http::bench(opts, engine)
         })();
         if let Ok(h) = &r
             && let Some(c) = h.cpu_ms
@@ -297,7 +295,7 @@ pub(crate) fn run(opts: &Options, rows: &mut Vec<Row>) -> Result<(), BenchError>
         opts.say("verify: privacyIDEA /validate/check");
         let id = "verify.privacyidea";
         let name = "privacyIDEA /validate/check (SQLite)";
-        let r = privacyidea_bench(opts);
+        let r = privacyidea::bench(opts);
         if let Ok(h) = &r
             && let Some(c) = h.cpu_ms
         {
@@ -343,6 +341,7 @@ fn cpu_note(ms: Option<f64>) -> String {
     )
 }
 
+/// What a load generator measured.
 struct HttpResult {
     rate: f64,
     lat: Vec<Duration>,
@@ -354,313 +353,18 @@ struct HttpResult {
     cpu_ms: Option<f64>,
 }
 
-/// Read one HTTP/1.1 response (status line, headers, Content-Length body or
-/// until EOF). Returns (status, body).
-///
-/// # Errors
-/// On I/O errors or a malformed reply (never panics on the peer's bytes).
-fn read_http<R: std::io::BufRead>(r: &mut R) -> Result<(u16, Vec<u8>), BenchError> {
-    let mut line = String::new();
-    r.read_line(&mut line)?;
-    let status = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse::<u16>().ok())
-        .ok_or_else(|| peer("http", format!("bad status line {line:?}")))?;
-    let mut len: Option<usize> = None;
-    for _ in 0..200 {
-        line.clear();
-        if r.read_line(&mut line)? == 0 {
-            break;
-        }
-        let l = line.trim_end();
-        if l.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = l.split_once(':')
-            && k.eq_ignore_ascii_case("content-length")
-        {
-            len = v.trim().parse().ok();
-        }
-    }
-    let mut body = Vec::new();
-    match len {
-        Some(n) if n <= 16 << 20 => {
-            body.resize(n, 0);
-            r.read_exact(&mut body)?;
-        }
-        Some(n) => return Err(peer("http", format!("body of {n} bytes"))),
-        None => {
-            r.take(16 << 20).read_to_end(&mut body)?;
-        }
-    }
-    Ok((status, body))
-}
-
-/// Send each request on one keep-alive connection; latencies and non-2xx.
-fn http_connection(addr: SocketAddr, reqs: &[Vec<u8>]) -> Result<(Vec<Duration>, u64), BenchError> {
-    let s = TcpStream::connect(addr)?;
-    s.set_nodelay(true)?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut w = s.try_clone()?;
-    let mut r = BufReader::new(s);
-    let mut lat = Vec::with_capacity(reqs.len());
-    let mut errors = 0;
-    for req in reqs {
-        let t = Instant::now();
-        w.write_all(req)?;
-        let (status, _) = read_http(&mut r)?;
-        lat.push(t.elapsed());
-        if status != 200 {
-            errors += 1;
-        }
-    }
-    Ok((lat, errors))
-}
-
-fn http_bench(opts: &Options, engine: Engine) -> Result<HttpResult, BenchError> {
-    let users = if opts.quick { 200 } else { 2000 };
-    let rounds = if opts.quick { 2 } else { 5 };
-    let conns = opts.concurrency.max(1);
-    let testing::EnrolledService {
-        service,
-        clock,
-        mut fobs,
-        after_enable: t2,
-    } = testing::enrolled_service(engine, users, SEED_POLICY).map_err(|e| setup("users", e))?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
-    let addr = listener.local_addr()?;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    rt.spawn(server::serve(listener, service, async {
-        let _ = stop_rx.await;
-    }));
-    let host = addr.to_string();
-    let mut lat = Vec::with_capacity(users * rounds);
-    let mut errors = 0;
-    let mut busy = Duration::ZERO;
-    let mut cpu = Some(0.0);
-    let result = (|| {
-        for round in 0..rounds {
-            let now = t2.add_millis(30_000 * (round as i64 + 1));
-            clock.set(now);
-            let mut per_conn: Vec<Vec<Vec<u8>>> = vec![Vec::new(); conns];
-            for (i, fob) in fobs.iter_mut().enumerate() {
-                let code = testing::press(fob, now);
-                let serial = fob.serial().to_string();
-                per_conn[i % conns].push(build_request(
-                    &host,
-                    Service::Sts,
-                    &[
-                        ("Action", "GetSessionToken"),
-                        ("SerialNumber", &serial),
-                        ("TokenCode", &code),
-                    ],
-                    &testing::enrolled_credentials(i),
-                    "us-east-1",
-                    now,
-                ));
-            }
-            let start = Instant::now();
-            let cpu0 = cpu_seconds(None);
-            let out: Vec<Result<(Vec<Duration>, u64), BenchError>> = std::thread::scope(|s| {
-                let hs: Vec<_> = per_conn
-                    .iter()
-                    .map(|reqs| s.spawn(move || http_connection(addr, reqs)))
-                    .collect();
-                hs.into_iter()
-                    .map(|h| {
-                        h.join()
-                            .unwrap_or_else(|_| Err(setup("client", "thread panicked")))
-                    })
-                    .collect()
-            });
-            busy += start.elapsed();
-            cpu = match (cpu, cpu0, cpu_seconds(None)) {
-                (Some(c), Some(a), Some(b)) => Some(c + (b - a)),
-                _ => None,
-            };
-            for o in out {
-                let (l, e) = o?;
-                lat.extend(l);
-                errors += e;
-            }
-        }
-        Ok::<(), BenchError>(())
-    })();
-    let _ = stop_tx.send(());
-    rt.shutdown_timeout(Duration::from_secs(2));
-    result?;
-    Ok(HttpResult {
-        rate: lat.len() as f64 / busy.as_secs_f64(),
-        lat,
-        errors,
-        users,
-        rounds,
-        server: "fobsim".into(),
-        cpu_ms: cpu.map(|c| c * 1e3 / (users * rounds).max(1) as f64),
-    })
-}
-
-/// One request on its own connection (`Connection: close`); returns
-/// (status, parsed JSON body).
-fn pi_request(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    auth: Option<&str>,
-    form: &str,
-) -> Result<(u16, serde_json::Value), BenchError> {
-    let s = TcpStream::connect(addr)?;
-    s.set_nodelay(true)?;
-    s.set_read_timeout(Some(Duration::from_secs(60)))?;
-    let mut w = s.try_clone()?;
-    let auth = auth
-        .map(|a| format!("Authorization: {a}\r\n"))
-        .unwrap_or_default();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
-        form.len()
-    );
-    w.write_all(req.as_bytes())?;
-    let (status, body) = read_http(&mut BufReader::new(s))?;
-    let v = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
-    Ok((status, v))
-}
-
-fn privacyidea_bench(opts: &Options) -> Result<HttpResult, BenchError> {
-    use fobsim_engines::privacyidea::{ADMIN, ADMIN_PASSWORD, Http, Server, ServerOptions};
-    let pi = Server::start(&ServerOptions::bench(opts.privacyidea_venv.clone(), 2))
-        .map_err(|e| peer("privacyIDEA", e))?;
-    let server = match pi.http() {
-        Http::Gunicorn { .. } => pi.serving(),
-        Http::DevServer => "pi-manage run (Flask dev server; gunicorn not in the venv)".to_string(),
-    };
-    let pid = pi.pid();
-    let addr = SocketAddr::from(([127, 0, 0, 1], pi.port()));
-    let (_, v) = pi_request(
-        addr,
-        "POST",
-        "/auth",
-        None,
-        &format!("username={ADMIN}&password={ADMIN_PASSWORD}"),
-    )?;
-    let jwt = v
-        .pointer("/result/value/token")
-        .and_then(serde_json::Value::as_str)
-        .ok_or_else(|| peer("privacyIDEA", format!("/auth gave no token: {v}")))?
-        .to_string();
-    // One token per request: a TOTP code is accepted once per step.
-    let conns = opts.concurrency.max(1);
-    // The first `warm` tokens warm the workers up (untimed).
-    let warm = 2 * conns;
-    let n = warm + if opts.quick { 24 } else { 240 };
-    let key = secret(Algorithm::Sha1);
-    let mut totps = Vec::with_capacity(n);
-    for i in 0..n {
-        let mut k = key.clone();
-        k[0] = (i % 256) as u8;
-        k[1] = (i / 256) as u8;
-        let form = format!(
-            "type=totp&serial=BENCH{i:05}&otpkey={}&genkey=0&otplen=6&hashlib=sha1&timeStep=30",
-            hex::encode(&k)
-        );
-        let (status, v) = pi_request(addr, "POST", "/token/init", Some(&jwt), &form)?;
-        if status != 200 || v.pointer("/result/status") != Some(&serde_json::Value::Bool(true)) {
-            return Err(peer("privacyIDEA", format!("/token/init: {status} {v}")));
-        }
-        totps.push(Totp::new(Algorithm::Sha1, &k, 6, 30, 0).map_err(|e| setup("totp", e))?);
-    }
-    let code_now = |t: &Totp| {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        t.code_for_step(now / 30).to_string()
-    };
-    for (i, t) in totps.iter().enumerate().take(warm) {
-        let form = format!("serial=BENCH{i:05}&pass={}", code_now(t));
-        pi_request(addr, "POST", "/validate/check", None, &form)?;
-    }
-    let next = AtomicU64::new(warm as u64);
-    let deadline = Instant::now() + Duration::from_secs(if opts.quick { 20 } else { 60 });
-    let start = Instant::now();
-    let cpu0 = cpu_seconds(Some(pid));
-    let out: Vec<(Vec<Duration>, u64)> = std::thread::scope(|s| {
-        let hs: Vec<_> = (0..conns)
-            .map(|_| {
-                let (next, totps, code_now) = (&next, &totps, &code_now);
-                s.spawn(move || {
-                    let mut lat = Vec::new();
-                    let mut errors = 0u64;
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed) as usize;
-                        if i >= totps.len() || Instant::now() > deadline {
-                            break;
-                        }
-                        let code = code_now(&totps[i]);
-                        let form = format!("serial=BENCH{i:05}&pass={code}");
-                        let t = Instant::now();
-                        let r = pi_request(addr, "POST", "/validate/check", None, &form);
-                        lat.push(t.elapsed());
-                        match r {
-                            Ok((200, v))
-                                if v.pointer("/result/value")
-                                    == Some(&serde_json::Value::Bool(true)) => {}
-                            _ => errors += 1,
-                        }
-                    }
-                    (lat, errors)
-                })
-            })
-            .collect();
-        hs.into_iter()
-            .map(|h| h.join().unwrap_or_default())
-            .collect()
-    });
-    let wall = start.elapsed();
-    let cpu = match (cpu0, cpu_seconds(Some(pid))) {
-        (Some(a), Some(b)) => Some(b - a),
-        _ => None,
-    };
-    drop(pi);
-    let total = out.iter().map(|(l, _)| l.len()).sum::<usize>().max(1);
-    let mut lat = Vec::new();
-    let mut errors = 0;
-    for (l, e) in out {
-        lat.extend(l);
-        errors += e;
-    }
-    if lat.is_empty() {
-        return Err(peer("privacyIDEA", "no request completed"));
-    }
-    Ok(HttpResult {
-        rate: lat.len() as f64 / wall.as_secs_f64(),
-        lat,
-        errors,
-        users: n - warm,
-        rounds: 1,
-        server,
-        cpu_ms: cpu.map(|c| c * 1e3 / total as f64),
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn read_http_handles_length_and_eof() {
-        let mut r =
-            std::io::Cursor::new(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA".to_vec());
-        let (s, b) = read_http(&mut r).unwrap();
-        assert_eq!((s, b.as_slice()), (200, &b"ok"[..]));
-        let mut r = std::io::Cursor::new(b"HTTP/1.0 500 X\r\n\r\nbody".to_vec());
-        let (s, b) = read_http(&mut r).unwrap();
-        assert_eq!((s, b.as_slice()), (500, &b"body"[..]));
-        let mut r = std::io::Cursor::new(b"garbage".to_vec());
-        assert!(read_http(&mut r).is_err());
-    }
+/// A `ureq` agent for one load thread: keeps its connection alive between
+/// requests (where the server does) and answers every status as a
+/// response. `timeout` bounds connecting and each read and write; there is
+/// no timeout on resolving (the URLs name `127.0.0.1`), because a resolve
+/// timeout makes `ureq` spawn a thread per request.
+fn agent(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(timeout))
+        .timeout_per_read(Some(timeout))
+        .timeout_per_write(Some(timeout))
+        .max_idle_connections_per_host(1)
+        .build()
+        .into()
 }
