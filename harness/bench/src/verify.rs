@@ -2,9 +2,9 @@
 //! in-process (memory, SQLite), our AWS Query server over loopback HTTP and
 //! privacyIDEA's `/validate/check`, all at the same client concurrency.
 //!
-//! The load generators (`http`: our server; `privacyidea`) use one
-//! blocking HTTP/1.1 client, `ureq`, with one agent per load thread
-//! ([`agent`]).
+//! The load generators: `http` (our server; hyper's HTTP/1.1 client, one
+//! keep-alive connection per load thread) and `privacyidea` (`ureq`, one
+//! agent per load thread).
 
 mod http;
 mod privacyidea;
@@ -351,20 +351,4 @@ struct HttpResult {
     server: String,
     /// CPU time (user + system) per request, ms, of the measured processes.
     cpu_ms: Option<f64>,
-}
-
-/// A `ureq` agent for one load thread: keeps its connection alive between
-/// requests (where the server does) and answers every status as a
-/// response. `timeout` bounds connecting and each read and write; there is
-/// no timeout on resolving (the URLs name `127.0.0.1`), because a resolve
-/// timeout makes `ureq` spawn a thread per request.
-fn agent(timeout: Duration) -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_connect(Some(timeout))
-        .timeout_per_read(Some(timeout))
-        .timeout_per_write(Some(timeout))
-        .max_idle_connections_per_host(1)
-        .build()
-        .into()
 }

@@ -10,10 +10,25 @@ use fobsim_core::{Algorithm, Totp};
 use fobsim_engines::privacyidea::{ADMIN, ADMIN_PASSWORD, Http, Server, ServerOptions};
 use serde_json::Value;
 
-use super::{HttpResult, agent};
+use super::HttpResult;
 use crate::measure::cpu_seconds;
 use crate::otp::secret;
 use crate::{BenchError, Options, peer, setup};
+
+/// A `ureq` agent for one load thread, answering every status as a
+/// response. `timeout` bounds connecting and each read and write; there is
+/// no timeout on resolving (the URLs name `127.0.0.1`): a resolve timeout
+/// makes `ureq` spawn a thread per request.
+fn agent(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(timeout))
+        .timeout_per_read(Some(timeout))
+        .timeout_per_write(Some(timeout))
+        .max_idle_connections_per_host(1)
+        .build()
+        .into()
+}
 
 /// One request, `Connection: close` (a new TCP connection each, as the
 /// sync workers serve them anyway); returns (status, JSON body or Null).
