@@ -13,9 +13,10 @@
 //! | `emulator` | `emulator` | in-process fleet memory (VmRSS delta per fob, up to 100,000 fobs), pty `PRESS` round trip, USB/IP round trip |
 //! | `harness` | `harness` | the built-in suite's wall time and the fleet simulation ([`simulation`]) |
 //!
-//! What the groups share is in `measure` (medians, percentiles, rates,
-//! bounded child processes, CPU time and memory from `/proc`) and `report`
-//! (rows, ratios to the peers, the targets, the table).
+//! What the groups share is in [`measure`] (medians, percentiles, rates,
+//! bounded child processes, CPU time and memory from `/proc`; percentiles
+//! and memory also for the `pty_fleet` bench) and `report` (rows, ratios
+//! to the peers, the targets, the table).
 //!
 //! Nothing here asserts on a number: every result is a row of the table.
 //! Peers that are not installed give a row without a value and a note.
@@ -27,7 +28,7 @@ pub mod simulation;
 
 mod emulator;
 mod harness;
-mod measure;
+pub mod measure;
 mod otp;
 mod report;
 mod search;

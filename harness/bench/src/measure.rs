@@ -6,7 +6,10 @@ use std::time::{Duration, Instant};
 
 use crate::{BenchError, Options, peer};
 
-pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
+/// The `p` quantile (0..=1) of `sorted` (nearest rank, rounded); zero for
+/// no samples.
+#[must_use]
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
@@ -97,8 +100,10 @@ pub(crate) fn cpu_seconds(pgid: Option<u32>) -> Option<f64> {
         }
     }
 }
+
 /// This process's resident memory (`VmRSS`), KiB; 0 if unknown.
-pub(crate) fn rss_kib() -> u64 {
+#[must_use]
+pub fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
