@@ -16,12 +16,16 @@ use crate::otp::secret;
 use crate::{BenchError, Options, peer, setup};
 
 /// A `ureq` agent for one load thread, answering every status as a
-/// response. `timeout` bounds connecting and each read and write; there is
+/// response and adding no `User-Agent` or `Accept` header (privacyIDEA
+/// reads the user agent into its audit log: the requests stay what they
+/// were). `timeout` bounds connecting and each read and write; there is
 /// no timeout on resolving (the URLs name `127.0.0.1`): a resolve timeout
 /// makes `ureq` spawn a thread per request.
 fn agent(timeout: Duration) -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
+        .user_agent(ureq::config::AutoHeaderValue::None)
+        .accept(ureq::config::AutoHeaderValue::None)
         .timeout_connect(Some(timeout))
         .timeout_per_read(Some(timeout))
         .timeout_per_write(Some(timeout))
