@@ -3,7 +3,10 @@
 //! adapters share.
 
 use std::collections::HashMap;
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use fobsim_core::SeedRecord;
 use fobsim_harness::adapter::{AdapterError, Answer, SetupProblem};
@@ -106,6 +109,91 @@ pub fn write_faketime_offset(
     let tmp = file.with_extension("new");
     std::fs::write(&tmp, text)?;
     std::fs::rename(&tmp, file)
+}
+
+/// Why [`run_bounded`] gave no output.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The program could not be started.
+    #[error("cannot start {program}: {source}")]
+    Start {
+        /// The program, quoted.
+        program: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// It did not exit before the deadline; it was killed.
+    #[error("no exit within {0:?}; killed")]
+    Timeout(Duration),
+    /// It exited unsuccessfully.
+    #[error("{status}: {stderr}")]
+    Failed {
+        /// Its exit status.
+        status: std::process::ExitStatus,
+        /// The start of its stderr (300 characters at most).
+        stderr: String,
+    },
+    /// Waiting for it failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Run a child process to completion with a deadline and return its stdout.
+/// stdin is closed; stdout and stderr are read on threads (no pipe
+/// deadlock); the child is killed by PID when the deadline passes.
+///
+/// # Errors
+/// [`RunError`]: it cannot start, overruns `timeout`, or exits
+/// unsuccessfully (with the start of its stderr).
+pub fn run_bounded(cmd: &mut Command, timeout: Duration) -> Result<String, RunError> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| RunError::Start {
+            program: format!("{:?}", cmd.get_program()),
+            source,
+        })?;
+    let mut out = child.stdout.take();
+    let mut err = child.stderr.take();
+    let reader = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        if let Some(o) = out.as_mut() {
+            let _ = o.read_to_end(&mut s);
+        }
+        s
+    });
+    let ereader = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        if let Some(o) = err.as_mut() {
+            // Drain all of it (a full pipe would block the child), keep 64 KiB.
+            let _ = o.read_to_end(&mut s);
+            s.truncate(64 * 1024);
+        }
+        s
+    });
+    let until = Instant::now() + timeout;
+    let status = loop {
+        if let Some(s) = child.try_wait()? {
+            break s;
+        }
+        if Instant::now() > until {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(RunError::Timeout(timeout));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    let out = reader.join().unwrap_or_default();
+    let err = ereader.join().unwrap_or_default();
+    if !status.success() {
+        return Err(RunError::Failed {
+            status,
+            stderr: String::from_utf8_lossy(&err).chars().take(300).collect(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
 /// Seed records by serial (what a vendor shipped for the scenario).

@@ -1,13 +1,14 @@
 //! privacyIDEA 3.x through its REST API, started by the adapter itself.
 //!
-//! Startup (once per adapter, ~10 s): a temp folder with `pi.cfg`
-//! (SQLite), `pi-manage setup create_enckey / create_audit_keys /
-//! create_tables`, an admin, then `pi-manage run -h 127.0.0.1 -p PORT`
-//! as a process-group leader under libfaketime (`LD_PRELOAD`,
-//! `FAKETIME_TIMESTAMP_FILE` + `FAKETIME_NO_CACHE=1`); a `passwdresolver`
-//! over a users file in the temp folder and a realm `fobsim`. The server is
-//! stopped by PID (its group) on drop and on interrupt
-//! ([`super::cleanup`]).
+//! Startup (once per adapter, ~10 s): a [`Server`] (shared with `fobsim
+//! bench`: a temp folder with `pi.cfg` (SQLite), `pi-manage setup
+//! create_enckey / create_audit_keys / create_tables`, an admin, then
+//! `pi-manage run -h 127.0.0.1 -p PORT` as a process-group leader under
+//! libfaketime (`LD_PRELOAD`, `FAKETIME_TIMESTAMP_FILE` +
+//! `FAKETIME_NO_CACHE=1`), see [`ServerOptions::matrix`]); then a
+//! `passwdresolver` over a users file in the temp folder and a realm
+//! `fobsim`. The server is stopped by PID (its group) on drop and on
+//! interrupt ([`super::cleanup`]).
 //!
 //! The clock: before each request the timestamp file is rewritten with the
 //! offset that puts the server's clock at the step's true time (a running
@@ -38,26 +39,25 @@
 
 use fobsim_core::Principal;
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
 
 use fobsim_aws::client::{Client, ClientError};
 use fobsim_aws::query::encode_form;
 use fobsim_core::{Kind, SeedRecord, Timestamp};
 use serde_json::Value;
 
-use crate::cleanup;
-use crate::peers::{libfaketime, refuse, setup_err, transport, venv};
+use crate::peers::{refuse, setup_err, transport, venv};
 use fobsim_harness::adapter::SetupProblem;
 use fobsim_harness::adapter::{
     AdapterError, Answer, Capability, EngineAdapter, Reply, Request, Setup,
 };
 
+mod server;
+
+pub use server::{ADMIN, ADMIN_PASSWORD, Config, Http, Server, ServerOptions};
+
 const NAME: &str = "privacyidea";
 const REALM: &str = "fobsim";
-const ADMIN: &str = "admin";
-const ADMIN_PASSWORD: &str = "Admin-Pass-1";
 
 const CAPS: [Capability; 9] = [
     Capability::EnableTwoCodes,
@@ -73,12 +73,9 @@ const CAPS: [Capability; 9] = [
 
 /// The privacyIDEA adapter (owns the server process).
 pub struct PrivacyIdea {
-    dir: tempfile::TempDir,
-    child: Option<Child>,
-    pid: u32,
+    server: Server,
     endpoint: String,
     client: Client,
-    clock_file: PathBuf,
     jwt: Option<String>,
     passwords: std::collections::HashMap<String, String>,
     tokens: HashSet<String>,
@@ -88,8 +85,7 @@ pub struct PrivacyIdea {
 impl std::fmt::Debug for PrivacyIdea {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PrivacyIdea")
-            .field("pid", &self.pid)
-            .field("dir", &self.dir.path())
+            .field("server", &self.server)
             .field("requests", &self.requests)
             .finish_non_exhaustive()
     }
@@ -109,17 +105,6 @@ pub fn venv_dir() -> PathBuf {
     venv("FOBSIM_PRIVACYIDEA_VENV", "venv-pi")
 }
 
-fn log_tail(dir: &Path) -> String {
-    let mut s = String::new();
-    for f in ["server.log", "privacyidea.log"] {
-        if let Ok(b) = std::fs::read(dir.join(f)) {
-            s.push_str(&crate::peers::tail(&b, 400));
-            s.push(' ');
-        }
-    }
-    s
-}
-
 fn user_name(w: &Principal) -> String {
     w.to_string()
 }
@@ -131,83 +116,24 @@ impl PrivacyIdea {
     /// [`SetupProblem`] if the venv or libfaketime is missing, or the server
     /// does not come up (with the tail of its log).
     pub fn new() -> Result<Self, SetupProblem> {
-        let venv = venv_dir();
-        let manage = venv.join("bin/pi-manage");
-        if !manage.is_file() {
-            return Err(problem(format!("{} not found", manage.display())));
-        }
-        let faketime = libfaketime(NAME)?;
-        let dir = tempfile::Builder::new()
-            .prefix("fobsim-privacyidea-")
-            .tempdir()
-            .map_err(|e| problem(format!("temp folder: {e}")))?;
-        cleanup::register_dir(dir.path());
-        let d = dir.path().display().to_string();
-        let cfg = dir.path().join("pi.cfg");
-        // Unsigned responses and audit entries, and a cheap hash for the
-        // throw-away admin: the adapter logs in again whenever a clock jump
-        // made its JWT expired or not yet valid (argon2 costs ~0.5 s a login).
-        let text = format!(
-            "SQLALCHEMY_DATABASE_URI = 'sqlite:///{d}/data.sqlite'\nSECRET_KEY = 'fobsim-matrix-secret-0123456789'\nPI_PEPPER = 'fobsim-matrix-pepper'\nPI_ENCFILE = '{d}/enckey'\nPI_AUDIT_KEY_PRIVATE = '{d}/private.pem'\nPI_AUDIT_KEY_PUBLIC = '{d}/public.pem'\nPI_AUDIT_SQL_TRUNCATE = True\nPI_LOGFILE = '{d}/privacyidea.log'\nPI_LOGLEVEL = 30\nPI_NO_RESPONSE_SIGN = True\nPI_AUDIT_NO_SIGN = True\nPI_HASH_ALGO_LIST = ['pbkdf2_sha512']\nPI_HASH_ALGO_PARAMS = {{'pbkdf2_sha512__rounds': 1000}}\n"
-        );
-        std::fs::write(&cfg, text).map_err(|e| problem(format!("pi.cfg: {e}")))?;
-        let manage_step = |args: &[&str]| -> Result<(), SetupProblem> {
-            let out = Command::new(&manage)
-                .args(args)
-                .env("PRIVACYIDEA_CONFIGFILE", &cfg)
-                .stdin(Stdio::null())
-                .output()
-                .map_err(|e| problem(format!("pi-manage: {e}")))?;
-            if out.status.success() {
-                Ok(())
-            } else {
-                Err(problem(format!(
-                    "pi-manage {} failed: {}",
-                    args.join(" "),
-                    crate::peers::tail(&out.stderr, 300)
-                )))
-            }
-        };
-        manage_step(&["setup", "create_enckey"])?;
-        manage_step(&["setup", "create_audit_keys"])?;
-        manage_step(&["setup", "create_tables"])?;
-        manage_step(&["admin", "add", ADMIN, "-p", ADMIN_PASSWORD])?;
-        let clock_file = dir.path().join("faketime");
-        std::fs::write(&clock_file, "+0\n").map_err(|e| problem(format!("clock file: {e}")))?;
-        std::fs::write(dir.path().join("passwd"), "")
+        let server = Server::start(&ServerOptions::matrix())?;
+        std::fs::write(server.dir().join("passwd"), "")
             .map_err(|e| problem(format!("users file: {e}")))?;
-        let port = cleanup::free_port().map_err(|e| problem(format!("no free port: {e}")))?;
-        let child = cleanup::spawn_server(
-            Command::new(&manage)
-                .args(["run", "-h", "127.0.0.1", "-p", &port.to_string()])
-                .env("PRIVACYIDEA_CONFIGFILE", &cfg)
-                .env("LD_PRELOAD", &faketime)
-                .env("FAKETIME_TIMESTAMP_FILE", &clock_file)
-                .env("FAKETIME_NO_CACHE", "1")
-                .env("FAKETIME_DONT_RESET", "1"),
-            &dir.path().join("server.log"),
-        )
-        .map_err(|e| problem(format!("cannot start pi-manage run: {e}")))?;
-        let pid = child.id();
-        let endpoint = format!("http://127.0.0.1:{port}");
+        let endpoint = server.endpoint();
         let client = Client::new(&endpoint).map_err(|e| problem(e.to_string()))?;
         let mut me = PrivacyIdea {
-            dir,
-            child: Some(child),
-            pid,
             endpoint,
             client,
-            clock_file,
+            server,
             jwt: None,
             passwords: std::collections::HashMap::new(),
             tokens: HashSet::new(),
             requests: 0,
         };
-        me.wait_ready()?;
         me.configure().map_err(|e| {
             problem(format!(
                 "configuring the server: {e}; log: {}",
-                log_tail(me.dir.path())
+                me.server.log_tail()
             ))
         })?;
         Ok(me)
@@ -216,7 +142,7 @@ impl PrivacyIdea {
     /// The server's PID (a process-group leader).
     #[must_use]
     pub fn pid(&self) -> u32 {
-        self.pid
+        self.server.pid()
     }
 
     /// REST requests sent so far.
@@ -272,35 +198,9 @@ impl PrivacyIdea {
         Ok(self.token(&q)?.into_iter().next())
     }
 
-    fn wait_ready(&mut self) -> Result<(), SetupProblem> {
-        let until = Instant::now() + Duration::from_secs(90);
-        loop {
-            if let Some(c) = self.child.as_mut()
-                && let Ok(Some(status)) = c.try_wait()
-            {
-                return Err(problem(format!(
-                    "the server exited ({status}): {}",
-                    log_tail(self.dir.path())
-                )));
-            }
-            if let Ok(r) = self.http("GET", "/healthz/", &[], false)
-                && r.0 == 200
-            {
-                return Ok(());
-            }
-            if Instant::now() > until {
-                return Err(problem(format!(
-                    "the server did not answer /healthz/ within 90 s: {}",
-                    log_tail(self.dir.path())
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
     fn configure(&mut self) -> Result<(), AdapterError> {
         self.set_clock(None)?;
-        let passwd = self.dir.path().join("passwd").display().to_string();
+        let passwd = self.server.dir().join("passwd").display().to_string();
         self.admin(
             "POST",
             "/resolver/fobsimres",
@@ -323,7 +223,8 @@ impl PrivacyIdea {
 
     /// Put the server's clock at `now` (`None`: real time).
     fn set_clock(&self, now: Option<Timestamp>) -> Result<(), AdapterError> {
-        crate::peers::write_faketime_offset(&self.clock_file, now)
+        self.server
+            .set_clock(now)
             .map_err(|e| transport(NAME, format!("clock file: {e}")))
     }
 
@@ -528,12 +429,6 @@ fn no_such(serial: &str) -> Answer {
     )
 }
 
-impl Drop for PrivacyIdea {
-    fn drop(&mut self) {
-        cleanup::stop_server(self.pid, self.child.take(), self.dir.path());
-    }
-}
-
 impl EngineAdapter for PrivacyIdea {
     fn name(&self) -> &str {
         NAME
@@ -558,7 +453,7 @@ impl EngineAdapter for PrivacyIdea {
             .enumerate()
             .map(|(i, (u, _))| format!("{u}:x:{}:{}:{u}:/home/{u}:/bin/sh\n", 2000 + i, 2000 + i))
             .collect();
-        std::fs::write(self.dir.path().join("passwd"), passwd)
+        std::fs::write(self.server.dir().join("passwd"), passwd)
             .map_err(|e| setup_err(NAME, format!("users file: {e}")))?;
         self.passwords = users.into_iter().collect();
         for s in &setup.seeds {

@@ -1,7 +1,7 @@
 //! 1,000 fobs on ptys in one process: PRESS round-trip latency from a
 //! client on the same machine, and resident memory per fob.
 //!
-//! `cargo bench -p fobsim-emulator --bench pty_fleet` (prints numbers; set
+//! `cargo bench -p fobsim-bench --bench pty_fleet` (prints numbers; set
 //! `FOBS=N` and `ROUNDS=N` to change the size). Targets: p50 < 200 µs,
 //! p99 < 2 ms.
 
@@ -11,20 +11,10 @@ use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use fobsim_bench::measure::{percentile, rss_kib};
 use fobsim_clock::TrueClock;
 use fobsim_core::Timestamp;
 use fobsim_emulator::{Fleet, FleetSpec, SerialFleet};
-
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
-}
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -75,11 +65,6 @@ fn round_trip(f: &mut File, buf: &mut [u8; 64]) -> Duration {
         String::from_utf8_lossy(&buf[..got])
     );
     dt
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }
 
 fn report(name: &str, mut samples: Vec<Duration>) {
