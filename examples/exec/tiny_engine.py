@@ -3,12 +3,17 @@
 docs (docs/adapter-protocol.md). Standard library only. It stands for *your*
 engine: fobsim judges it through examples/exec/adapter.py.
 
-Rules (the AWS IAM hardware-MFA page): enable and resync take two
-consecutive codes found within +-1000 steps and learn the device's offset;
-sign-in and session checks accept +-1 step around (now + offset), never a
-step at or below the last accepted one (replay), and relearn the offset;
-5 failures in a row lock the device for 15 minutes; one device per user,
-one user per device.
+Rules (the AWS IAM hardware-MFA page, with the sync rule of
+docs/engine-rules.md): enable and resync take two consecutive codes found
+within +-1000 steps and pin the device's clock offset to an interval (the
+second code's step, typed up to 60 s after it was shown); sign-in and session
+checks accept a code whose step fits that interval (widened by 20 ppm drift,
+at most one step), never a step at or below the last accepted one (replay),
+and narrow the interval; a replay of the code just accepted is refused but
+not counted; 5 counted failures in a row lock the device for 15 minutes; a
+replay barrier left far ahead by a server clock that stepped back is healed
+by a resync (the run it covered is quarantined); one device per user, one
+user per device.
 
 HTTP API (JSON bodies; errors are {"code", "kind", "message"} with the
 HTTP status): POST /admin/reset, POST /mfa/enable, POST /mfa/resync,
@@ -21,7 +26,8 @@ import argparse, datetime, hashlib, hmac, json, struct, sys, time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from urllib.parse import parse_qs, urlparse
 
-AUTH_WINDOW, SYNC_WINDOW, MAX_DEVICES, LOCK_AFTER, LOCK_MS = 1, 1000, 1, 5, 15 * 60 * 1000
+SYNC_WINDOW, MAX_DEVICES, LOCK_AFTER, LOCK_MS = 1000, 1, 5, 15 * 60 * 1000
+MAX_DELAY_MS, DRIFT_PPM, WIDEN_CAP_STEPS = 60_000, 20, 1
 HASHES = {"sha1": hashlib.sha1, "sha256": hashlib.sha256, "sha512": hashlib.sha512}
 
 
@@ -33,6 +39,10 @@ class Refused(Exception):
 
 def no_device(serial):
     return Refused(404, "NoSuchEntity", f"MFA Device with serial number {serial} does not exist.")
+
+
+def invalid_pair():
+    return Refused(403, "InvalidAuthenticationCode", "Authentication code for device is not valid.")
 
 
 MFA_FAILED = "MultiFactorAuthentication failed with invalid MFA one time pass code."
@@ -57,8 +67,9 @@ class Engine:
         self.tokens = {}
         for t in b["tokens"]:
             self.tokens[t["serial"]] = dict(key=bytes.fromhex(t["secret_hex"]), hash=HASHES[t["algorithm"]],
-                                            digits=t["digits"], period=t["period"], owner=None, offset=0,
-                                            last=None, failures=0, locked_until=None)
+                                            digits=t["digits"], period=t["period"], owner=None, lo=0, hi=0,
+                                            anchored=0, last=None, run_start=None, run_base=None,
+                                            quarantine=None, failures=0, locked_until=None)
 
     @staticmethod
     def code(tok, step):  # RFC 4226 dynamic truncation
@@ -92,13 +103,74 @@ class Engine:
         if user not in self.passwords:
             raise Refused(404, "NoSuchEntity", f"The user with name {user} cannot be found.")
 
-    def sync(self, tok, b):  # two consecutive codes, nearest to now first; learn the offset
-        cur, low = self.step(tok), (tok["last"] + 1 if tok["last"] is not None else 0)
-        for s in (s for d in range(SYNC_WINDOW + 1) for s in ((cur - d, cur + d) if d else (cur,))):
-            if s >= low and self.code(tok, s) == b["code1"] and self.code(tok, s + 1) == b["code2"]:
-                tok.update(offset=s + 1 - cur, last=s + 1, failures=0, locked_until=None)
-                return
-        raise Refused(403, "InvalidAuthenticationCode", "Authentication code for device is not valid.")
+    @staticmethod
+    def quarantined(tok, s):
+        q = tok["quarantine"]
+        return q is not None and q[0] <= s <= q[1]
+
+    def sync(self, tok, b):  # two consecutive codes, nearest to now first; pin the offsets
+        cur, last, now = self.step(tok), tok["last"], self.now_ms()
+        ahead = last is not None and last > cur + SYNC_WINDOW  # a server clock stepped back
+        if ahead and tok["run_start"] is None:
+            raise invalid_pair()
+        if ahead:  # heal: a pair below the current run and above its base; quarantine the run
+            floor = tok["run_base"] + 1 if tok["run_base"] is not None else 0
+            below = tok["run_start"]
+            allowed = lambda s: floor <= s and s + 1 < below
+        else:
+            floor = last + 1 if last is not None else 0
+            allowed = lambda s: floor <= s
+        s1 = next((s for d in range(SYNC_WINDOW + 1) for s in ((cur - d, cur + d) if d else (cur,))
+                   if s >= 0 and allowed(s) and not self.quarantined(tok, s) and not self.quarantined(tok, s + 1)
+                   and self.code(tok, s) == b["code1"] and self.code(tok, s + 1) == b["code2"]), None)
+        if s1 is None:
+            raise invalid_pair()
+        q = tok["quarantine"]
+        if ahead:
+            run = (tok["run_start"], last)
+            q = run if q is None else (min(q[0], run[0]), max(q[1], run[1]))
+            run_start, run_base = s1, tok["run_base"]
+        elif last is None or s1 > last + SYNC_WINDOW or tok["run_start"] is None:
+            run_start, run_base = s1, last
+        else:
+            run_start, run_base = tok["run_start"], tok["run_base"]
+        lo = self.start_ms(tok, s1 + 1) - now  # the second code's evidence
+        tok.update(lo=lo, hi=lo + tok["period"] * 1000 + MAX_DELAY_MS, anchored=now, last=s1 + 1,
+                   run_start=run_start, run_base=run_base, quarantine=q if q and q[1] > s1 + 1 else None,
+                   failures=0, locked_until=None)
+
+    @staticmethod
+    def start_ms(tok, step):
+        return step * tok["period"] * 1000
+
+    def sign_in(self, tok, code):  # True if accepted (the state learns), False if refused
+        now, period_ms = self.now_ms(), tok["period"] * 1000
+        g = min(max(now - tok["anchored"], 0) * DRIFT_PPM // 1_000_000, WIDEN_CAP_STEPS * period_ms)
+        lo, hi = tok["lo"] - g, tok["hi"] + g  # the learned offsets, widened by the drift since
+        # The steps whose evidence [start(s) - now, start(s) + P + D - now) meets [lo, hi).
+        top = (now + hi - 1) // period_ms
+        bottom = max((now + lo - period_ms - MAX_DELAY_MS) // period_ms + 1, 0)
+        if tok["last"] is not None:
+            bottom = max(bottom, tok["last"] + 1)
+        barrier = used = taught = None
+        for s in range(bottom, top + 1):
+            if self.code(tok, s) != code:
+                continue
+            barrier = s  # every step showing the code goes under the barrier
+            if self.quarantined(tok, s):
+                continue
+            used = s if used is None else used
+            e_lo = max(self.start_ms(tok, s) - now, lo)
+            e_hi = min(self.start_ms(tok, s) - now + period_ms + MAX_DELAY_MS, hi)
+            taught = (e_lo, e_hi) if taught is None else (min(taught[0], e_lo), max(taught[1], e_hi))
+        if used is None:
+            return False
+        last, q = tok["last"], tok["quarantine"]
+        if last is None or used > last + SYNC_WINDOW:
+            tok.update(run_start=used, run_base=last)
+        tok.update(lo=taught[0], hi=taught[1], anchored=now, last=barrier, failures=0,
+                   quarantine=q if q and q[1] > barrier else None)
+        return True
 
     def enable(self, b):
         tok = self.pair(b)
@@ -120,7 +192,7 @@ class Engine:
         tok = self.tokens.get(b["serial"])
         if tok is None or tok["owner"] != b["user"]:
             raise no_device(b["serial"])
-        tok.update(owner=None, offset=0, failures=0, locked_until=None)
+        tok.update(owner=None, failures=0, locked_until=None)  # the barrier, run and quarantine stay
 
     def devices(self, user):
         return sorted(s for s, t in self.tokens.items() if t["owner"] == user)
@@ -137,19 +209,14 @@ class Engine:
         if tok["locked_until"] is not None and tok["locked_until"] > now:
             raise Refused(403, "AccessDenied", "The MFA device is locked after too many failed attempts "
                                                f"until {rfc3339(tok['locked_until'])}.", "DeviceLocked")
-        cur = self.step(tok)
-        expected = cur + tok["offset"]
-        fresh = [s for d in range(AUTH_WINDOW + 1) for s in ((expected + d, expected - d) if d else (expected,))
-                 if s >= 0 and (tok["last"] is None or s > tok["last"])]
-        hit = next((s for s in fresh if self.code(tok, s) == b["code"]), None)
-        if hit is None:
-            tok["failures"] += 1
-            if tok["failures"] >= LOCK_AFTER:
-                tok.update(failures=0, locked_until=now + LOCK_MS)
-            raise Refused(403, "AccessDenied", MFA_FAILED)
-        # The replay barrier: the highest step in the window showing the same code.
-        same = [s for s in range(hit, expected + AUTH_WINDOW + 1) if self.code(tok, s) == b["code"]]
-        tok.update(last=max(same), offset=hit - cur, failures=0)
+        if self.sign_in(tok, b["code"]):
+            return
+        if tok["last"] is not None and self.code(tok, tok["last"]) == b["code"]:
+            raise Refused(403, "AccessDenied", MFA_FAILED)  # a replay of the code just accepted: not counted
+        tok["failures"] += 1
+        if tok["failures"] >= LOCK_AFTER:
+            tok.update(failures=0, locked_until=now + LOCK_MS)
+        raise Refused(403, "AccessDenied", MFA_FAILED)
 
     def login(self, b):
         if self.passwords.get(b["user"]) != b["password"]:
