@@ -1,6 +1,8 @@
 //! `fobsim bench`: the run completes and prints a well-formed table and
 //! JSON. No timed assertions: numbers go in the table, never in pass/fail.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops loudly
+
 use assert_cmd::Command;
 use fobsim_bench::{Group, Options};
 

@@ -1,6 +1,8 @@
 //! `fobsim code` and `fobsim models` from the outside: exact output, exit
 //! codes, and clear errors for bad input.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops loudly
+
 use assert_cmd::Command;
 
 fn fobsim() -> Command {

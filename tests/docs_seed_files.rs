@@ -7,6 +7,8 @@
 //! `<!-- doc-test: privacyidea -->` need a privacyIDEA server: they are run
 //! by `harness/engines/tests/matrix_pskc_import.rs`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops loudly
+
 use std::io::{BufRead as _, BufReader};
 use std::os::unix::process::CommandExt as _;
 use std::path::Path;

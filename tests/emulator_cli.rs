@@ -1,6 +1,8 @@
 //! `fobsim emulate`, `fobsim device` and `fobsim clock` end to end: a real
 //! emulator process, its ptys, symlinks, control socket and seed file.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops loudly
+
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

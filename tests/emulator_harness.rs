@@ -2,6 +2,8 @@
 //! `PtyHost`/`PtyFob`) gives the same verdicts and transcripts as
 //! in-process fobs on the built-in suite (`fobsim run --transport serial`).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops loudly
+
 use std::time::Duration;
 
 use fobsim_engines::builtin::Builtin;

@@ -5,6 +5,8 @@
 //! command of docs/adapter-protocol.md run as written, and the CI recipes
 //! of examples/ci/ running the commands the docs show.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops loudly
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

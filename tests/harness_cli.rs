@@ -1,6 +1,8 @@
 //! `fobsim run` and `fobsim sweep` from the outside: the built-in suite
 //! from any directory, exit codes 0/1/2, report formats.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops loudly
+
 use assert_cmd::Command;
 
 fn fobsim() -> Command {

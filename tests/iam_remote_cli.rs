@@ -6,6 +6,8 @@
 //! `iam-http` adapter (and of the built-in engine wherever HTTP can say
 //! it), and a stale or mismatched endpoint is a clear error.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops loudly
+
 use std::io::BufRead as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as StdCommand, Stdio};

@@ -5,6 +5,8 @@
 //! `cargo bench -p fobsim-emulator --bench usbip_loopback` (prints
 //! numbers; `ROUNDS=N` presses per client, `CLIENTS=N` concurrent clients).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops loudly
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

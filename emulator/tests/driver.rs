@@ -1,6 +1,8 @@
 //! The pty driver (for the harness) gives the same answers as an in-process
 //! fob for the same spec and calls.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops loudly
+
 use std::time::Duration;
 
 use fobsim_core::Timestamp;

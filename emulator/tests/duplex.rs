@@ -1,6 +1,8 @@
 //! The IO shells are generic over `AsyncRead + AsyncWrite`: driven here over
 //! `tokio::io::duplex` pipes, no pty or socket involved.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops loudly
+
 use std::sync::Arc;
 
 use fobsim_clock::TrueClock;

@@ -2,6 +2,8 @@
 //! every command, the answer over HID (status + text) is the serial reply
 //! line (`OK text` / `ERR code text`), on the same fob at the same time.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops loudly
+
 use fobsim_core::Timestamp;
 use fobsim_emulator::command::{Command, execute};
 use fobsim_emulator::hid::HidOptions;

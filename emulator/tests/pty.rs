@@ -1,6 +1,8 @@
 //! The serial transport on real pseudo-terminals, driven by the library's
 //! own client (the serialport crate). Third-party clients: `third_party.rs`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops loudly
+
 use std::time::Duration;
 
 use fobsim_core::derive_secret;

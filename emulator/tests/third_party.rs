@@ -6,6 +6,8 @@
 //! the pty and sets its own termios), so the conversation is line by line
 //! with no timing involved; picocom is run as a scripted terminal.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops loudly
+
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};

@@ -14,7 +14,8 @@
 //! Environment: `AWS_BENCH_USERS` (default 2000), `AWS_BENCH_ROUNDS` (10),
 //! `AWS_BENCH_CONNS` (64), `AWS_BENCH_WORKERS` (server threads, 2).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops loudly
+#![allow(clippy::print_stdout)]
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -6,7 +6,7 @@
 //! `aws_crash_child` test is the server (it prints its address, then
 //! serves until killed).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops loudly
 
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;

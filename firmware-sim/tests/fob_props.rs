@@ -1,5 +1,7 @@
 //! Property tests of the fob model.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops loudly
+
 use fobsim_core::{Hotp, Totp};
 use fobsim_core::{Kind, Timestamp};
 use fobsim_firmware::{

@@ -1,6 +1,8 @@
 //! Malformed scenario files get `file:line:col: what was expected`, and
 //! nothing runs.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops loudly
+
 use fobsim_harness::scenario::parse;
 use fobsim_harness::suite;
 

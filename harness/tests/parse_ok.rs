@@ -1,5 +1,7 @@
 //! What well-formed scenario files parse into.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops loudly
+
 use fobsim_core::Channel;
 use fobsim_harness::scenario::{
     Action, CodeRef, DEFAULT_START, DeviceRef, Outcome, SourceKind, parse,

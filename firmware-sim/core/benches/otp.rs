@@ -2,6 +2,8 @@
 //! `generate` on the same keys. Criterion reports time per code; codes/s per
 //! core = 1 / time. `fobsim bench` prints the same comparison as numbers.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops loudly
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use fobsim_core::{Algorithm, Backend, Key, Totp};
 use std::hint::black_box;

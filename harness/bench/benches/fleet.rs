@@ -5,6 +5,8 @@
 //! `FOBSIM_FLEET_FOBS`, `FOBSIM_FLEET_DAYS`, `FOBSIM_FLEET_STORE=memory`
 //! and `FOBSIM_FLEET_BATCH=0` change the run.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops loudly
+
 use std::time::Instant;
 
 use fobsim_bench::simulation::{self, SimulationSpec};

@@ -1,5 +1,7 @@
 //! The whole built-in suite against the built-in engine (target: < 1 s).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops loudly
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use fobsim_engines::builtin::Builtin;
 use fobsim_harness::driver::InProcess;

@@ -3,6 +3,8 @@
 //! by `fobsim_engines::privacyidea::Server`), every request answered and
 //! accepted. No timed assertions: the numbers are the table's business.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops loudly
+
 use fobsim_bench::{Group, Options, Report, Row};
 
 fn row<'a>(report: &'a Report, id: &str) -> &'a Row {

@@ -8,6 +8,8 @@
 //! engine behind `fobsim_engines::exec::serve` on stdin/stdout (what
 //! `fobsim adapter --engine builtin` does).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops loudly
+
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput};

@@ -4,6 +4,8 @@
 //! adapter with its engine's clock moved by libfaketime (frozen at each
 //! `set_time`).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops loudly
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

@@ -4,6 +4,8 @@
 //! the test with its install hint — these tests never skip
 //! (`bash tests/matrix/setup.sh` installs everything).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops loudly
+
 use fobsim_core::{Algorithm, Kind, Secret, SeedRecord, Serial, Timestamp};
 use fobsim_core::{Channel, Principal};
 use fobsim_engines as adapters;

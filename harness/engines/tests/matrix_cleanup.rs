@@ -3,6 +3,8 @@
 //! when dropped, and also when the run is interrupted (SIGINT → the
 //! handlers of `adapters::cleanup` → exit 130).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops loudly
+
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

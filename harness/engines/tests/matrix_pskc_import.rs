@@ -14,6 +14,8 @@
 //!
 //! A missing engine fails with its install hint (`bash tests/matrix/setup.sh`).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops loudly
+
 use std::path::Path;
 use std::process::Command;
 

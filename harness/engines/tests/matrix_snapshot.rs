@@ -8,6 +8,8 @@
 //!
 //! A missing engine fails with its install hint (`bash tests/matrix/setup.sh`).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops loudly
+
 use fobsim_harness::matrix::{self, Options};
 use fobsim_harness::suite;
 

@@ -5,6 +5,8 @@
 //! (The matrix's options are driven by `matrix_privacyidea` and
 //! `matrix_cleanup`.)
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops loudly
+
 use std::path::Path;
 use std::time::Duration;
 

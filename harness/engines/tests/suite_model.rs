@@ -1,5 +1,7 @@
 //! The built-in suite against the shipped model of the rules table.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops loudly
+
 use fobsim_harness::driver::InProcess;
 use fobsim_harness::report::Report;
 use fobsim_harness::runner::{DEFAULT_SEED, Runner, Verdict};

@@ -1,5 +1,7 @@
 //! Drift acceptance maps.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops loudly
+
 use fobsim_engines::builtin::Builtin;
 use fobsim_harness::driver::InProcess;
 use fobsim_harness::sweep::{self, Cell, SweepSpec, YAxis};

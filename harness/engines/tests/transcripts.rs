@@ -1,5 +1,7 @@
 //! Transcripts: snapshots (insta), determinism, n/a reporting, reports.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops loudly
+
 use fobsim_engines::builtin::Builtin;
 use fobsim_harness::adapter::Capability;
 use fobsim_harness::driver::InProcess;

@@ -3,6 +3,8 @@
 //! code. A new kind fails to compile here until the language learns it
 //! (`fobsim_harness::scenario::vocabulary`).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops loudly
+
 use fobsim_engine::ErrorKind;
 use fobsim_harness::scenario::vocabulary::{ERROR_CODES, kind_code};
 
