@@ -1,11 +1,14 @@
 //! The fleet's side of the control plane ([`fobsim_clock::control`]): the
-//! list of fobs and drift changes, on the fleet's own clock.
+//! list of fobs, presses, batteries, drift changes, fobs added and
+//! removed, on the fleet's own clock.
 
-use fobsim_clock::control::{ControlError, ControlErrorCode, FobState, Fobs, no_such_fob};
+use fobsim_clock::control::{
+    BatteryAction, ControlError, ControlErrorCode, FobState, Fobs, NewFob, no_such_fob,
+};
 use fobsim_core::Timestamp;
 use fobsim_firmware::{Battery, DriftChange, Fob};
 
-use crate::fleet::Fleet;
+use crate::fleet::{CreateError, Fleet};
 
 /// How the control plane reports a fob (never its secret).
 #[must_use]
@@ -26,27 +29,97 @@ pub fn fob_state(fob: &Fob, model: &str, now: Timestamp) -> FobState {
             Battery::Dead => "dead",
         }
         .to_string(),
+        code: fob.display(now).code().map(|c| c.to_string()),
+        shown_until: fob.next_deadline(now).map(|t| t.to_string()),
+    }
+}
+
+impl Fleet {
+    /// Run `f` on the fob with this serial; its state afterwards.
+    fn on_fob(
+        &self,
+        serial: &str,
+        f: impl FnOnce(&mut Fob, Timestamp) -> Result<(), ControlError>,
+    ) -> Result<FobState, ControlError> {
+        let index = self.index_of(serial).ok_or_else(|| no_such_fob(serial))?;
+        let (_, model) = self.describe(index).ok_or_else(|| no_such_fob(serial))?;
+        self.with_fob(index, |fob, now| {
+            f(fob, now).map(|()| fob_state(fob, model, now))
+        })
+        .ok_or_else(|| no_such_fob(serial))?
     }
 }
 
 impl Fobs for Fleet {
     fn list(&self) -> Vec<FobState> {
-        (0..self.len())
+        (0..self.slots())
             .filter_map(|i| {
-                let model = self.devices()[i].model();
+                let (_, model) = self.describe(i)?;
                 self.with_fob(i, |fob, now| fob_state(fob, model, now))
             })
             .collect()
     }
 
     fn drift(&self, serial: &str, change: DriftChange) -> Result<FobState, ControlError> {
-        let index = self.index_of(serial).ok_or_else(|| no_such_fob(serial))?;
-        let model = self.devices()[index].model();
-        self.with_fob(index, |fob, now| {
-            change.apply(fob, now).map(|()| fob_state(fob, model, now))
+        self.on_fob(serial, |fob, now| {
+            change
+                .apply(fob, now)
+                .map_err(|e| ControlError::new(ControlErrorCode::BadValue, e.to_string()))
         })
-        .ok_or_else(|| no_such_fob(serial))?
-        .map_err(|e| ControlError::new(ControlErrorCode::BadValue, e.to_string()))
+    }
+
+    fn fob(&self, serial: &str) -> Result<FobState, ControlError> {
+        self.on_fob(serial, |_, _| Ok(()))
+    }
+
+    fn press(&self, serial: &str) -> Result<FobState, ControlError> {
+        self.on_fob(serial, |fob, now| {
+            fob.press(now);
+            Ok(())
+        })
+    }
+
+    fn battery(&self, serial: &str, action: BatteryAction) -> Result<FobState, ControlError> {
+        self.on_fob(serial, |fob, now| {
+            match action {
+                BatteryAction::Pull => fob.drain_battery(now),
+                BatteryAction::Swap => fob.swap_battery(now),
+            }
+            Ok(())
+        })
+    }
+
+    fn create(&self, new: NewFob) -> Result<FobState, ControlError> {
+        let index = Fleet::create(self, &new.model, new.serial.as_deref(), &new.drift).map_err(
+            |e| match e {
+                CreateError::Exists(_) => {
+                    ControlError::new(ControlErrorCode::Exists, e.to_string()).with_field("serial")
+                }
+                CreateError::Invalid(inner) => {
+                    let field = match &inner {
+                        crate::FleetError::UnknownModel { .. } => Some("model"),
+                        crate::FleetError::Serial { .. } => Some("serial"),
+                        _ => None,
+                    };
+                    let err = ControlError::new(ControlErrorCode::BadValue, inner.to_string());
+                    match field {
+                        Some(f) => err.with_field(f),
+                        None => err,
+                    }
+                }
+            },
+        )?;
+        let (_, model) = self
+            .describe(index)
+            .ok_or_else(|| no_such_fob(new.serial.as_deref().unwrap_or("")))?;
+        self.with_fob(index, |fob, now| fob_state(fob, model, now))
+            .ok_or_else(|| no_such_fob(new.serial.as_deref().unwrap_or("")))
+    }
+
+    fn remove(&self, serial: &str) -> Result<FobState, ControlError> {
+        let before = self.fob(serial)?;
+        Fleet::remove(self, serial).ok_or_else(|| no_such_fob(serial))?;
+        Ok(before)
     }
 }
 
@@ -121,6 +194,56 @@ mod tests {
                 "\u{0}\u{1}\n",
             ],
         ));
+    }
+
+    #[test]
+    fn snapshot_fob_ops() {
+        let f = fleet(TrueClock::manual(Timestamp::from_secs(1_111_111_109)));
+        insta::assert_snapshot!(transcript(
+            &f,
+            &[
+                "{\"op\":\"fob\",\"serial\":\"GAHT00000001\"}\n",
+                "{\"op\":\"press\",\"serial\":\"GAHT00000001\"}\n",
+                "{\"op\":\"advance\",\"by\":\"1s\"}\n",
+                "{\"op\":\"fob\",\"serial\":\"GAHT00000001\"}\n",
+                "{\"op\":\"advance\",\"by\":\"15s\"}\n",
+                "{\"op\":\"fob\",\"serial\":\"GAHT00000001\"}\n",
+                "{\"op\":\"battery\",\"serial\":\"GAHT00000002\",\"action\":\"pull\"}\n",
+                "{\"op\":\"press\",\"serial\":\"GAHT00000002\"}\n",
+                "{\"op\":\"battery\",\"serial\":\"GAHT00000002\",\"action\":\"swap\"}\n",
+                "{\"op\":\"create\",\"model\":\"c100\",\"offset\":\"+5s\"}\n",
+                "{\"op\":\"press\",\"serial\":\"C100000000001\"}\n",
+                "{\"op\":\"create\",\"model\":\"gaht\"}\n",
+                "{\"op\":\"create\",\"model\":\"gaht\",\"serial\":\"GAHT00000001\"}\n",
+                "{\"op\":\"create\",\"model\":\"zzz\"}\n",
+                "{\"op\":\"create\",\"model\":\"gaht\",\"serial\":\"x\"}\n",
+                "{\"op\":\"remove\",\"serial\":\"GAHT00000001\"}\n",
+                "{\"op\":\"press\",\"serial\":\"GAHT00000001\"}\n",
+                "{\"op\":\"remove\",\"serial\":\"GAHT00000001\"}\n",
+                "{\"op\":\"fobs\"}\n",
+                "{\"op\":\"create\",\"model\":\"gaht\"}\n",
+                "{\"op\":\"battery\",\"serial\":\"GAHT00000002\",\"action\":\"eat\"}\n",
+            ],
+        ));
+    }
+
+    #[test]
+    fn removed_fobs_keep_their_index_and_transports_see_no_such_fob() {
+        let f = fleet(TrueClock::manual(Timestamp::from_secs(0)));
+        assert_eq!(f.index_of("GAHT00000002"), Some(1));
+        assert_eq!(Fleet::remove(&f, "GAHT00000001"), Some(0));
+        assert_eq!(f.index_of("GAHT00000001"), None);
+        assert_eq!(f.index_of("GAHT00000002"), Some(1));
+        assert!(f.execute(0, &crate::command::Command::Press).is_none());
+        let i = Fleet::create(&f, "gaht", None, &DriftChange::default()).unwrap();
+        assert_eq!(i, 2);
+        assert_eq!(f.index_of("GAHT00000001"), Some(2));
+        assert_eq!(f.slots(), 3);
+        assert_eq!(f.len(), 2);
+        // Same seed and serial: the same secret as the fob it replaces.
+        let before = fleet(TrueClock::manual(Timestamp::from_secs(0))).seed_records()[0].clone();
+        let again = f.with_fob(2, |fob, _| fob.seed_record()).unwrap();
+        assert_eq!(before, again);
     }
 
     #[test]

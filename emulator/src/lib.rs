@@ -29,7 +29,7 @@ pub mod testing;
 pub mod uhid;
 pub mod usbip;
 
-pub use fleet::{Fleet, FleetError, FleetSpec};
+pub use fleet::{CreateError, Fleet, FleetError, FleetSpec};
 pub use serial::SerialFleet;
 
 /// Raise the soft limit on open files to the hard limit (each fob on a pty
