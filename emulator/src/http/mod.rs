@@ -18,6 +18,7 @@
 //! `localhost` and `127.0.0.1`/`[::1]` with its port (DNS rebinding).
 //! Nothing the API answers holds a secret.
 
+pub mod client;
 pub mod server;
 
 use std::net::SocketAddr;
