@@ -9,9 +9,12 @@
 //! makes it (`$FOBSIM_CLIENT_VENV`, else `$FOBSIM_PEERS_DIR/venv-client`,
 //! else `target/peers/venv-client`). Without it the test fails.
 
+#[path = "support/client_venv.rs"]
+mod client_venv;
+
 use std::io::{BufRead as _, BufReader};
 use std::os::unix::process::CommandExt as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -41,30 +44,6 @@ fn blocks(doc: &str) -> Vec<(String, String)> {
     out
 }
 
-/// The client venv's python, or a failure saying how to make it.
-pub fn client_python() -> PathBuf {
-    let venv = match std::env::var_os("FOBSIM_CLIENT_VENV") {
-        Some(d) if !d.is_empty() => PathBuf::from(d),
-        _ => match std::env::var_os("FOBSIM_PEERS_DIR") {
-            Some(d) if !d.is_empty() => PathBuf::from(d),
-            _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("target/peers"),
-        }
-        .join("venv-client"),
-    };
-    let py = venv.join("bin/python");
-    let ok = Command::new(&py)
-        .args(["-c", "import requests, pyotp"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        ok,
-        "no Python with requests and pyotp at {}: run `bash tests/matrix/setup.sh` \
-         (or point FOBSIM_CLIENT_VENV at a venv with `pip install requests pyotp`)",
-        py.display()
-    );
-    py
-}
-
 /// Background commands, stopped (their whole process group) on drop.
 struct Background(Vec<Child>);
 
@@ -91,7 +70,7 @@ fn with_path(c: &mut Command, dir: &Path) {
 
 #[test]
 fn every_command_of_the_control_api_page_works_as_written() {
-    let python = client_python();
+    let python = client_venv::client_python();
     assert!(
         std::net::TcpListener::bind("127.0.0.1:8480").is_ok(),
         "port 8480 (the page's) is taken: stop whatever listens there"
