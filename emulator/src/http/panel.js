@@ -108,7 +108,8 @@ function drawFob(c, f, i, nowMs) {
   p.brand.textContent = f.model;
   p.key.textContent = i < 9 ? String(i + 1) : "";
   const dead = f.battery === "dead";
-  p.digits.textContent = f.code || (dead ? "" : "888888");
+  p.digits.textContent = f.code || "";
+  p.digits.classList.toggle("long", !!f.code && f.code.length > 6);
   p.lcd.classList.toggle("blank", !f.code);
   p.lcd.classList.toggle("dead", dead);
   p.lcd.dataset.code = f.code || "";
@@ -116,9 +117,8 @@ function drawFob(c, f, i, nowMs) {
     const left = Math.max(0, Math.ceil((Date.parse(f.shown_until) - nowMs) / 1000));
     p.until.textContent = "shown " + left + " s more";
   } else {
-    p.until.textContent = dead ? "battery dead" : "";
+    p.until.textContent = dead ? "battery dead" : "blank: press the button";
   }
-  p.press.disabled = false;
   p.device.textContent = fmtTime(f.device);
   p.drift.textContent = fmtOffset(f.offset_ms) + ", " + f.ppm + " ppm" + (f.jitter_ms ? ", jitter " + f.jitter_ms + " ms" : "");
   p.battery.textContent = f.battery;
