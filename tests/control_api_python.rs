@@ -4,6 +4,8 @@
 //! verifies each against the seed `--export-seeds` wrote, and against
 //! Python's own clock. A missing venv fails the test with the install hint.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops loudly
+
 #[path = "support/client_venv.rs"]
 mod client_venv;
 

@@ -9,6 +9,8 @@
 //! makes it (`$FOBSIM_CLIENT_VENV`, else `$FOBSIM_PEERS_DIR/venv-client`,
 //! else `target/peers/venv-client`). Without it the test fails.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops loudly
+
 #[path = "support/client_venv.rs"]
 mod client_venv;
 

@@ -8,6 +8,8 @@
 //! `ROUNDS=N` presses per client, `CLIENTS=N` concurrent clients, `FOBS=N`
 //! fobs in the fleet).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops loudly
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -2,6 +2,8 @@
 //! the CSRF defence, no secret in any answer, no panic on junk; then the
 //! same over a real socket.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops loudly
+
 use std::sync::Arc;
 
 use fobsim_clock::TrueClock;
