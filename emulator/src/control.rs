@@ -315,6 +315,26 @@ mod tests {
                 ppm: Some(1.5),
                 jitter: Some("1s".into()),
             },
+            Request::Fob {
+                serial: "GAHT00000001".into(),
+            },
+            Request::Press {
+                serial: "GAHT00000001".into(),
+            },
+            Request::Battery {
+                serial: "GAHT00000001".into(),
+                action: fobsim_clock::control::BatteryAction::Swap,
+            },
+            Request::Create {
+                model: "c200".into(),
+                serial: None,
+                offset: Some("-2m".into()),
+                ppm: None,
+                jitter: None,
+            },
+            Request::Remove {
+                serial: "GAHT00000001".into(),
+            },
         ] {
             let line = r.to_line();
             assert_eq!(parse_request(&line[..line.len() - 1]), Ok(r));
@@ -323,6 +343,8 @@ mod tests {
             &br#"{"op":"set","time":"@1","x":1}"#[..],
             br#"{"op":"drift","serial":"GAHT00000001","colour":"red"}"#,
             br#"{"op":"fobs","all":true}"#,
+            br#"{"op":"press","serial":"GAHT00000001","twice":true}"#,
+            br#"{"op":"create","model":"gaht","secret":"JBSWY3DPEHPK3PXP"}"#,
         ] {
             assert_eq!(
                 parse_request(extra).map_err(|e| e.code),
