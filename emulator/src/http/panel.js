@@ -224,4 +224,8 @@ function wire() {
   poll();
 }
 
-document.addEventListener("DOMContentLoaded", wire);
+if (document.readyState === "loading") {
+  document.addEventListener("DOMContentLoaded", wire);
+} else {
+  wire();
+}
