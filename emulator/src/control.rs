@@ -6,7 +6,7 @@ use fobsim_clock::control::{
     BatteryAction, ControlError, ControlErrorCode, FobState, Fobs, NewFob, no_such_fob,
 };
 use fobsim_core::Timestamp;
-use fobsim_firmware::{Battery, DriftChange, Fob};
+use fobsim_firmware::{Battery, DriftChange, Fob, FobError};
 
 use crate::fleet::{CreateError, Fleet};
 
@@ -62,9 +62,10 @@ impl Fobs for Fleet {
 
     fn drift(&self, serial: &str, change: DriftChange) -> Result<FobState, ControlError> {
         self.on_fob(serial, |fob, now| {
-            change
-                .apply(fob, now)
-                .map_err(|e| ControlError::new(ControlErrorCode::BadValue, e.to_string()))
+            change.apply(fob, now).map_err(|e| {
+                // The firmware refuses only a skew out of range.
+                ControlError::new(ControlErrorCode::BadValue, e.to_string()).with_field("ppm")
+            })
         })
     }
 
@@ -96,12 +97,21 @@ impl Fobs for Fleet {
                     ControlError::new(ControlErrorCode::Exists, e.to_string()).with_field("serial")
                 }
                 CreateError::Invalid(inner) => {
-                    let field = match &inner {
-                        crate::FleetError::UnknownModel { .. } => Some("model"),
-                        crate::FleetError::Serial { .. } => Some("serial"),
-                        _ => None,
+                    let (field, message) = match &inner {
+                        crate::FleetError::UnknownModel { .. } => {
+                            (Some("model"), inner.to_string())
+                        }
+                        // Not "fob N: …": the request names one fob.
+                        crate::FleetError::Serial { source, .. } => {
+                            (Some("serial"), source.to_string())
+                        }
+                        crate::FleetError::Fob { source, .. } => (
+                            matches!(source, FobError::Drift(_)).then_some("ppm"),
+                            source.to_string(),
+                        ),
+                        _ => (None, inner.to_string()),
                     };
-                    let err = ControlError::new(ControlErrorCode::BadValue, inner.to_string());
+                    let err = ControlError::new(ControlErrorCode::BadValue, message);
                     match field {
                         Some(f) => err.with_field(f),
                         None => err,

@@ -291,6 +291,12 @@ fn malformed_bodies_are_400_naming_the_field() {
         ("/api/clock/advance", r#"{"by":"#, None),
         ("/api/clock/advance", r#"["30s"]"#, None),
         ("/api/clock/advance", "not json", None),
+        (
+            "/api/fobs/GAHT00000001/drift",
+            r#"{"ppm":1e9}"#,
+            Some("ppm"),
+        ),
+        ("/api/fobs", r#"{"model":"gaht","ppm":-1e9}"#, Some("ppm")),
     ] {
         let r = api.handle(&post(path, body));
         assert_eq!(
