@@ -33,20 +33,21 @@ pub struct ClockArgs {
 }
 
 impl ClockArgs {
-    /// The true clock these arguments describe; `mover` names another
-    /// way the command offers to move a manual clock (`--http`), if any.
+    /// The true clock these arguments describe; `mover` is another way the
+    /// command offers to move a manual clock (`("--http ADDR", given)`),
+    /// if it has one.
     ///
     /// # Errors
     /// `--start` without a manual clock, a manual clock without a control
     /// socket or other mover (nothing could move it), a malformed `--start`.
-    pub fn true_clock(&self, mover: Option<&str>) -> anyhow::Result<Arc<TrueClock>> {
+    pub fn true_clock(&self, mover: Option<(&str, bool)>) -> anyhow::Result<Arc<TrueClock>> {
         let kind = match self.clock {
             ClockArg::System => ClockKind::System,
             ClockArg::Manual => {
                 anyhow::ensure!(
-                    self.control.is_some() || mover.is_some(),
+                    self.control.is_some() || mover.is_some_and(|(_, given)| given),
                     "--clock manual needs --control SOCKET{} (time moves only through it)",
-                    mover.map(|m| format!(" or {m}")).unwrap_or_default()
+                    mover.map(|(m, _)| format!(" or {m}")).unwrap_or_default()
                 );
                 ClockKind::Manual
             }

@@ -103,7 +103,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         None => FleetSpec::uniform(&args.model, args.count, args.seed)?,
     };
-    let clock = args.clock.true_clock(args.http.map(|_| "--http ADDR"))?;
+    let clock = args
+        .clock
+        .true_clock(Some(("--http ADDR", args.http.is_some())))?;
     let fleet = Arc::new(Fleet::new(&spec, clock, args.test_mode)?);
     if let Some(path) = &args.export_seeds {
         let format = export_format(path)?;
