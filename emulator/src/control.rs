@@ -1,11 +1,14 @@
 //! The fleet's side of the control plane ([`fobsim_clock::control`]): the
-//! list of fobs and drift changes, on the fleet's own clock.
+//! list of fobs, presses, batteries, drift changes, fobs added and
+//! removed, on the fleet's own clock.
 
-use fobsim_clock::control::{ControlError, ControlErrorCode, FobState, Fobs, no_such_fob};
+use fobsim_clock::control::{
+    BatteryAction, ControlError, ControlErrorCode, FobState, Fobs, NewFob, no_such_fob,
+};
 use fobsim_core::Timestamp;
-use fobsim_firmware::{Battery, DriftChange, Fob};
+use fobsim_firmware::{Battery, DriftChange, Fob, FobError};
 
-use crate::fleet::Fleet;
+use crate::fleet::{CreateError, Fleet};
 
 /// How the control plane reports a fob (never its secret).
 #[must_use]
@@ -26,27 +29,107 @@ pub fn fob_state(fob: &Fob, model: &str, now: Timestamp) -> FobState {
             Battery::Dead => "dead",
         }
         .to_string(),
+        code: fob.display(now).code().map(|c| c.to_string()),
+        shown_until: fob.next_deadline(now).map(|t| t.to_string()),
+    }
+}
+
+impl Fleet {
+    /// Run `f` on the fob with this serial; its state afterwards.
+    fn on_fob(
+        &self,
+        serial: &str,
+        f: impl FnOnce(&mut Fob, Timestamp) -> Result<(), ControlError>,
+    ) -> Result<FobState, ControlError> {
+        let index = self.index_of(serial).ok_or_else(|| no_such_fob(serial))?;
+        let (_, model) = self.describe(index).ok_or_else(|| no_such_fob(serial))?;
+        self.with_fob(index, |fob, now| {
+            f(fob, now).map(|()| fob_state(fob, model, now))
+        })
+        .ok_or_else(|| no_such_fob(serial))?
     }
 }
 
 impl Fobs for Fleet {
     fn list(&self) -> Vec<FobState> {
-        (0..self.len())
+        (0..self.slots())
             .filter_map(|i| {
-                let model = self.devices()[i].model();
+                let (_, model) = self.describe(i)?;
                 self.with_fob(i, |fob, now| fob_state(fob, model, now))
             })
             .collect()
     }
 
     fn drift(&self, serial: &str, change: DriftChange) -> Result<FobState, ControlError> {
-        let index = self.index_of(serial).ok_or_else(|| no_such_fob(serial))?;
-        let model = self.devices()[index].model();
-        self.with_fob(index, |fob, now| {
-            change.apply(fob, now).map(|()| fob_state(fob, model, now))
+        self.on_fob(serial, |fob, now| {
+            change.apply(fob, now).map_err(|e| {
+                // The firmware refuses only a skew out of range.
+                ControlError::new(ControlErrorCode::BadValue, e.to_string()).with_field("ppm")
+            })
         })
-        .ok_or_else(|| no_such_fob(serial))?
-        .map_err(|e| ControlError::new(ControlErrorCode::BadValue, e.to_string()))
+    }
+
+    fn fob(&self, serial: &str) -> Result<FobState, ControlError> {
+        self.on_fob(serial, |_, _| Ok(()))
+    }
+
+    fn press(&self, serial: &str) -> Result<FobState, ControlError> {
+        self.on_fob(serial, |fob, now| {
+            fob.press(now);
+            Ok(())
+        })
+    }
+
+    fn battery(&self, serial: &str, action: BatteryAction) -> Result<FobState, ControlError> {
+        self.on_fob(serial, |fob, now| {
+            match action {
+                BatteryAction::Pull => fob.drain_battery(now),
+                BatteryAction::Swap => fob.swap_battery(now),
+            }
+            Ok(())
+        })
+    }
+
+    fn create(&self, new: NewFob) -> Result<FobState, ControlError> {
+        let index = Fleet::create(self, &new.model, new.serial.as_deref(), &new.drift).map_err(
+            |e| match e {
+                CreateError::Exists(_) => {
+                    ControlError::new(ControlErrorCode::Exists, e.to_string()).with_field("serial")
+                }
+                CreateError::Invalid(inner) => {
+                    let (field, message) = match &inner {
+                        crate::FleetError::UnknownModel { .. } => {
+                            (Some("model"), inner.to_string())
+                        }
+                        // Not "fob N: …": the request names one fob.
+                        crate::FleetError::Serial { source, .. } => {
+                            (Some("serial"), source.to_string())
+                        }
+                        crate::FleetError::Fob { source, .. } => (
+                            matches!(source, FobError::Drift(_)).then_some("ppm"),
+                            source.to_string(),
+                        ),
+                        _ => (None, inner.to_string()),
+                    };
+                    let err = ControlError::new(ControlErrorCode::BadValue, message);
+                    match field {
+                        Some(f) => err.with_field(f),
+                        None => err,
+                    }
+                }
+            },
+        )?;
+        let (_, model) = self
+            .describe(index)
+            .ok_or_else(|| no_such_fob(new.serial.as_deref().unwrap_or("")))?;
+        self.with_fob(index, |fob, now| fob_state(fob, model, now))
+            .ok_or_else(|| no_such_fob(new.serial.as_deref().unwrap_or("")))
+    }
+
+    fn remove(&self, serial: &str) -> Result<FobState, ControlError> {
+        let before = self.fob(serial)?;
+        Fleet::remove(self, serial).ok_or_else(|| no_such_fob(serial))?;
+        Ok(before)
     }
 }
 
@@ -124,6 +207,56 @@ mod tests {
     }
 
     #[test]
+    fn snapshot_fob_ops() {
+        let f = fleet(TrueClock::manual(Timestamp::from_secs(1_111_111_109)));
+        insta::assert_snapshot!(transcript(
+            &f,
+            &[
+                "{\"op\":\"fob\",\"serial\":\"GAHT00000001\"}\n",
+                "{\"op\":\"press\",\"serial\":\"GAHT00000001\"}\n",
+                "{\"op\":\"advance\",\"by\":\"1s\"}\n",
+                "{\"op\":\"fob\",\"serial\":\"GAHT00000001\"}\n",
+                "{\"op\":\"advance\",\"by\":\"15s\"}\n",
+                "{\"op\":\"fob\",\"serial\":\"GAHT00000001\"}\n",
+                "{\"op\":\"battery\",\"serial\":\"GAHT00000002\",\"action\":\"pull\"}\n",
+                "{\"op\":\"press\",\"serial\":\"GAHT00000002\"}\n",
+                "{\"op\":\"battery\",\"serial\":\"GAHT00000002\",\"action\":\"swap\"}\n",
+                "{\"op\":\"create\",\"model\":\"c100\",\"offset\":\"+5s\"}\n",
+                "{\"op\":\"press\",\"serial\":\"C100000000001\"}\n",
+                "{\"op\":\"create\",\"model\":\"gaht\"}\n",
+                "{\"op\":\"create\",\"model\":\"gaht\",\"serial\":\"GAHT00000001\"}\n",
+                "{\"op\":\"create\",\"model\":\"zzz\"}\n",
+                "{\"op\":\"create\",\"model\":\"gaht\",\"serial\":\"x\"}\n",
+                "{\"op\":\"remove\",\"serial\":\"GAHT00000001\"}\n",
+                "{\"op\":\"press\",\"serial\":\"GAHT00000001\"}\n",
+                "{\"op\":\"remove\",\"serial\":\"GAHT00000001\"}\n",
+                "{\"op\":\"fobs\"}\n",
+                "{\"op\":\"create\",\"model\":\"gaht\"}\n",
+                "{\"op\":\"battery\",\"serial\":\"GAHT00000002\",\"action\":\"eat\"}\n",
+            ],
+        ));
+    }
+
+    #[test]
+    fn removed_fobs_keep_their_index_and_transports_see_no_such_fob() {
+        let f = fleet(TrueClock::manual(Timestamp::from_secs(0)));
+        assert_eq!(f.index_of("GAHT00000002"), Some(1));
+        assert_eq!(Fleet::remove(&f, "GAHT00000001"), Some(0));
+        assert_eq!(f.index_of("GAHT00000001"), None);
+        assert_eq!(f.index_of("GAHT00000002"), Some(1));
+        assert!(f.execute(0, &crate::command::Command::Press).is_none());
+        let i = Fleet::create(&f, "gaht", None, &DriftChange::default()).unwrap();
+        assert_eq!(i, 2);
+        assert_eq!(f.index_of("GAHT00000001"), Some(2));
+        assert_eq!(f.slots(), 3);
+        assert_eq!(f.len(), 2);
+        // Same seed and serial: the same secret as the fob it replaces.
+        let before = fleet(TrueClock::manual(Timestamp::from_secs(0))).seed_records()[0].clone();
+        let again = f.with_fob(2, |fob, _| fob.seed_record()).unwrap();
+        assert_eq!(before, again);
+    }
+
+    #[test]
     fn system_clock_cannot_be_moved_but_drift_can_change() {
         let f = fleet(TrueClock::System);
         for req in [
@@ -192,6 +325,26 @@ mod tests {
                 ppm: Some(1.5),
                 jitter: Some("1s".into()),
             },
+            Request::Fob {
+                serial: "GAHT00000001".into(),
+            },
+            Request::Press {
+                serial: "GAHT00000001".into(),
+            },
+            Request::Battery {
+                serial: "GAHT00000001".into(),
+                action: fobsim_clock::control::BatteryAction::Swap,
+            },
+            Request::Create {
+                model: "c200".into(),
+                serial: None,
+                offset: Some("-2m".into()),
+                ppm: None,
+                jitter: None,
+            },
+            Request::Remove {
+                serial: "GAHT00000001".into(),
+            },
         ] {
             let line = r.to_line();
             assert_eq!(parse_request(&line[..line.len() - 1]), Ok(r));
@@ -200,6 +353,8 @@ mod tests {
             &br#"{"op":"set","time":"@1","x":1}"#[..],
             br#"{"op":"drift","serial":"GAHT00000001","colour":"red"}"#,
             br#"{"op":"fobs","all":true}"#,
+            br#"{"op":"press","serial":"GAHT00000001","twice":true}"#,
+            br#"{"op":"create","model":"gaht","secret":"JBSWY3DPEHPK3PXP"}"#,
         ] {
             assert_eq!(
                 parse_request(extra).map_err(|e| e.code),

@@ -21,7 +21,8 @@
 //! ```
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use fobsim_core::Timestamp;
 use fobsim_core::time::parse_duration_ms;
@@ -230,9 +231,25 @@ pub struct Device {
     serial: Serial,
     model: &'static str,
     fob: Mutex<Fob>,
+    removed: AtomicBool,
 }
 
 impl Device {
+    fn new(serial: Serial, model: &'static str, fob: Fob) -> Self {
+        Device {
+            serial,
+            model,
+            fob: Mutex::new(fob),
+            removed: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether the fob was taken out of the fleet ([`Fleet::remove`]).
+    #[must_use]
+    pub fn is_removed(&self) -> bool {
+        self.removed.load(Ordering::Acquire)
+    }
+
     /// Serial number.
     #[must_use]
     pub fn serial(&self) -> &Serial {
@@ -248,11 +265,30 @@ impl Device {
 
 /// Fobs sharing one clock. Shared between transports and the control plane
 /// (`Arc<Fleet>`); each fob has its own lock.
+///
+/// Fobs are addressed by index, stable for the fleet's life: the fobs it
+/// was built with are `0..len()`, fobs added later ([`Fleet::create`])
+/// follow, and a removed fob's index stays taken (it answers as unknown).
+/// The transports expose the fobs the fleet was built with; added fobs are
+/// reached through the control plane.
 #[derive(Debug)]
 pub struct Fleet {
     clock: Arc<TrueClock>,
     devices: Vec<Device>,
+    added: RwLock<Vec<Arc<Device>>>,
+    seed: u64,
     test_mode: bool,
+}
+
+/// Why a fob could not be added to a running fleet.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CreateError {
+    /// Unknown model, bad serial or drift, or a full fleet.
+    #[error(transparent)]
+    Invalid(#[from] FleetError),
+    /// A fob with this serial is in the fleet.
+    #[error("a fob {0} exists already")]
+    Exists(String),
 }
 
 impl Fleet {
@@ -281,11 +317,12 @@ impl Fleet {
             fs.drift = e.drift;
             Ok(fs)
         });
-        Fleet::build(specs, clock, test_mode)
+        Fleet::build(specs, clock, spec.seed, test_mode)
     }
 
     /// A fleet of fobs built from explicit specs (secrets, drift and RTC
-    /// set time as given), e.g. the devices of a harness scenario.
+    /// set time as given), e.g. the devices of a harness scenario. Fobs
+    /// added later derive their secrets from seed 0.
     ///
     /// # Errors
     /// [`FleetError::DuplicateSerial`], or [`FleetError::Fob`] if the
@@ -295,13 +332,14 @@ impl Fleet {
         clock: impl Into<Arc<TrueClock>>,
         test_mode: bool,
     ) -> Result<Self, FleetError> {
-        Fleet::build(specs.into_iter().map(Ok), clock.into(), test_mode)
+        Fleet::build(specs.into_iter().map(Ok), clock.into(), 0, test_mode)
     }
 
     /// The fobs of `specs` (1-based indexes in errors); serials must be unique.
     fn build(
         specs: impl ExactSizeIterator<Item = Result<FobSpec, FleetError>>,
         clock: Arc<TrueClock>,
+        seed: u64,
         test_mode: bool,
     ) -> Result<Self, FleetError> {
         let mut devices = Vec::with_capacity(specs.len());
@@ -313,11 +351,7 @@ impl Fleet {
                 index: i + 1,
                 source,
             })?;
-            devices.push(Device {
-                serial,
-                model,
-                fob: Mutex::new(fob),
-            });
+            devices.push(Device::new(serial, model, fob));
         }
         // Borrowed serials: no second copy of every serial at the peak.
         let mut seen = HashSet::with_capacity(devices.len());
@@ -327,6 +361,8 @@ impl Fleet {
         Ok(Fleet {
             clock,
             devices,
+            added: RwLock::new(Vec::new()),
+            seed,
             test_mode,
         })
     }
@@ -349,38 +385,158 @@ impl Fleet {
         self.test_mode
     }
 
-    /// The fobs, in order.
+    /// The fobs the fleet was built with, in order (removed ones
+    /// included: see [`Device::is_removed`]).
     #[must_use]
     pub fn devices(&self) -> &[Device] {
         &self.devices
     }
 
-    /// Number of fobs.
+    /// Number of fobs the fleet was built with.
     #[must_use]
     pub fn len(&self) -> usize {
         self.devices.len()
     }
 
-    /// True for a fleet without fobs.
+    /// True for a fleet built without fobs.
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.devices.is_empty()
     }
 
-    /// Position of the fob with this serial.
+    /// Number of indexes in use: the fobs built with, then every fob
+    /// added (removed ones included).
+    #[must_use]
+    pub fn slots(&self) -> usize {
+        self.devices.len() + read(&self.added).len()
+    }
+
+    /// The fob at `index` unless it was removed.
+    fn device(&self, index: usize) -> Option<DeviceRef<'_>> {
+        let d = match self.devices.get(index) {
+            Some(d) => DeviceRef::Built(d),
+            None => DeviceRef::Added(Arc::clone(
+                read(&self.added).get(index - self.devices.len())?,
+            )),
+        };
+        (!d.get().is_removed()).then_some(d)
+    }
+
+    /// Serial and model of the fob at `index`, unless out of range or removed.
+    #[must_use]
+    pub fn describe(&self, index: usize) -> Option<(Serial, &'static str)> {
+        let d = self.device(index)?;
+        Some((d.get().serial.clone(), d.get().model))
+    }
+
+    /// Position of the fob with this serial (removed fobs are not found).
     #[must_use]
     pub fn index_of(&self, serial: &str) -> Option<usize> {
-        self.devices
-            .iter()
-            .position(|d| d.serial.as_str() == serial)
+        let found = |d: &Device| d.serial.as_str() == serial && !d.is_removed();
+        self.devices.iter().position(found).or_else(|| {
+            read(&self.added)
+                .iter()
+                .position(|d| found(d))
+                .map(|i| i + self.devices.len())
+        })
     }
 
     /// Run `f` on fob `index` at the fleet's current time; `None` for an
-    /// index out of range.
+    /// index out of range or a removed fob.
     pub fn with_fob<R>(&self, index: usize, f: impl FnOnce(&mut Fob, Timestamp) -> R) -> Option<R> {
-        let d = self.devices.get(index)?;
+        let d = self.device(index)?;
         let now = self.now();
-        Some(f(&mut lock(&d.fob), now))
+        Some(f(&mut lock(&d.get().fob), now))
+    }
+
+    /// Add a fob of `model_name` with `drift`: serial as given or the
+    /// model's first one not in use, secret from the fleet's seed and the
+    /// serial, RTC set now. Returns its index.
+    ///
+    /// # Errors
+    /// [`CreateError::Exists`] for a serial in use; [`CreateError::Invalid`]
+    /// for an unknown model, a bad serial or drift, or a fleet holding
+    /// [`MAX_FLEET`] indexes.
+    pub fn create(
+        &self,
+        model_name: &str,
+        serial: Option<&str>,
+        drift: &fobsim_firmware::DriftChange,
+    ) -> Result<usize, CreateError> {
+        let m = model(model_name)?;
+        // One writer at a time: the serial check and the push are atomic.
+        let mut added = self
+            .added
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let index = self.devices.len() + added.len();
+        if index >= MAX_FLEET {
+            return Err(
+                FleetError::Count(format!("a fleet holds at most {MAX_FLEET} fobs")).into(),
+            );
+        }
+        let in_use = |s: &str| {
+            self.devices
+                .iter()
+                .chain(added.iter().map(AsRef::as_ref))
+                .any(|d| d.serial.as_str() == s && !d.is_removed())
+        };
+        let serial = match serial {
+            Some(s) => {
+                let s = Serial::new(s).map_err(|source| FleetError::Serial {
+                    index: index + 1,
+                    source,
+                })?;
+                if in_use(s.as_str()) {
+                    return Err(CreateError::Exists(s.to_string()));
+                }
+                s
+            }
+            None => {
+                let mut n = 1u64;
+                loop {
+                    let s = m.serial(n).map_err(|source| FleetError::Serial {
+                        index: index + 1,
+                        source,
+                    })?;
+                    if !in_use(s.as_str()) {
+                        break s;
+                    }
+                    n += 1;
+                }
+            }
+        };
+        let now = self.now();
+        let fob_err = |source| FleetError::Fob {
+            index: index + 1,
+            source,
+        };
+        let spec = FobSpec::seeded(m, serial.clone(), self.seed, now).map_err(fob_err)?;
+        let mut fob = Fob::new(spec).map_err(fob_err)?;
+        drift.apply(&mut fob, now).map_err(fob_err)?;
+        added.push(Arc::new(Device::new(serial, m.name, fob)));
+        Ok(index)
+    }
+
+    /// Take the fob with this serial out of the fleet: it is no longer
+    /// listed, found or driven (its transport answers "no such fob").
+    /// Returns its index, `None` for an unknown serial.
+    pub fn remove(&self, serial: &str) -> Option<usize> {
+        // Under the write lock: a concurrent create sees it gone or not.
+        let added = self
+            .added
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let found = |d: &Device| d.serial.as_str() == serial && !d.is_removed();
+        let (index, d) = match self.devices.iter().position(found) {
+            Some(i) => (i, &self.devices[i]),
+            None => {
+                let i = added.iter().position(|d| found(d))?;
+                (i + self.devices.len(), added[i].as_ref())
+            }
+        };
+        d.removed.store(true, Ordering::Release);
+        Some(index)
     }
 
     /// Run a serial-protocol command on fob `index` (see
@@ -413,6 +569,25 @@ impl Fleet {
             .map(|d| lock(&d.fob).seed_record())
             .collect()
     }
+}
+
+/// A fob of the fleet: one it was built with, or one added later.
+enum DeviceRef<'a> {
+    Built(&'a Device),
+    Added(Arc<Device>),
+}
+
+impl DeviceRef<'_> {
+    fn get(&self) -> &Device {
+        match self {
+            DeviceRef::Built(d) => d,
+            DeviceRef::Added(d) => d,
+        }
+    }
+}
+
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

@@ -13,7 +13,8 @@
 //!   binary framing of the same commands: `docs/hid-protocol.md`), and a
 //!   hidapi client;
 //! - [`uhid`]: fobs as Linux kernel HID devices through `/dev/uhid`;
-//! - [`usbip`]: a USB/IP server exporting fobs as USB devices, and a client.
+//! - [`usbip`]: a USB/IP server exporting fobs as USB devices, and a client;
+//! - [`http`]: the fob panel page and the HTTP+JSON control API.
 //!
 //! Every wire format is a sans-IO module (parse/emit over bytes); the IO
 //! shells are generic over `AsyncRead + AsyncWrite` or thin.
@@ -24,12 +25,13 @@ pub mod command;
 pub mod control;
 pub mod fleet;
 pub mod hid;
+pub mod http;
 pub mod serial;
 pub mod testing;
 pub mod uhid;
 pub mod usbip;
 
-pub use fleet::{Fleet, FleetError, FleetSpec};
+pub use fleet::{CreateError, Fleet, FleetError, FleetSpec};
 pub use serial::SerialFleet;
 
 /// Raise the soft limit on open files to the hard limit (each fob on a pty

@@ -1,12 +1,14 @@
 //! `fobsim clock`: move the true time of a running emulator started with
-//! `--clock manual --control SOCKET`, or change a fob's drift.
+//! `--clock manual --control SOCKET`, or drive its fobs (drift, press,
+//! battery, add and remove) — the same requests the HTTP control API
+//! (`--http`) makes.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use fobsim_clock::control::Request;
 use fobsim_clock::control::client::ControlClient;
+use fobsim_clock::control::{BatteryAction, Request};
 
 /// Arguments of `fobsim clock`.
 #[derive(Debug, clap::Args)]
@@ -56,6 +58,53 @@ enum Action {
     },
     /// List the fobs with their device clocks.
     Fobs,
+    /// Read one fob and its display.
+    Fob {
+        /// The fob's serial.
+        serial: String,
+    },
+    /// Press one fob's button (prints what the display shows).
+    Press {
+        /// The fob's serial.
+        serial: String,
+    },
+    /// Pull a fob's battery out, or swap in a fresh one (its RTC restarts).
+    Battery {
+        /// The fob's serial.
+        serial: String,
+        /// `pull` or `swap`.
+        #[arg(value_enum)]
+        action: BatteryArg,
+    },
+    /// Add a fob (its secret derives from the fleet's seed and the serial).
+    Create {
+        /// Model preset (see `fobsim models`).
+        #[arg(long, default_value = "gaht")]
+        model: String,
+        /// Serial number (default: the model's first free one).
+        #[arg(long)]
+        serial: Option<String>,
+        /// Device minus true time (e.g. +47s).
+        #[arg(long, allow_hyphen_values = true)]
+        offset: Option<String>,
+        /// Crystal skew in ppm.
+        #[arg(long, allow_hyphen_values = true)]
+        ppm: Option<f64>,
+    },
+    /// Take a fob out of the fleet.
+    Remove {
+        /// The fob's serial.
+        serial: String,
+    },
+}
+
+/// What to do with a battery.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum BatteryArg {
+    /// Pull it out: the fob dies.
+    Pull,
+    /// A fresh battery: the fob works again, its RTC restarts.
+    Swap,
 }
 
 /// Run `fobsim clock`.
@@ -85,6 +134,28 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             jitter,
         },
         Action::Fobs => Request::Fobs,
+        Action::Fob { serial } => Request::Fob { serial },
+        Action::Press { serial } => Request::Press { serial },
+        Action::Battery { serial, action } => Request::Battery {
+            serial,
+            action: match action {
+                BatteryArg::Pull => BatteryAction::Pull,
+                BatteryArg::Swap => BatteryAction::Swap,
+            },
+        },
+        Action::Create {
+            model,
+            serial,
+            offset,
+            ppm,
+        } => Request::Create {
+            model,
+            serial,
+            offset,
+            ppm,
+            jitter: None,
+        },
+        Action::Remove { serial } => Request::Remove { serial },
     };
     let mut client = ControlClient::connect(socket, Duration::from_secs(5))?;
     let resp = client.request(&req)?;
@@ -104,7 +175,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             f.battery
         )
     };
-    if let Some(f) = &resp.fob {
+    if let Some(d) = &resp.display {
+        println!(
+            "{}\t{}\tshown until {}\tdevice {}",
+            resp.fob.as_ref().map_or("-", |f| f.serial.as_str()),
+            d.code.as_deref().unwrap_or("blank"),
+            d.shown_until.as_deref().unwrap_or("-"),
+            d.device_time.as_deref().unwrap_or("-")
+        );
+    } else if let Some(f) = &resp.fob {
         println!("{}", fob_line(f));
     } else if let Some(fobs) = &resp.fobs {
         for f in fobs {

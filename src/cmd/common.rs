@@ -25,7 +25,7 @@ pub struct ClockArgs {
     pub clock: ClockArg,
     /// Start time of the manual clock: RFC 3339 UTC or @UNIX_SECONDS
     /// (default: the system time at start).
-    #[arg(long, value_name = "TIME", requires = "control")]
+    #[arg(long, value_name = "TIME")]
     pub start: Option<String>,
     /// Serve the control plane (JSON lines) on this Unix socket.
     #[arg(long, value_name = "SOCKET")]
@@ -33,22 +33,29 @@ pub struct ClockArgs {
 }
 
 impl ClockArgs {
-    /// The true clock these arguments describe.
+    /// The true clock these arguments describe; `mover` is another way the
+    /// command offers to move a manual clock (`("--http ADDR", given)`),
+    /// if it has one.
     ///
     /// # Errors
     /// `--start` without a manual clock, a manual clock without a control
-    /// socket (nothing could move it), a malformed `--start`.
-    pub fn true_clock(&self) -> anyhow::Result<Arc<TrueClock>> {
+    /// socket or other mover (nothing could move it), a malformed `--start`.
+    pub fn true_clock(&self, mover: Option<(&str, bool)>) -> anyhow::Result<Arc<TrueClock>> {
         let kind = match self.clock {
             ClockArg::System => ClockKind::System,
             ClockArg::Manual => {
                 anyhow::ensure!(
-                    self.control.is_some(),
-                    "--clock manual needs --control SOCKET (time moves only through it)"
+                    self.control.is_some() || mover.is_some_and(|(_, given)| given),
+                    "--clock manual needs --control SOCKET{} (time moves only through it)",
+                    mover.map(|(m, _)| format!(" or {m}")).unwrap_or_default()
                 );
                 ClockKind::Manual
             }
         };
+        anyhow::ensure!(
+            self.start.is_none() || kind == ClockKind::Manual,
+            "--start needs --clock manual (the system clock cannot be set)"
+        );
         let start = self
             .start
             .as_deref()

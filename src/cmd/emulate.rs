@@ -84,6 +84,10 @@ pub struct Args {
     /// Print the serial → path table as one JSON line.
     #[arg(long)]
     json: bool,
+    /// Serve the fob panel (a live page of the fleet) and the HTTP+JSON
+    /// control API on ADDR (e.g. 127.0.0.1:8080; port 0 picks a free one).
+    #[arg(long, value_name = "ADDR")]
+    http: Option<std::net::SocketAddr>,
 }
 
 /// Run `fobsim emulate`.
@@ -99,7 +103,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         None => FleetSpec::uniform(&args.model, args.count, args.seed)?,
     };
-    let clock = args.clock.true_clock()?;
+    let clock = args
+        .clock
+        .true_clock(Some(("--http ADDR", args.http.is_some())))?;
     let fleet = Arc::new(Fleet::new(&spec, clock, args.test_mode)?);
     if let Some(path) = &args.export_seeds {
         let format = export_format(path)?;
@@ -216,12 +222,25 @@ async fn serve(fleet: Arc<Fleet>, args: &Args) -> anyhow::Result<ExitCode> {
         None => None,
     };
 
+    let http = match args.http {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the fob panel to {addr}"))?;
+            let bound = listener.local_addr()?;
+            Some((listener, bound))
+        }
+        None => None,
+    };
+    let http_url = http.as_ref().map(|(_, a)| format!("http://{a}/"));
+
     let rows = exposed.rows(&fleet);
     if args.json {
         let line = serde_json::json!({
             "transport": format!("{:?}", args.transport).to_lowercase(),
             "fobs": rows,
             "control": control.as_ref().map(|c| c.path()),
+            "http": http_url,
             "clock": fleet.clock().source(),
             "now": fleet.now().to_string(),
             "test_mode": fleet.test_mode(),
@@ -244,6 +263,9 @@ async fn serve(fleet: Arc<Fleet>, args: &Args) -> anyhow::Result<ExitCode> {
         }
         if let Some(c) = &control {
             eprintln!("fobsim: control socket {}", c.path().display());
+        }
+        if let Some(url) = &http_url {
+            eprintln!("fobsim: fob panel and control API {url}");
         }
         eprintln!(
             "fobsim: {} fob(s) on {:?}; Ctrl-C to stop",
@@ -276,11 +298,30 @@ async fn serve(fleet: Arc<Fleet>, args: &Args) -> anyhow::Result<ExitCode> {
             _ => std::future::pending().await,
         }
     };
+    let http_task = async {
+        match http {
+            Some((listener, bound)) => {
+                let api = fobsim_emulator::http::ControlApi::new(
+                    Arc::clone(fleet.clock()),
+                    Arc::clone(&fleet) as Arc<dyn Fobs>,
+                )
+                .bound_to(bound);
+                fobsim_emulator::http::server::serve(
+                    listener,
+                    Arc::new(api),
+                    std::future::pending(),
+                )
+                .await
+            }
+            None => std::future::pending().await,
+        }
+    };
     let result = tokio::select! {
         _ = sigint.recv() => Ok(()),
         _ = sigterm.recv() => Ok(()),
         () = control_task => Ok(()),
         r = usbip_task => r.context("USB/IP server"),
+        r = http_task => r.context("fob panel server"),
     };
     match exposed {
         Exposed::Serial(serial) => serial.shutdown().await,

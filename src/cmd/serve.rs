@@ -97,7 +97,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 args.max_skew
             )
         })?;
-    let clock = args.clock.true_clock()?;
+    let clock = args.clock.true_clock(None)?;
     let config = ServiceConfig {
         max_skew_ms: skew,
         max_body: args.max_body,

@@ -7,17 +7,21 @@
 #   venvs:          $FOBSIM_PEERS_DIR/venv-pi      (pip: privacyidea)
 #                   $FOBSIM_PEERS_DIR/venv-moto    (pip: moto[server])
 #                   $FOBSIM_PEERS_DIR/venv-django  (pip: django-otp, which brings Django)
+#                   $FOBSIM_PEERS_DIR/venv-client  (pip: requests, pyotp: the Python client of
+#                                                   the fob panel's control API, tests/control_api_python.rs
+#                                                   and the Python examples of docs/control-api.md)
 #
 # FOBSIM_PEERS_DIR defaults to <repo>/target/peers, the well-known path the
 # adapters look in (see harness/engines/src/lib.rs and docs/conformance.md).
 # Override one venv with FOBSIM_PRIVACYIDEA_VENV / FOBSIM_MOTO_VENV /
-# FOBSIM_DJANGO_VENV.
+# FOBSIM_DJANGO_VENV / FOBSIM_CLIENT_VENV.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/../.." && pwd)"
 peers="${FOBSIM_PEERS_DIR:-$repo/target/peers}"
 pi_venv="${FOBSIM_PRIVACYIDEA_VENV:-$peers/venv-pi}"
 moto_venv="${FOBSIM_MOTO_VENV:-$peers/venv-moto}"
 django_venv="${FOBSIM_DJANGO_VENV:-$peers/venv-django}"
+client_venv="${FOBSIM_CLIENT_VENV:-$peers/venv-client}"
 python="${PYTHON:-python3}"
 
 packages=(oathtool libpam-oath pamtester libpam-google-authenticator faketime)
@@ -52,6 +56,7 @@ venv() {
 venv "$pi_venv" privacyidea
 venv "$moto_venv" 'moto[server]'
 venv "$django_venv" django-otp
+venv "$client_venv" requests pyotp
 
 for tool in oathtool pamtester faketime; do
   command -v "$tool" >/dev/null || { echo "setup.sh: $tool still missing" >&2; exit 1; }
@@ -61,4 +66,6 @@ for f in "$pi_venv/bin/pi-manage" "$moto_venv/bin/moto_server"; do
 done
 "$django_venv/bin/python" -c 'import django, django_otp' \
   || { echo "setup.sh: django-otp missing in $django_venv after install" >&2; exit 1; }
+"$client_venv/bin/python" -c 'import requests, pyotp' \
+  || { echo "setup.sh: requests/pyotp missing in $client_venv after install" >&2; exit 1; }
 echo "tests/matrix/setup.sh: engines ready (peers in $peers)"

@@ -16,11 +16,19 @@
 //! {"op":"freeze"}        {"op":"resume"}
 //! {"op":"drift","serial":"GAHT00000001","offset":"+47s","ppm":20,"jitter":"0s"}
 //! {"op":"fobs"}
+//! {"op":"fob","serial":"GAHT00000001"}           (read one fob and its display)
+//! {"op":"press","serial":"GAHT00000001"}
+//! {"op":"battery","serial":"GAHT00000001","action":"pull"}   (or "swap")
+//! {"op":"create","model":"gaht","serial":"GAHT00000009","offset":"+5s"}
+//! {"op":"remove","serial":"GAHT00000009"}
 //! ```
 //!
-//! Answers: `{"ok":true,"clock":{...}}` (plus `"fob"` for `drift`, `"fobs"`
-//! for `fobs`), or `{"ok":false,"error":{"code":"...","message":"..."}}`.
-//! Secrets never appear.
+//! Answers: `{"ok":true,"clock":{...}}` (plus `"fob"` for the ops on one
+//! fob, `"display"` for `press` and `fob`, `"fobs"` for `fobs`), or
+//! `{"ok":false,"error":{"code":"...","message":"...","field":"..."}}`.
+//! Secrets never appear. The HTTP control API (`fobsim emulate --http`)
+//! translates its routes into these requests and runs them through the
+//! same [`apply`].
 
 pub mod client;
 pub mod server;
@@ -40,7 +48,7 @@ pub const MAX_REQUEST: usize = 64 * 1024;
 
 /// A control request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "lowercase", deny_unknown_fields)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Request {
     /// Read the clock.
     Get,
@@ -74,6 +82,80 @@ pub enum Request {
     },
     /// List the fobs and their clocks.
     Fobs,
+    /// Read one fob: its clock, battery and display.
+    Fob {
+        /// The fob.
+        serial: String,
+    },
+    /// Press a fob's button.
+    Press {
+        /// The fob.
+        serial: String,
+    },
+    /// Pull a fob's battery out (it dies) or put a fresh one in.
+    Battery {
+        /// The fob.
+        serial: String,
+        /// `pull` or `swap`.
+        action: BatteryAction,
+    },
+    /// Add a fob to the fleet (its secret derives from the fleet's seed
+    /// and the serial, as at start-up).
+    Create {
+        /// Model preset (`fobsim models`).
+        model: String,
+        /// Serial number; default: the model's first free one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        serial: Option<String>,
+        /// Device minus true time (a duration).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        offset: Option<String>,
+        /// Skew in ppm.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ppm: Option<f64>,
+        /// Jitter bound (a duration).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        jitter: Option<String>,
+    },
+    /// Take a fob out of the fleet.
+    Remove {
+        /// The fob.
+        serial: String,
+    },
+}
+
+/// What to do with a fob's battery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BatteryAction {
+    /// The battery dies: the display blanks, the button stops working.
+    Pull,
+    /// A fresh battery: the fob works again, its RTC restarts at its reset
+    /// time (2000-01-01 by default).
+    Swap,
+}
+
+/// A new fob for [`Fobs::create`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewFob {
+    /// Model preset name.
+    pub model: String,
+    /// Serial number; `None`: the model's first free one.
+    pub serial: Option<String>,
+    /// Drift from the start (omitted parts: none).
+    pub drift: DriftChange,
+}
+
+/// What a fob's display shows (the answer to a press).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DisplayState {
+    /// The code shown, `null` while blank.
+    pub code: Option<String>,
+    /// True time (RFC 3339) until which this code stays shown: the display
+    /// blanks or the device steps to the next code then. `null` while blank.
+    pub shown_until: Option<String>,
+    /// Device time (RFC 3339), `null` with a dead battery.
+    pub device_time: Option<String>,
 }
 
 /// The clock as reported.
@@ -108,6 +190,24 @@ pub struct FobState {
     pub jitter_ms: u32,
     /// `good` or `dead`.
     pub battery: String,
+    /// The code on the display (absent while blank).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// True time (RFC 3339) until which that code stays shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shown_until: Option<String>,
+}
+
+impl FobState {
+    /// The fob's display.
+    #[must_use]
+    pub fn display(&self) -> DisplayState {
+        DisplayState {
+            code: self.code.clone(),
+            shown_until: self.shown_until.clone(),
+            device_time: self.device.clone(),
+        }
+    }
 }
 
 /// Error codes of the control plane.
@@ -124,6 +224,10 @@ pub enum ControlErrorCode {
     SystemClock,
     /// The request line is longer than [`MAX_REQUEST`].
     TooLong,
+    /// A fob with this serial exists already.
+    Exists,
+    /// This process has no fleet to add fobs to.
+    NoFleet,
 }
 
 /// A refused request.
@@ -134,6 +238,9 @@ pub struct ControlError {
     pub code: ControlErrorCode,
     /// Human-readable text.
     pub message: String,
+    /// The request field at fault, if one is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
 }
 
 impl ControlError {
@@ -144,7 +251,15 @@ impl ControlError {
         ControlError {
             code,
             message: message.chars().take(200).collect(),
+            field: None,
         }
+    }
+
+    /// The same error, naming the request field at fault.
+    #[must_use]
+    pub fn with_field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
     }
 }
 
@@ -162,18 +277,24 @@ pub struct Response {
     /// All fobs (`fobs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fobs: Option<Vec<FobState>>,
+    /// The display (`press`, `fob`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display: Option<DisplayState>,
     /// Why the request was refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ControlError>,
 }
 
 impl Response {
-    fn error(e: ControlError) -> Self {
+    /// The response refusing a request.
+    #[must_use]
+    pub fn error(e: ControlError) -> Self {
         Response {
             ok: false,
             clock: None,
             fob: None,
             fobs: None,
+            display: None,
             error: Some(e),
         }
     }
@@ -267,6 +388,38 @@ pub trait Fobs: Send + Sync {
     /// [`ControlErrorCode::NoSuchFob`] for an unknown serial,
     /// [`ControlErrorCode::BadValue`] for a drift the fob refuses.
     fn drift(&self, serial: &str, change: DriftChange) -> Result<FobState, ControlError>;
+
+    /// One fob as it is now.
+    ///
+    /// # Errors
+    /// [`ControlErrorCode::NoSuchFob`] for an unknown serial.
+    fn fob(&self, serial: &str) -> Result<FobState, ControlError>;
+
+    /// Press one fob's button; the state after the press (its display).
+    ///
+    /// # Errors
+    /// [`ControlErrorCode::NoSuchFob`] for an unknown serial.
+    fn press(&self, serial: &str) -> Result<FobState, ControlError>;
+
+    /// Pull or swap one fob's battery.
+    ///
+    /// # Errors
+    /// [`ControlErrorCode::NoSuchFob`] for an unknown serial.
+    fn battery(&self, serial: &str, action: BatteryAction) -> Result<FobState, ControlError>;
+
+    /// Add a fob.
+    ///
+    /// # Errors
+    /// [`ControlErrorCode::BadValue`] for an unknown model, a bad serial or
+    /// drift, or a full fleet; [`ControlErrorCode::Exists`] for a serial in
+    /// use; [`ControlErrorCode::NoFleet`] where there is no fleet.
+    fn create(&self, new: NewFob) -> Result<FobState, ControlError>;
+
+    /// Take a fob out; how it was.
+    ///
+    /// # Errors
+    /// [`ControlErrorCode::NoSuchFob`] for an unknown serial.
+    fn remove(&self, serial: &str) -> Result<FobState, ControlError>;
 }
 
 /// No fobs: the clock alone.
@@ -276,6 +429,29 @@ impl Fobs for () {
     }
 
     fn drift(&self, serial: &str, _: DriftChange) -> Result<FobState, ControlError> {
+        Err(no_such_fob(serial))
+    }
+
+    fn fob(&self, serial: &str) -> Result<FobState, ControlError> {
+        Err(no_such_fob(serial))
+    }
+
+    fn press(&self, serial: &str) -> Result<FobState, ControlError> {
+        Err(no_such_fob(serial))
+    }
+
+    fn battery(&self, serial: &str, _: BatteryAction) -> Result<FobState, ControlError> {
+        Err(no_such_fob(serial))
+    }
+
+    fn create(&self, _: NewFob) -> Result<FobState, ControlError> {
+        Err(ControlError::new(
+            ControlErrorCode::NoFleet,
+            "this process has no fleet of fobs",
+        ))
+    }
+
+    fn remove(&self, serial: &str) -> Result<FobState, ControlError> {
         Err(no_such_fob(serial))
     }
 }
@@ -289,7 +465,8 @@ pub fn no_such_fob(serial: &str) -> ControlError {
     )
 }
 
-fn bad_value(what: &str, value: &str) -> ControlError {
+fn bad_value(field: &str, value: &str) -> ControlError {
+    let what = if field == "by" { "duration" } else { field };
     ControlError::new(
         ControlErrorCode::BadValue,
         format!(
@@ -297,6 +474,34 @@ fn bad_value(what: &str, value: &str) -> ControlError {
             value.chars().take(64).collect::<String>()
         ),
     )
+    .with_field(field)
+}
+
+/// A drift change from the request's text fields.
+fn drift_change(
+    offset: Option<&str>,
+    ppm: Option<f64>,
+    jitter: Option<&str>,
+) -> Result<DriftChange, ControlError> {
+    let offset_ms = offset
+        .map(|o| parse_duration_ms(o).map_err(|_| bad_value("offset", o)))
+        .transpose()?;
+    let jitter_ms = jitter
+        .map(|j| {
+            parse_duration_ms(j)
+                .ok()
+                .and_then(|v| u32::try_from(v).ok())
+                .ok_or_else(|| bad_value("jitter", j))
+        })
+        .transpose()?;
+    if ppm.is_some_and(|p| !p.is_finite()) {
+        return Err(bad_value("ppm", "non-finite"));
+    }
+    Ok(DriftChange {
+        offset_ms,
+        ppm,
+        jitter_ms,
+    })
 }
 
 fn manual<R>(
@@ -326,6 +531,7 @@ fn try_apply(clock: &TrueClock, fobs: &dyn Fobs, req: &Request) -> Result<Respon
         clock: None,
         fob: None,
         fobs: None,
+        display: None,
         error: None,
     };
     match req {
@@ -335,7 +541,7 @@ fn try_apply(clock: &TrueClock, fobs: &dyn Fobs, req: &Request) -> Result<Respon
             manual(clock, |c, mono| c.set(t, mono))?;
         }
         Request::Advance { by } => {
-            let ms = parse_duration_ms(by).map_err(|_| bad_value("duration", by))?;
+            let ms = parse_duration_ms(by).map_err(|_| bad_value("by", by))?;
             manual(clock, |c, mono| c.advance(ms, mono))?;
         }
         Request::Freeze => manual(clock, |c, mono| c.freeze(mono))?,
@@ -346,33 +552,43 @@ fn try_apply(clock: &TrueClock, fobs: &dyn Fobs, req: &Request) -> Result<Respon
             ppm,
             jitter,
         } => {
-            let offset_ms = offset
-                .as_deref()
-                .map(|o| parse_duration_ms(o).map_err(|_| bad_value("offset", o)))
-                .transpose()?;
-            let jitter_ms = jitter
-                .as_deref()
-                .map(|j| {
-                    parse_duration_ms(j)
-                        .ok()
-                        .and_then(|v| u32::try_from(v).ok())
-                        .ok_or_else(|| bad_value("jitter", j))
-                })
-                .transpose()?;
-            if ppm.is_some_and(|p| !p.is_finite()) {
-                return Err(bad_value("ppm", "non-finite"));
-            }
-            let change = DriftChange {
-                offset_ms,
-                ppm: *ppm,
-                jitter_ms,
-            };
+            let change = drift_change(offset.as_deref(), *ppm, jitter.as_deref())?;
             let state = fobs.drift(serial, change)?;
             resp.fob = Some(state);
         }
         Request::Fobs => {
             let fobs = fobs.list();
             resp.fobs = Some(fobs);
+        }
+        Request::Fob { serial } => {
+            let state = fobs.fob(serial)?;
+            resp.display = Some(state.display());
+            resp.fob = Some(state);
+        }
+        Request::Press { serial } => {
+            let state = fobs.press(serial)?;
+            resp.display = Some(state.display());
+            resp.fob = Some(state);
+        }
+        Request::Battery { serial, action } => {
+            resp.fob = Some(fobs.battery(serial, *action)?);
+        }
+        Request::Create {
+            model,
+            serial,
+            offset,
+            ppm,
+            jitter,
+        } => {
+            let drift = drift_change(offset.as_deref(), *ppm, jitter.as_deref())?;
+            resp.fob = Some(fobs.create(NewFob {
+                model: model.clone(),
+                serial: serial.clone(),
+                drift,
+            })?);
+        }
+        Request::Remove { serial } => {
+            resp.fob = Some(fobs.remove(serial)?);
         }
     }
     resp.clock = Some(clock_state(clock));
