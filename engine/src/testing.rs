@@ -5,6 +5,8 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+pub mod postgres;
+
 use fobsim_core::{Algorithm, Kind, SeedRecord, Serial, Timestamp, Totp, derive_secret};
 
 use crate::engine::Engine;
