@@ -545,12 +545,24 @@ impl Tx {
 /// processes (replicas). See the [module documentation](self) for how each
 /// rule stays atomic across them and how an unreachable server is handled.
 pub struct PgStore {
-    pool: r2d2::Pool<Manager>,
+    /// `None` only while dropped (see `Drop`).
+    pool: Option<r2d2::Pool<Manager>>,
     shared: std::sync::Arc<Shared>,
     cipher: XChaCha20Poly1305,
     cache: Mutex<HashMap<String, CachedState>>,
     id: u64,
     target: String,
+}
+
+impl Drop for PgStore {
+    /// The pool's connections close on a plain thread: closing one blocks
+    /// on the client's own runtime, which cannot run inside the server's
+    /// (the last engine handle is often dropped by a server task).
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.take() {
+            let _ = std::thread::spawn(move || drop(pool)).join();
+        }
+    }
 }
 
 impl std::fmt::Debug for PgStore {
@@ -625,7 +637,7 @@ impl PgStore {
             .error_handler(Box::new(r2d2::NopErrorHandler))
             .build_unchecked(Manager(std::sync::Arc::clone(&shared)));
         let store = PgStore {
-            pool,
+            pool: Some(pool),
             shared,
             cipher,
             cache: Mutex::new(HashMap::new()),
@@ -727,7 +739,8 @@ impl PgStore {
     /// A pooled connection made since the last failure seen.
     fn conn(&self) -> Result<Pooled, StoreError> {
         loop {
-            let mut c = self.pool.get().map_err(|_| StoreError::Busy)?;
+            let pool = self.pool.as_ref().ok_or(StoreError::Busy)?;
+            let mut c = pool.get().map_err(|_| StoreError::Busy)?;
             if c.epoch >= self.shared.epoch.load(Ordering::Acquire) {
                 return Ok(c);
             }
