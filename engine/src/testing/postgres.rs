@@ -73,7 +73,21 @@ pub struct PgServer {
 static SCHEMAS: AtomicU64 = AtomicU64::new(0);
 
 fn find_bin() -> Result<PathBuf, PgServerError> {
-    if let Some(dir) = std::env::var_os("FOBSIM_PG_BIN") {
+    find_bin_in(
+        std::env::var_os("FOBSIM_PG_BIN"),
+        std::env::var_os("PATH"),
+        Path::new("/usr/lib/postgresql"),
+    )
+}
+
+/// [`find_bin`] over the given `FOBSIM_PG_BIN`, `PATH` and Debian's
+/// directory of versions.
+fn find_bin_in(
+    pg_bin: Option<std::ffi::OsString>,
+    path: Option<std::ffi::OsString>,
+    versions_dir: &Path,
+) -> Result<PathBuf, PgServerError> {
+    if let Some(dir) = pg_bin {
         let dir = PathBuf::from(dir);
         return if dir.join("initdb").is_file() && dir.join("postgres").is_file() {
             Ok(dir)
@@ -84,14 +98,14 @@ fn find_bin() -> Result<PathBuf, PgServerError> {
             )))
         };
     }
-    if let Some(path) = std::env::var_os("PATH") {
+    if let Some(path) = path {
         for d in std::env::split_paths(&path) {
             if d.join("initdb").is_file() && d.join("postgres").is_file() {
                 return Ok(d);
             }
         }
     }
-    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir(versions_dir)
         .into_iter()
         .flatten()
         .flatten()
@@ -526,4 +540,32 @@ pub fn shared() -> Result<&'static PgServer, String> {
         })
         .as_ref()
         .map_err(Clone::clone)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{PgServerError, find_bin_in};
+
+    #[test]
+    fn missing_binaries_are_an_error_that_says_how_to_install_them() {
+        let empty = tempfile::tempdir().unwrap();
+        let e = find_bin_in(None, Some(empty.path().into()), empty.path()).unwrap_err();
+        assert!(matches!(e, PgServerError::NotInstalled(_)), "{e:?}");
+        let text = e.to_string();
+        assert!(text.contains("apt-get install postgresql"), "{text}");
+        assert!(text.contains("bash tests/pg/setup.sh"), "{text}");
+        let e = find_bin_in(Some(empty.path().into()), None, empty.path()).unwrap_err();
+        assert!(e.to_string().contains("has no initdb and postgres"), "{e}");
+        // Found on PATH as on Debian's versioned directory.
+        let v = empty.path().join("15").join("bin");
+        std::fs::create_dir_all(&v).unwrap();
+        for f in ["initdb", "postgres"] {
+            std::fs::write(v.join(f), "").unwrap();
+        }
+        assert_eq!(find_bin_in(None, None, empty.path()).unwrap(), v);
+        assert_eq!(
+            find_bin_in(None, Some(v.clone().into()), empty.path()).unwrap(),
+            v
+        );
+    }
 }
