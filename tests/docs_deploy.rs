@@ -8,7 +8,7 @@
 //! replicas are checked to be one service: a code one accepted is refused
 //! by the others.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops loudly
 
 use std::io::{BufRead as _, BufReader};
 use std::os::unix::process::CommandExt as _;

@@ -19,7 +19,7 @@
 //! Each replica runs a manual clock moved through its control socket; the
 //! test owns true time.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops loudly
 
 use std::collections::{HashMap, HashSet};
 use std::io::BufRead as _;

@@ -4,7 +4,7 @@
 //! server this test starts. The transcripts are the in-memory store's,
 //! byte for byte.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops loudly
 
 use std::process::Command;
 

@@ -3,6 +3,8 @@
 //! transaction per day or one per operation. The full-size run's time is
 //! the `harness.fleet.postgres` row of `fobsim bench --only harness`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops loudly
+
 use fobsim_bench::simulation::{SimulationSpec, postgres_engine, simulate};
 use fobsim_engine::testing::postgres::PgServer;
 use fobsim_engine::{Engine, Profile};
