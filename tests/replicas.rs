@@ -645,6 +645,15 @@ fn kill_9_a_replica_and_restart_postgres_in_the_middle_of_load() {
             a.body
         );
     }
+    // No replica panicked, killed and restarted database or not.
+    drop(rs);
+    for e in std::fs::read_dir(&dir).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with("replica-") && name.ends_with(".log") {
+            let log = std::fs::read_to_string(e.path()).unwrap();
+            assert!(!log.contains("panicked"), "{name}: {log}");
+        }
+    }
 }
 
 #[test]
