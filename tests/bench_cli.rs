@@ -106,3 +106,47 @@ fn cli_quick_otp_json() {
 
     fobsim().args(["bench", "--only", "nope"]).assert().code(2);
 }
+
+/// The PostgreSQL rows of `fobsim bench --only verify` (docs/PERFORMANCE.md,
+/// docs/deploy.md): GetSessionToken over HTTP on 1, 2 and 3 replicas and
+/// without the commit flush, each measured (a server the bench starts),
+/// every request answered 200, CPU and transactions per request given.
+#[test]
+fn cli_quick_verify_measures_postgres_replicas() {
+    let out = fobsim()
+        .args([
+            "bench",
+            "--quick",
+            "--only",
+            "verify",
+            "--no-peers",
+            "--json",
+            "--silent",
+        ])
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    let rows = v["rows"].as_array().expect("rows");
+    let row = |id: &str| {
+        rows.iter()
+            .find(|r| r["id"] == id)
+            .unwrap_or_else(|| panic!("row {id} missing"))
+    };
+    for id in [
+        "verify.http.postgres.r1",
+        "verify.http.postgres.r2",
+        "verify.http.postgres.r3",
+        "verify.http.postgres.r1.async",
+    ] {
+        let r = row(id);
+        assert!(r["value"].as_f64().is_some_and(|x| x > 0.0), "{r}");
+        let note = r["note"].as_str().unwrap();
+        assert!(note.contains("; 0 non-200;"), "{id}: {note}");
+        assert!(note.contains("database transactions per request"), "{note}");
+        assert!(!note.contains("? database transactions"), "{note}");
+        let cpu = row(&id.replace("verify.http.", "verify.cpu.http."));
+        assert!(cpu["value"].as_f64().is_some_and(|x| x > 0.0), "{cpu}");
+    }
+}

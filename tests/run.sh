@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Run every fobsim test. Installs the Debian packages the tests drive (real
-# serial clients, usbip, the third-party OTP engines and their venvs) when run
-# as root; otherwise says what to install and stops. A test whose tool is
-# missing fails loudly; none skips.
+# serial clients, usbip, the third-party OTP engines and their venvs,
+# PostgreSQL) when run as root; otherwise says what to install and stops. A
+# test whose tool is missing fails loudly; none skips.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,5 +25,7 @@ fi
 # The third-party engines of the conformance matrix (apt + venvs under
 # target/peers): the harness's matrix_* tests drive them.
 bash tests/matrix/setup.sh
+# PostgreSQL's binaries: the store's tests start their own server.
+bash tests/pg/setup.sh
 
 cargo test --workspace --locked "$@"

@@ -15,8 +15,8 @@ use crate::password;
 use crate::profile::Profile;
 use crate::store::{
     AccountRow, Assign, AssignOutcome, CommitResync, CommitSuccess, FailureOutcome, KeySource,
-    MemoryStore, OwnedToken, RecordFailure, SqliteOptions, SqliteStore, Store, SyncState, TokenRow,
-    UserRow, VerifyState,
+    MemoryStore, OwnedToken, PgOptions, PgStore, RecordFailure, SqliteOptions, SqliteStore, Store,
+    SyncState, TokenRow, UserRow, VerifyState,
 };
 use crate::sync::Rule;
 use crate::types::{MfaDevice, OutboxChannel, OutboxMessage, TokenState, UserInfo};
@@ -191,6 +191,26 @@ impl Engine {
     ) -> Result<Self, EngineError> {
         profile.validate()?;
         let store = SqliteStore::open(path, key, options)?;
+        Ok(Engine::new(profile, store))
+    }
+
+    /// An engine over the PostgreSQL database at `url` (migrated as
+    /// needed), with secrets sealed under the key from `key`: every
+    /// replica of a deployment opens the same database with the same key.
+    ///
+    /// # Errors
+    /// [`ErrorKind::ValidationError`] for an invalid profile,
+    /// [`ErrorKind::ServiceFailure`] for a malformed URL, a server that
+    /// cannot be reached or refuses the login, a schema newer than this
+    /// build, or a key that is not the database's.
+    pub fn postgres(
+        url: &str,
+        key: &KeySource,
+        options: PgOptions,
+        profile: Profile,
+    ) -> Result<Self, EngineError> {
+        profile.validate()?;
+        let store = PgStore::open(url, key, options)?;
         Ok(Engine::new(profile, store))
     }
 

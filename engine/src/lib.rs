@@ -8,8 +8,9 @@
 //!   the session MFA check behind STS `GetSessionToken`, and root recovery
 //!   by alternative factors (email + phone codes in an [`Engine::outbox`]).
 //! - [`Profile`]: every number of the rules (DESIGN.md table), from TOML.
-//! - [`Store`]: [`MemoryStore`] and [`SqliteStore`] (WAL, migrations,
-//!   secrets sealed with XChaCha20-Poly1305). Replay protection, assignment
+//! - [`Store`]: [`MemoryStore`], [`SqliteStore`] (WAL, migrations,
+//!   secrets sealed with XChaCha20-Poly1305) and [`PgStore`] (PostgreSQL:
+//!   engine replicas on one database, the same migrations and sealing). Replay protection, assignment
 //!   and lockout are atomic conditional updates in the store, each write one
 //!   request struct; a wrapper of a store is a [`StoreLayer`]. The names of
 //!   tokens and their state: [`store`]'s glossary.
@@ -56,5 +57,7 @@ mod types;
 pub use engine::Engine;
 pub use error::{EngineError, ErrorKind, ProfileError, StoreError};
 pub use profile::{PasswordCost, Profile};
-pub use store::{KeySource, MemoryStore, SqliteOptions, SqliteStore, Store, StoreLayer};
+pub use store::{
+    KeySource, MemoryStore, PgOptions, PgStore, SqliteOptions, SqliteStore, Store, StoreLayer,
+};
 pub use types::{MfaDevice, OutboxChannel, OutboxMessage, TokenState, UserInfo};

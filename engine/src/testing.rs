@@ -5,6 +5,8 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+pub mod postgres;
+
 use fobsim_core::{Algorithm, Kind, SeedRecord, Serial, Timestamp, Totp, derive_secret};
 
 use crate::engine::Engine;
@@ -78,13 +80,7 @@ pub fn enrolled_service(
     n: usize,
     policy_json: &str,
 ) -> Result<EnrolledService, EngineError> {
-    use crate::api::credentials::KeyRing;
-    use crate::api::policy::Policy;
-    use crate::api::service::{AwsService, ServiceConfig};
     use std::sync::Arc;
-    let invalid = |e: &dyn std::fmt::Display| {
-        EngineError::new(crate::error::ErrorKind::ValidationError, e.to_string())
-    };
     let t0 = T0;
     let mut fobs: Vec<TestToken> = (0..n as u64).map(|i| gaht_fob(i, t0)).collect();
     create_account(&engine)?;
@@ -106,6 +102,35 @@ pub fn enrolled_service(
             )
         })
     })??;
+    let clock = Arc::new(fobsim_core::SimClock::new(t2));
+    let service = enrolled_replica(engine, n, policy_json, &clock)?;
+    Ok(EnrolledService {
+        service,
+        clock,
+        fobs,
+        after_enable: t2,
+    })
+}
+
+/// Another service over the users [`enrolled_service`] made: `engine` on
+/// the same database (a replica: PostgreSQL), the same access keys and
+/// policy, the clock `clock`. Writes nothing.
+///
+/// # Errors
+/// A malformed policy or key (as `ValidationError`).
+pub fn enrolled_replica(
+    engine: Engine,
+    n: usize,
+    policy_json: &str,
+    clock: &std::sync::Arc<fobsim_core::SimClock>,
+) -> Result<std::sync::Arc<crate::api::service::AwsService>, EngineError> {
+    use crate::api::credentials::KeyRing;
+    use crate::api::policy::Policy;
+    use crate::api::service::{AwsService, ServiceConfig};
+    use std::sync::Arc;
+    let invalid = |e: &dyn std::fmt::Display| {
+        EngineError::new(crate::error::ErrorKind::ValidationError, e.to_string())
+    };
     let mut ring = KeyRing::new(&[5; 32], Some(1));
     let policy = Arc::new(Policy::parse(policy_json).map_err(|e| invalid(&e))?);
     let mut policies = std::collections::HashMap::new();
@@ -119,20 +144,13 @@ pub fn enrolled_service(
         .map_err(|e| invalid(&e))?;
         policies.insert(enrolled_user(i), vec![Arc::clone(&policy)]);
     }
-    let clock = Arc::new(fobsim_core::SimClock::new(t2));
-    let service = Arc::new(AwsService::new(
+    Ok(Arc::new(AwsService::new(
         Arc::new(engine),
         ring,
         policies,
-        Arc::clone(&clock) as Arc<dyn fobsim_core::Clock>,
+        Arc::clone(clock) as Arc<dyn fobsim_core::Clock>,
         ServiceConfig::default(),
-    )?);
-    Ok(EnrolledService {
-        service,
-        clock,
-        fobs,
-        after_enable: t2,
-    })
+    )?))
 }
 
 /// Create the test account (root user) and the [`USERS`].

@@ -2,7 +2,7 @@
 //! success, and the 31 replays of the code just accepted are refused
 //! without counting toward lockout (issue 17 item 7); 32 concurrent wrong
 //! codes → every failure counted (no lost update); 32 concurrent enables of
-//! different tokens for one user → exactly one device. Both stores, many
+//! different tokens for one user → exactly one device. Every store, many
 //! rounds.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

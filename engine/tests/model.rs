@@ -444,4 +444,9 @@ proptest! {
     fn engine_matches_model_on_sqlite(ops in prop::collection::vec(op(), 1..80)) {
         run(StoreKind::Sqlite, &ops)?;
     }
+
+    #[test]
+    fn engine_matches_model_on_postgres(ops in prop::collection::vec(op(), 1..80)) {
+        run(StoreKind::Postgres, &ops)?;
+    }
 }

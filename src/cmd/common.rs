@@ -68,14 +68,52 @@ impl ClockArgs {
 /// `--store NAME` of the commands that open the built-in engine (`fobsim
 /// run`, `fobsim sweep`): parsed by [`StoreKind`]'s `FromStr`, with each
 /// name explained in `--help`.
-pub fn store_parser() -> impl clap::builder::TypedValueParser<Value = StoreKind> {
-    use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser as _};
-    PossibleValuesParser::new([
-        PossibleValue::new("memory").help("In memory (fastest)"),
-        PossibleValue::new("sqlite")
-            .help("A fresh SQLite database per scenario in the temp directory"),
-    ])
-    .try_map(|name| name.parse::<StoreKind>())
+pub fn store_parser() -> StoreParser {
+    StoreParser
+}
+
+/// The parser of `--store`: `memory`, `sqlite` or a `postgres://…` URL.
+#[derive(Clone, Copy, Debug)]
+pub struct StoreParser;
+
+impl clap::builder::TypedValueParser for StoreParser {
+    type Value = StoreKind;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<StoreKind, clap::Error> {
+        let text = value
+            .to_str()
+            .ok_or_else(|| clap::Error::new(clap::error::ErrorKind::InvalidUtf8).with_cmd(cmd))?;
+        text.parse::<StoreKind>().map_err(|e| {
+            let name = arg.map_or_else(|| "--store".to_string(), ToString::to_string);
+            clap::Error::raw(
+                clap::error::ErrorKind::InvalidValue,
+                format!("invalid value {text:?} for '{name}': {e}\n"),
+            )
+            .with_cmd(cmd)
+        })
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        use clap::builder::PossibleValue;
+        Some(Box::new(
+            [
+                PossibleValue::new("memory").help("In memory (fastest)"),
+                PossibleValue::new("sqlite")
+                    .help("A fresh SQLite database per scenario in the temp directory"),
+                PossibleValue::new("postgres://USER@HOST:PORT/DB").help(
+                    "A fresh schema per scenario in this PostgreSQL database (builtin, iam-http)",
+                ),
+            ]
+            .into_iter(),
+        ))
+    }
 }
 
 /// The key or password that encrypts an exported PSKC file (RFC 6030 §6),

@@ -1,7 +1,8 @@
 //! `fobsim serve`: the reference engine behind the AWS Query protocol (IAM
 //! MFA actions + STS `GetSessionToken`), so the AWS CLI and boto3 work
-//! with `--endpoint-url`. SQLite database, a bootstrap file for the
-//! account, the system clock or a manual clock moved through the same
+//! with `--endpoint-url`. A SQLite database (embedded default) or a
+//! PostgreSQL one (`--db postgres://…`: several replicas on one database,
+//! see docs/deploy.md), a bootstrap file for the account, the system clock or a manual clock moved through the same
 //! control plane as `fobsim emulate` (`fobsim clock --control SOCKET`).
 //! Runs until SIGINT/SIGTERM.
 
@@ -16,7 +17,8 @@ use fobsim_clock::control::server::ControlSocket;
 use fobsim_engine::api::bootstrap::Bootstrap;
 use fobsim_engine::api::server;
 use fobsim_engine::api::service::{AwsService, ServiceConfig};
-use fobsim_engine::{Engine, KeySource};
+use fobsim_engine::store::{is_postgres_url, redact_url};
+use fobsim_engine::{Engine, KeySource, PgOptions};
 
 use super::common::ClockArgs;
 
@@ -27,8 +29,10 @@ pub struct Args {
     /// printed on stdout as JSON).
     #[arg(long, default_value = "127.0.0.1:0")]
     listen: SocketAddr,
-    /// The SQLite database (created if missing).
-    #[arg(long, value_name = "PATH")]
+    /// The SQLite database (created if missing), or a PostgreSQL URL
+    /// (`postgres://user:password@host:port/dbname`; its schema is created
+    /// or migrated at start) shared by every replica.
+    #[arg(long, value_name = "PATH|URL")]
     db: PathBuf,
     /// The bootstrap file: account, users, access keys, policies, seed files.
     #[arg(long, value_name = "FILE")]
@@ -36,13 +40,24 @@ pub struct Args {
     #[command(flatten)]
     clock: ClockArgs,
     /// The database encryption key file (64 hex digits; created if
-    /// missing). Default: PATH.key. The variable FOBSIM_DB_KEY wins.
+    /// missing). Default: PATH.key; with a PostgreSQL URL it must be given
+    /// (the same key on every replica). The variable FOBSIM_DB_KEY wins.
     #[arg(long, value_name = "FILE")]
     key_file: Option<PathBuf>,
     /// The key that seals STS session tokens (created if missing); keep it
-    /// to keep sessions valid across restarts. Default: PATH.session-key.
+    /// to keep sessions valid across restarts. Default: PATH.session-key;
+    /// with a PostgreSQL URL it must be given (the same file on every
+    /// replica, so any replica accepts the sessions another issued).
     #[arg(long, value_name = "FILE")]
     session_key_file: Option<PathBuf>,
+    /// With a PostgreSQL URL: most database connections of this replica
+    /// (replicas × N must stay below the server's max_connections).
+    #[arg(long, default_value_t = PgOptions::default().pool_size, value_name = "N")]
+    db_pool: u32,
+    /// With a PostgreSQL URL: how long a request waits for a database
+    /// connection before it gets 503 ServiceUnavailable (retryable).
+    #[arg(long, default_value = "3s", value_name = "DURATION")]
+    db_timeout: String,
     /// Accepted difference between a request's signing time and the
     /// engine's clock (AWS: 5m).
     #[arg(long, default_value = "5m", value_name = "DURATION")]
@@ -61,6 +76,60 @@ fn with_suffix(path: &std::path::Path, suffix: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// The engine over `--db` (a SQLite path or a PostgreSQL URL) and where
+/// the session key lives.
+fn open_engine(args: &Args, boot: &Bootstrap) -> anyhow::Result<(Engine, PathBuf)> {
+    let Some(url) = args.db.to_str().filter(|d| is_postgres_url(d)) else {
+        let key = KeySource::EnvOrFile {
+            var: "FOBSIM_DB_KEY".into(),
+            path: args
+                .key_file
+                .clone()
+                .unwrap_or_else(|| with_suffix(&args.db, ".key")),
+        };
+        let engine = Engine::sqlite(&args.db, &key, boot.profile.clone())
+            .with_context(|| format!("opening {}", args.db.display()))?;
+        let session = args
+            .session_key_file
+            .clone()
+            .unwrap_or_else(|| with_suffix(&args.db, ".session-key"));
+        return Ok((engine, session));
+    };
+    let shown = redact_url(url);
+    let key = if std::env::var_os("FOBSIM_DB_KEY").is_some() {
+        KeySource::Env("FOBSIM_DB_KEY".into())
+    } else if let Some(path) = &args.key_file {
+        KeySource::File(path.clone())
+    } else {
+        anyhow::bail!(
+            "--db {shown}: give --key-file FILE or FOBSIM_DB_KEY (every replica must use the same database key)"
+        );
+    };
+    let Some(session) = args.session_key_file.clone() else {
+        anyhow::bail!(
+            "--db {shown}: give --session-key-file FILE (the same key on every replica, so each accepts the sessions another issued)"
+        );
+    };
+    let timeout_ms = fobsim_core::time::parse_duration_ms(&args.db_timeout)
+        .ok()
+        .and_then(|ms| u64::try_from(ms).ok())
+        .filter(|ms| *ms > 0)
+        .with_context(|| {
+            format!(
+                "--db-timeout {:?}: expected a duration such as 3s",
+                args.db_timeout
+            )
+        })?;
+    anyhow::ensure!(args.db_pool > 0, "--db-pool must be at least 1");
+    let options = PgOptions {
+        pool_size: args.db_pool,
+        connect_timeout_ms: timeout_ms,
+    };
+    let engine = Engine::postgres(url, &key, options, boot.profile.clone())
+        .with_context(|| format!("opening {shown}"))?;
+    Ok((engine, session))
+}
+
 /// Run `fobsim serve`.
 ///
 /// # Errors
@@ -70,20 +139,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let boot = Bootstrap::load(&args.bootstrap)
         .with_context(|| format!("loading {}", args.bootstrap.display()))?;
     let policies = boot.policies()?;
-    let key = KeySource::EnvOrFile {
-        var: "FOBSIM_DB_KEY".into(),
-        path: args
-            .key_file
-            .clone()
-            .unwrap_or_else(|| with_suffix(&args.db, ".key")),
-    };
-    let engine = Engine::sqlite(&args.db, &key, boot.profile.clone())
-        .with_context(|| format!("opening {}", args.db.display()))?;
+    let (engine, session_key_path) = open_engine(&args, &boot)?;
     let applied = boot.apply(&engine)?;
-    let session_key_path = args
-        .session_key_file
-        .clone()
-        .unwrap_or_else(|| with_suffix(&args.db, ".session-key"));
     let session_key = KeySource::File(session_key_path.clone())
         .resolve()
         .with_context(|| format!("session key {}", session_key_path.display()))?;

@@ -1,8 +1,9 @@
-//! Storage behind a trait: [`MemoryStore`] and [`SqliteStore`].
+//! Storage behind a trait: [`MemoryStore`], [`SqliteStore`] and
+//! [`PgStore`] (PostgreSQL, for several engine replicas on one database).
 //!
 //! Every state change the rules depend on is one atomic conditional update
-//! in the store (`UPDATE ... WHERE <the state read> ...` in SQLite, the
-//! same test under one lock in memory): replay protection, the learned
+//! in the store (`UPDATE ... WHERE <the state read> ...` in SQLite and
+//! PostgreSQL, the same test under one lock in memory): replay protection, the learned
 //! offsets, device assignment, the per-user device limit and the failure
 //! counter never read-then-write in Rust.
 //!
@@ -36,9 +37,11 @@
 //!   to: the key of every operation on an assigned token.
 
 mod memory;
+mod postgres;
 mod sqlite;
 
 pub use memory::MemoryStore;
+pub use postgres::{PG_SCHEMA_VERSION, PgOptions, PgStore, is_postgres_url, redact_url};
 pub use sqlite::{KeySource, SqliteOptions, SqliteStore};
 
 use fobsim_core::{Algorithm, Secret, Timestamp};

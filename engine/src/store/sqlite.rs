@@ -71,7 +71,7 @@ fn parse_hex_key(text: &str, what: &str) -> Result<Zeroizing<[u8; 32]>, StoreErr
     Ok(k)
 }
 
-fn random_bytes(buf: &mut [u8]) -> Result<(), StoreError> {
+pub(super) fn random_bytes(buf: &mut [u8]) -> Result<(), StoreError> {
     getrandom::fill(buf).map_err(|e| StoreError::Random(e.to_string()))
 }
 
@@ -263,14 +263,14 @@ fn ts_of(v: Option<i64>) -> Result<Option<Timestamp>, StoreError> {
         .transpose()
 }
 
-fn aad(serial: &str) -> Vec<u8> {
+pub(super) fn aad(serial: &str) -> Vec<u8> {
     let mut a = b"fobsim-token-secret-v1:".to_vec();
     a.extend_from_slice(serial.as_bytes());
     a
 }
 
-const KEY_CHECK_PLAIN: &[u8] = b"fobsim key check v1";
-const KEY_CHECK_AAD: &[u8] = b"fobsim-key-check";
+pub(super) const KEY_CHECK_PLAIN: &[u8] = b"fobsim key check v1";
+pub(super) const KEY_CHECK_AAD: &[u8] = b"fobsim-key-check";
 
 impl SqliteStore {
     /// Open (or create) the database at `path`, migrate it to the current

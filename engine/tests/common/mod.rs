@@ -1,9 +1,11 @@
-//! Fixtures shared by the integration tests: the same test on both stores.
+//! Fixtures shared by the integration tests: the same test on every store
+//! (memory, SQLite, PostgreSQL: one server per test binary, a fresh schema
+//! per fixture; see `fobsim_engine::testing::postgres`).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use fobsim_core::{Timestamp, Totp};
 use fobsim_engine::testing::{self, TestToken};
-use fobsim_engine::{Engine, Profile};
+use fobsim_engine::{Engine, KeySource, PgOptions, Profile};
 
 /// Which store a test runs on (as `fobsim_engines::StoreKind` is for the
 /// harness; this crate's tests cannot depend on it, and create the SQLite
@@ -12,6 +14,7 @@ use fobsim_engine::{Engine, Profile};
 pub enum StoreKind {
     Memory,
     Sqlite,
+    Postgres,
 }
 
 pub struct Fx {
@@ -58,7 +61,33 @@ pub fn fx_with(store: StoreKind, n: u64, profile: Profile) -> Fx {
                 dir: Some(dir),
             }
         }
+        StoreKind::Postgres => {
+            let engine = Engine::postgres(
+                &pg_url(),
+                &KeySource::Bytes(testing::TEST_KEY),
+                PgOptions::default(),
+                profile,
+            )
+            .unwrap();
+            let fobs: Vec<TestToken> = (0..n).map(|i| testing::gaht_fob(i, testing::T0)).collect();
+            testing::create_account(&engine).unwrap();
+            testing::import(&engine, &fobs).unwrap();
+            Fx {
+                engine,
+                fobs,
+                dir: None,
+            }
+        }
     }
+}
+
+/// A fresh, empty schema on this test binary's PostgreSQL server (started
+/// on first use; fails loudly where PostgreSQL is not installed).
+pub fn pg_url() -> String {
+    testing::postgres::shared()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .fresh_schema_url()
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 pub fn fx(store: StoreKind, n: u64) -> Fx {
@@ -75,7 +104,7 @@ pub fn at(steps: i64) -> Timestamp {
     testing::T0.add_millis(10_000 + steps * 30_000)
 }
 
-/// Run a test body on both stores.
+/// Run a test body on every store (the name is older than PostgreSQL).
 #[macro_export]
 macro_rules! both {
     ($name:ident, |$b:ident| $body:block) => {
@@ -90,6 +119,10 @@ macro_rules! both {
             #[test]
             fn sqlite() {
                 run(StoreKind::Sqlite)
+            }
+            #[test]
+            fn postgres() {
+                run(StoreKind::Postgres)
             }
         }
     };

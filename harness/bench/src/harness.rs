@@ -80,5 +80,47 @@ pub(crate) fn run(opts: &Options, rows: &mut Vec<Row>) -> Result<(), BenchError>
             stats.resyncs
         )),
     );
+    // On PostgreSQL at the --quick size whatever the options (a statement
+    // is a round trip: the full 18 M sign-ins would take many minutes).
+    opts.say("harness: fleet simulation on PostgreSQL");
+    let spec = crate::simulation::SimulationSpec {
+        fobs: 1_000,
+        days: 365,
+        ..crate::simulation::SimulationSpec::default()
+    };
+    let name = format!(
+        "fleet simulation: {} fobs × {} days, PostgreSQL (one transaction per day)",
+        spec.fobs, spec.days
+    );
+    let r = (|| {
+        let server = fobsim_engine::testing::postgres::PgServer::start()
+            .map_err(|e| setup("PostgreSQL", e))?;
+        let url = server
+            .database("fleet")
+            .map_err(|e| setup("PostgreSQL", e))?;
+        let engine = crate::simulation::postgres_engine(&url, spec.seed)
+            .map_err(|e| setup("fleet engine", e))?;
+        let t = Instant::now();
+        let stats = crate::simulation::simulate(&engine, &spec, &mut |_| {})
+            .map_err(|e| setup("fleet", e))?;
+        Ok::<_, BenchError>((t.elapsed().as_secs_f64(), stats))
+    })();
+    rows.push(match r {
+        Ok((wall, stats)) => Row::new("harness.fleet.postgres", Group::Harness, &name, wall, "s")
+            .note(format!(
+                "{} sign-ins ({:.0}/s), accept rate {:.3}%, {} resyncs",
+                stats.sign_ins,
+                stats.sign_ins as f64 / wall,
+                stats.accept_rate() * 100.0,
+                stats.resyncs
+            )),
+        Err(e) => Row::missing(
+            "harness.fleet.postgres",
+            Group::Harness,
+            &name,
+            "s",
+            e.to_string(),
+        ),
+    });
     Ok(())
 }

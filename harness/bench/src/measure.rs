@@ -101,6 +101,36 @@ pub(crate) fn cpu_seconds(pgid: Option<u32>) -> Option<f64> {
     }
 }
 
+/// CPU time (utime + stime, s) of process `root` and its children (a
+/// PostgreSQL postmaster and its backends); `None` if `/proc` cannot be
+/// read. Children that exited are not counted: measure while they live.
+pub(crate) fn cpu_seconds_of_tree(root: u32) -> Option<f64> {
+    const HZ: f64 = 100.0;
+    let mut total = 0.0;
+    for e in std::fs::read_dir("/proc").ok()?.flatten().take(100_000) {
+        let name = e.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        let Some(rest) = stat.rsplit_once(')').map(|r| r.1) else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        // rest[0] = state (field 3); ppid = field 4; utime 14; stime 15.
+        let ppid: Option<u32> = f.get(1).and_then(|p| p.parse().ok());
+        if pid != root && ppid != Some(root) {
+            continue;
+        }
+        let ut: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+        let st: f64 = f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+        total += (ut + st) / HZ;
+    }
+    Some(total)
+}
+
 /// This process's resident memory (`VmRSS`), KiB; 0 if unknown.
 #[must_use]
 pub fn rss_kib() -> u64 {

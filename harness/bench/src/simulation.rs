@@ -1,5 +1,6 @@
 //! Fleet simulation: many fobs with random crystal skew, signing in every
-//! day for years against the built-in engine (SQLite or memory), counting
+//! day for years against the built-in engine (SQLite, PostgreSQL or
+//! memory), counting
 //! accepts and the resyncs needed. The benchmark of issue 4 runs 10,000
 //! fobs for 5 years.
 
@@ -111,6 +112,24 @@ pub fn sqlite_engine(path: &Path, seed: u64) -> Result<Engine, SimulationError> 
     Ok(Engine::sqlite(
         path,
         &KeySource::Bytes([0x5e; 32]),
+        profile,
+    )?)
+}
+
+/// An engine over the (empty) PostgreSQL database at `url` with the rules
+/// of [`sqlite_engine`].
+///
+/// # Errors
+/// [`SimulationError::Engine`] if the database cannot be opened.
+pub fn postgres_engine(url: &str, seed: u64) -> Result<Engine, SimulationError> {
+    let profile = Profile {
+        rng_seed: Some(seed),
+        ..Profile::for_tests()
+    };
+    Ok(Engine::postgres(
+        url,
+        &KeySource::Bytes([0x5e; 32]),
+        fobsim_engine::PgOptions::default(),
         profile,
     )?)
 }

@@ -291,6 +291,7 @@ pub(crate) fn run(opts: &Options, rows: &mut Vec<Row>) -> Result<(), BenchError>
             Err(e) => Row::missing(&id, Group::Verify, &name, "requests/s", e.to_string()),
         });
     }
+    postgres_rows(opts, rows, &mut cpu_rows);
     if opts.peers {
         opts.say("verify: privacyIDEA /validate/check");
         let id = "verify.privacyidea";
@@ -351,4 +352,106 @@ struct HttpResult {
     server: String,
     /// CPU time (user + system) per request, ms, of the measured processes.
     cpu_ms: Option<f64>,
+    /// The database server's share of `cpu_ms`.
+    db_cpu_ms: Option<f64>,
+    /// Database transactions (each a round trip or more) per request.
+    db_xacts: Option<f64>,
+}
+
+/// GetSessionToken over HTTP on PostgreSQL with 1, 2 and 3 replicas (the
+/// load generator of the SQLite row; a server this run starts from the
+/// Debian package's binaries, default settings: every commit flushed).
+fn postgres_rows(opts: &Options, rows: &mut Vec<Row>, cpu_rows: &mut Vec<Row>) {
+    use fobsim_engine::testing::postgres::PgServer;
+    opts.say("verify: HTTP GetSessionToken (PostgreSQL, 1-3 replicas)");
+    let durable = PgServer::start();
+    for n in 1..=3usize {
+        postgres_row(opts, rows, cpu_rows, &durable, n, "");
+    }
+    // What the flush of every commit costs: the same with commits
+    // acknowledged before their WAL reaches the disk.
+    opts.say("verify: HTTP GetSessionToken (PostgreSQL, synchronous_commit=off)");
+    let lazy = PgServer::start_with(&[("synchronous_commit", "off")]);
+    postgres_row(opts, rows, cpu_rows, &lazy, 1, ".async");
+}
+
+fn postgres_row(
+    opts: &Options,
+    rows: &mut Vec<Row>,
+    cpu_rows: &mut Vec<Row>,
+    server: &Result<
+        fobsim_engine::testing::postgres::PgServer,
+        fobsim_engine::testing::postgres::PgServerError,
+    >,
+    n: usize,
+    suffix: &str,
+) {
+    use fobsim_engine::{KeySource, PgOptions};
+    let sync = if suffix.is_empty() { "on" } else { "off" };
+    let id = format!("verify.http.postgres.r{n}{suffix}");
+    let name = format!(
+        "fobsim serve: STS GetSessionToken+MFA over HTTP, PostgreSQL, {n} replica(s), synchronous_commit={sync}"
+    );
+    let db_name = format!("bench_r{n}{}", suffix.replace('.', "_"));
+    let r = server
+        .as_ref()
+        .map_err(|e| setup("PostgreSQL", e))
+        .and_then(|server| {
+            let url = server
+                .database(&db_name)
+                .map_err(|e| setup("PostgreSQL", e))?;
+            let open = || {
+                Engine::postgres(
+                    &url,
+                    &KeySource::Bytes(testing::TEST_KEY),
+                    PgOptions::default(),
+                    Profile::for_tests(),
+                )
+                .map_err(|e| setup("PostgreSQL engine", e))
+            };
+            let xacts = || {
+                let mut c = server.admin(&db_name).ok()?;
+                c.query_one(
+                    "SELECT (xact_commit + xact_rollback)::bigint FROM pg_stat_database WHERE datname = current_database()",
+                    &[],
+                )
+                .ok()?
+                .try_get::<_, i64>(0)
+                .ok()
+            };
+            let db = http::Db {
+                pid: server.pid(),
+                xacts: &xacts,
+            };
+            http::bench_replicas(opts, open()?, n, &open, Some(db))
+        });
+    if let Ok(h) = &r
+        && let Some(c) = h.cpu_ms
+    {
+        cpu_rows.push(Row::new(
+            &format!("verify.cpu.http.postgres.r{n}{suffix}"),
+            Group::Verify,
+            &format!(
+                "CPU per GetSessionToken, PostgreSQL, {n} replica(s), synchronous_commit={sync} (servers + database + load generator)"
+            ),
+            c,
+            "CPU ms/request",
+        ));
+    }
+    rows.push(match r {
+        Ok(h) => Row::new(&id, Group::Verify, &name, h.rate, "requests/s")
+            .lat(&mut h.lat.clone())
+            .note(format!(
+                "{} requests ({} users × {} steps), {} keep-alive connections spread over {n} replica(s) of 2 server threads each, database and client on the same cores; {} non-200; CPU {} per request (servers + PostgreSQL + load generator), of it PostgreSQL {}; {} database transactions per request",
+                h.lat.len(),
+                h.users,
+                h.rounds,
+                opts.concurrency,
+                h.errors,
+                cpu_note(h.cpu_ms),
+                cpu_note(h.db_cpu_ms),
+                h.db_xacts.map_or_else(|| "?".to_string(), |x| format!("{x:.2}"))
+            )),
+        Err(e) => Row::missing(&id, Group::Verify, &name, "requests/s", e.to_string()),
+    });
 }

@@ -1,13 +1,17 @@
 //! The adapter for fobsim's own engine (`fobsim-engine`), in-process, over
-//! the in-memory store (default) or SQLite.
+//! the in-memory store (default), SQLite or PostgreSQL.
 
 use fobsim_core::Principal;
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use fobsim_core::Timestamp;
 
-use fobsim_engine::{Engine, EngineError, KeySource, OutboxChannel, PasswordCost, Profile};
+use fobsim_engine::store::{is_postgres_url, redact_url};
+use fobsim_engine::{
+    Engine, EngineError, KeySource, OutboxChannel, PasswordCost, PgOptions, Profile,
+};
 
 use fobsim_harness::adapter::{
     AdapterError, Answer, Capability, EngineAdapter, Message, Reply, Request, Setup,
@@ -15,8 +19,8 @@ use fobsim_harness::adapter::{
 
 /// Which store the built-in engine keeps its state in. By name (its
 /// [`Display`](std::fmt::Display) and [`FromStr`](std::str::FromStr), as
-/// `fobsim run --store` takes it): `memory` or `sqlite` (in the system's
-/// temp directory).
+/// `fobsim run --store` takes it): `memory`, `sqlite` (in the system's
+/// temp directory) or a `postgres://…` URL.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum StoreKind {
     /// In memory (default; fastest).
@@ -27,11 +31,17 @@ pub enum StoreKind {
         /// Directory for the database files (removed after each scenario).
         dir: PathBuf,
     },
+    /// A fresh schema per scenario in this PostgreSQL database (created
+    /// with `CREATE SCHEMA`, dropped after the scenario).
+    Postgres {
+        /// `postgres://user[:password]@host[:port]/dbname`.
+        url: String,
+    },
 }
 
-/// A store name other than `memory` and `sqlite`.
+/// A store name other than `memory`, `sqlite` and a PostgreSQL URL.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown store {0:?}: expected memory or sqlite")]
+#[error("unknown store {0:?}: expected memory, sqlite or a postgres:// URL")]
 pub struct UnknownStore(pub String);
 
 impl std::str::FromStr for StoreKind {
@@ -43,6 +53,9 @@ impl std::str::FromStr for StoreKind {
             "sqlite" => Ok(StoreKind::Sqlite {
                 dir: std::env::temp_dir(),
             }),
+            url if is_postgres_url(url) => Ok(StoreKind::Postgres {
+                url: url.to_string(),
+            }),
             _ => Err(UnknownStore(name.to_string())),
         }
     }
@@ -50,10 +63,98 @@ impl std::str::FromStr for StoreKind {
 
 impl std::fmt::Display for StoreKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            StoreKind::Memory => "memory",
-            StoreKind::Sqlite { .. } => "sqlite",
-        })
+        match self {
+            StoreKind::Memory => f.write_str("memory"),
+            StoreKind::Sqlite { .. } => f.write_str("sqlite"),
+            StoreKind::Postgres { url } => f.write_str(&redact_url(url)),
+        }
+    }
+}
+
+/// What a scenario's store leaves behind, removed on drop (after the
+/// engine that used it): a SQLite file or a PostgreSQL schema.
+#[derive(Debug)]
+pub(crate) enum Scratch {
+    /// Nothing (in memory).
+    None,
+    /// A SQLite database file (and its journal files).
+    Sqlite(PathBuf),
+    /// A schema of a PostgreSQL database.
+    Postgres {
+        /// The database's URL (without the schema).
+        url: String,
+        /// The schema's name.
+        schema: String,
+    },
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        match self {
+            Scratch::None => {}
+            Scratch::Sqlite(p) => {
+                for suffix in ["", "-wal", "-shm", "-journal"] {
+                    let mut s = p.clone().into_os_string();
+                    s.push(suffix);
+                    let _ = std::fs::remove_file(PathBuf::from(s));
+                }
+            }
+            Scratch::Postgres { url, schema } => {
+                let _ = pg_execute(url, &format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+            }
+        }
+    }
+}
+
+/// Run one statement on the database at `url` (on a thread of its own: the
+/// `postgres` client runs its own async runtime, which must not nest).
+fn pg_execute(url: &str, sql: &str) -> Result<(), String> {
+    let (url, sql) = (url.to_string(), sql.to_string());
+    std::thread::spawn(move || {
+        let mut c = postgres::Client::connect(&url, postgres::NoTls)
+            .map_err(|e| format!("{}: {e}", redact_url(&url)))?;
+        c.batch_execute(&sql)
+            .map_err(|e| format!("{}: {e}", redact_url(&url)))
+    })
+    .join()
+    .map_err(|_| "the PostgreSQL client panicked".to_string())?
+}
+
+static SCRATCH_RUNS: AtomicU64 = AtomicU64::new(0);
+
+/// A fresh engine over `store` for one scenario, and what to remove after
+/// it (drop the engine first).
+pub(crate) fn open_engine(
+    store: &StoreKind,
+    profile: Profile,
+) -> Result<(Engine, Scratch), String> {
+    let run = SCRATCH_RUNS.fetch_add(1, Ordering::Relaxed) + 1;
+    match store {
+        StoreKind::Memory => Ok((Engine::in_memory(profile), Scratch::None)),
+        StoreKind::Sqlite { dir } => {
+            let path = dir.join(format!("fobsim-run-{}-{run}.sqlite", std::process::id()));
+            let scratch = Scratch::Sqlite(path.clone());
+            let engine = Engine::sqlite(&path, &KeySource::Bytes([0x5e; 32]), profile)
+                .map_err(|e| e.to_string())?;
+            Ok((engine, scratch))
+        }
+        StoreKind::Postgres { url } => {
+            let schema = format!("fobsim_run_{}_{run}", std::process::id());
+            pg_execute(url, &format!("CREATE SCHEMA {schema}"))?;
+            let scratch = Scratch::Postgres {
+                url: url.clone(),
+                schema: schema.clone(),
+            };
+            let sep = if url.contains('?') { '&' } else { '?' };
+            let scoped = format!("{url}{sep}options=-csearch_path%3D{schema}");
+            let options = PgOptions {
+                pool_size: 2,
+                ..PgOptions::default()
+            };
+            let engine = Engine::postgres(&scoped, &KeySource::Bytes([0x5e; 32]), options, profile)
+                .map_err(|e| e.to_string())?;
+            Ok((engine, scratch))
+        }
     }
 }
 
@@ -64,8 +165,7 @@ pub struct Builtin {
     engine: Option<Engine>,
     root_password: String,
     passwords: HashMap<String, String>,
-    runs: u64,
-    db: Option<PathBuf>,
+    scratch: Scratch,
 }
 
 /// Every capability. `access-keys`: in-process, a session is the
@@ -95,8 +195,7 @@ impl Builtin {
             engine: None,
             root_password: String::new(),
             passwords: HashMap::new(),
-            runs: 0,
-            db: None,
+            scratch: Scratch::None,
         }
     }
 
@@ -113,13 +212,7 @@ impl Builtin {
     }
 
     fn remove_db(&mut self) {
-        if let Some(p) = self.db.take() {
-            for suffix in ["", "-wal", "-shm", "-journal"] {
-                let mut s = p.clone().into_os_string();
-                s.push(suffix);
-                let _ = std::fs::remove_file(PathBuf::from(s));
-            }
-        }
+        self.scratch = Scratch::None;
     }
 
     fn setup_err(message: impl Into<String>) -> AdapterError {
@@ -248,20 +341,8 @@ impl EngineAdapter for Builtin {
         self.engine = None;
         self.remove_db();
         let profile = profile_for(&setup.settings, self.seed)?;
-        let engine = match &self.store {
-            StoreKind::Memory => Engine::in_memory(profile),
-            StoreKind::Sqlite { dir } => {
-                self.runs += 1;
-                let path = dir.join(format!(
-                    "fobsim-run-{}-{}.sqlite",
-                    std::process::id(),
-                    self.runs
-                ));
-                self.db = Some(path.clone());
-                Engine::sqlite(&path, &KeySource::Bytes([0x5e; 32]), profile)
-                    .map_err(|e| Self::setup_err(e.to_string()))?
-            }
-        };
+        let (engine, scratch) = open_engine(&self.store, profile).map_err(Self::setup_err)?;
+        self.scratch = scratch;
         populate(&engine, setup).map_err(Self::setup_err)?;
         self.root_password = setup.account.root_password.clone();
         self.passwords = setup.users.iter().cloned().collect();
@@ -387,7 +468,15 @@ mod tests {
         let e = "Sqlite".parse::<StoreKind>().unwrap_err();
         assert_eq!(
             e.to_string(),
-            "unknown store \"Sqlite\": expected memory or sqlite"
+            "unknown store \"Sqlite\": expected memory, sqlite or a postgres:// URL"
         );
+        let pg: StoreKind = "postgres://fob:s3cret@db:5432/fobsim".parse().unwrap();
+        assert_eq!(
+            pg,
+            StoreKind::Postgres {
+                url: "postgres://fob:s3cret@db:5432/fobsim".into()
+            }
+        );
+        assert_eq!(pg.to_string(), "postgres://fob:***@db:5432/fobsim");
     }
 }

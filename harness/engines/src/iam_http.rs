@@ -39,7 +39,7 @@ use fobsim_engine::api::service::{AwsService, ServiceConfig};
 
 use fobsim_engine::Engine;
 
-use crate::builtin::profile_for;
+use crate::builtin::{Scratch, StoreKind, open_engine, profile_for};
 use fobsim_harness::adapter::{
     AdapterError, Answer, Capability, EngineAdapter, Reply, Request, Setup,
 };
@@ -67,13 +67,33 @@ struct Live {
     /// Each principal's access keys, by number (1-based).
     keys: HashMap<(Principal, u32), Credentials>,
     clock: Arc<SimClock>,
-    engine: Arc<Engine>,
     _server: Loopback,
+    // After the server: the engine's last handle goes here, not in a
+    // server task while its runtime shuts down (closing a PostgreSQL
+    // store's connections blocks).
+    engine: Arc<Engine>,
+    // Last: the scenario's database, removed once the engine is gone.
+    scratch: Scratch,
 }
 
-/// The adapter. `seed` drives the engine's RNG (as the builtin adapter's).
+impl Drop for Live {
+    /// On PostgreSQL the server's task runs the engine in `block_in_place`
+    /// and finishes its poll (re-arming the connection's idle timer) after
+    /// the answer is out: the server's runtime must not shut down under
+    /// it. A moment's wait lets it finish. (Moot once the server runs the
+    /// engine on the blocking pool, as on branch harden.)
+    fn drop(&mut self) {
+        if matches!(self.scratch, Scratch::Postgres { .. }) {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+/// The adapter. `seed` drives the engine's RNG (as the builtin adapter's);
+/// `store` is where the served engine keeps its state.
 pub struct IamHttp {
     seed: u64,
+    store: StoreKind,
     live: Option<Live>,
 }
 
@@ -81,6 +101,7 @@ impl std::fmt::Debug for IamHttp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IamHttp")
             .field("seed", &self.seed)
+            .field("store", &self.store)
             .field("running", &self.live.is_some())
             .finish()
     }
@@ -122,10 +143,22 @@ pub(crate) fn answer(r: &HttpResponse, ok_data: impl FnOnce(&HttpResponse) -> Re
 }
 
 impl IamHttp {
-    /// A new adapter (no server until a scenario begins).
+    /// A new adapter over the in-memory store (no server until a scenario
+    /// begins).
     #[must_use]
     pub fn new(seed: u64) -> Self {
-        IamHttp { seed, live: None }
+        IamHttp::with_store(StoreKind::Memory, seed)
+    }
+
+    /// A new adapter whose served engine keeps its state in `store` (a
+    /// fresh database per scenario, as the builtin adapter's).
+    #[must_use]
+    pub fn with_store(store: StoreKind, seed: u64) -> Self {
+        IamHttp {
+            seed,
+            store,
+            live: None,
+        }
     }
 
     fn start(&self, setup: &Setup) -> Result<Live, AdapterError> {
@@ -137,7 +170,8 @@ impl IamHttp {
             },
             other => other,
         })?;
-        let engine = Arc::new(Engine::in_memory(profile));
+        let (engine, scratch) = open_engine(&self.store, profile).map_err(setup_err)?;
+        let engine = Arc::new(engine);
         crate::builtin::populate(&engine, setup).map_err(setup_err)?;
         let mut ring = KeyRing::new(&[0x11; 32], Some(self.seed));
         let mut keys = HashMap::new();
@@ -190,6 +224,7 @@ impl IamHttp {
             clock,
             engine,
             _server: server,
+            scratch,
         })
     }
 }

@@ -142,16 +142,16 @@ impl Opener for Registry {
                 "--endpoint judges an IAM-compatible endpoint: use it with --engine iam-http",
             ));
         }
-        if self.store != StoreKind::Memory && name != "builtin" {
+        if self.store != StoreKind::Memory && name != "builtin" && name != "iam-http" {
             return Err(options(
-                "--store chooses the built-in engine's store: use it with --engine builtin",
+                "--store chooses the built-in engine's store: use it with --engine builtin or iam-http",
             ));
         }
         Ok(match name {
             "builtin" => Box::new(builtin::Builtin::new(self.store.clone(), self.seed)),
             "model" => Box::new(ModelEngine::new()),
             "iam-http" => match &self.endpoint {
-                None => Box::new(iam_http::IamHttp::new(self.seed)),
+                None => Box::new(iam_http::IamHttp::with_store(self.store.clone(), self.seed)),
                 Some(e) => Box::new(iam_remote::IamRemote::connect(
                     &e.url,
                     &e.bootstrap,

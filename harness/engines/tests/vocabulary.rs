@@ -21,6 +21,7 @@ fn every_kind() -> Vec<ErrorKind> {
         ErrorKind::RecoveryFailed,
         ErrorKind::ValidationError,
         ErrorKind::ServiceFailure,
+        ErrorKind::ServiceUnavailable,
     ];
     for k in all {
         match k {
@@ -33,7 +34,8 @@ fn every_kind() -> Vec<ErrorKind> {
             | ErrorKind::RootConsoleOnly
             | ErrorKind::RecoveryFailed
             | ErrorKind::ValidationError
-            | ErrorKind::ServiceFailure => {}
+            | ErrorKind::ServiceFailure
+            | ErrorKind::ServiceUnavailable => {}
         }
     }
     all.to_vec()

@@ -13,6 +13,7 @@ pub const ERROR_CODES: &[&str] = &[
     "LimitExceeded",
     "NoSuchEntity",
     "ServiceFailure",
+    "ServiceUnavailable",
     "SignatureDoesNotMatch",
     "ValidationError",
 ];

@@ -1,5 +1,6 @@
 //! Our AWS Query server (`fobsim serve`'s `GetSessionToken` with MFA) over
-//! loopback HTTP: the server on 2 tokio threads in this process, the load
+//! loopback HTTP: the server on 2 tokio threads in this process (each of
+//! N replicas on 2 threads of its own, on one PostgreSQL), the load
 //! from `concurrency` threads, each with its own keep-alive connection
 //! (hyper's HTTP/1.1 client on a current-thread runtime). Requests are
 //! signed and built before the clock starts.
@@ -33,7 +34,7 @@ use fobsim_engine::{Engine, testing};
 use http_body_util::{BodyExt as _, Full};
 
 use super::HttpResult;
-use crate::measure::cpu_seconds;
+use crate::measure::{cpu_seconds, cpu_seconds_of_tree};
 use crate::{BenchError, Options, setup};
 
 const SEED_POLICY: &str = include_str!("../../../../fixtures/policies/manage-own-mfa.json");
@@ -126,6 +127,36 @@ fn connection(addr: SocketAddr, reqs: Vec<Request>) -> Result<(Vec<Duration>, u6
 }
 
 pub(super) fn bench(opts: &Options, engine: Engine) -> Result<HttpResult, BenchError> {
+    bench_replicas(opts, engine, 1, &unreachable_replica, None)
+}
+
+fn unreachable_replica() -> Result<Engine, BenchError> {
+    Err(setup("replica", "one server only"))
+}
+
+/// The database server of a replicated run: its postmaster's PID (its
+/// processes' CPU counts too) and its transaction counter.
+pub(super) struct Db<'a> {
+    /// The postmaster (its backends are its children).
+    pub(super) pid: Option<u32>,
+    /// Transactions committed or rolled back in the database so far
+    /// (PostgreSQL publishes the counters within a second).
+    pub(super) xacts: &'a dyn Fn() -> Option<i64>,
+}
+
+/// [`bench`] over `replicas` servers, each on its own 2-thread runtime
+/// (as separate `fobsim serve` processes would be): the first over
+/// `engine`, the others over `open_replica()` (the same database). The
+/// connections are spread over the servers (connection `k` to server
+/// `k % replicas`). `db`: the database server whose processes' CPU counts
+/// too, and whose transactions per request are counted.
+pub(super) fn bench_replicas(
+    opts: &Options,
+    engine: Engine,
+    replicas: usize,
+    open_replica: &dyn Fn() -> Result<Engine, BenchError>,
+    db: Option<Db<'_>>,
+) -> Result<HttpResult, BenchError> {
     let users = if opts.quick { 200 } else { 2000 };
     let rounds = if opts.quick { 2 } else { 5 };
     let conns = opts.concurrency.max(1);
@@ -135,21 +166,49 @@ pub(super) fn bench(opts: &Options, engine: Engine) -> Result<HttpResult, BenchE
         mut fobs,
         after_enable: t2,
     } = testing::enrolled_service(engine, users, SEED_POLICY).map_err(|e| setup("users", e))?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
-    let addr = listener.local_addr()?;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    rt.spawn(server::serve(listener, service, async {
-        let _ = stop_rx.await;
-    }));
-    let host = addr.to_string();
+    let mut services = vec![service];
+    for _ in 1..replicas.max(1) {
+        services.push(
+            testing::enrolled_replica(open_replica()?, users, SEED_POLICY, &clock)
+                .map_err(|e| setup("replica", e))?,
+        );
+    }
+    let mut servers = Vec::new();
+    let mut addrs = Vec::new();
+    for service in services {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+        addrs.push(listener.local_addr()?);
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        rt.spawn(server::serve(listener, service, async {
+            let _ = stop_rx.await;
+        }));
+        servers.push((rt, stop_tx));
+    }
+    let conn_addr = |k: usize| addrs[k % addrs.len()];
+    let db_pid = db.as_ref().and_then(|d| d.pid);
+    let db_cpu_now = || db_pid.and_then(cpu_seconds_of_tree);
+    let cpu_now = || match (cpu_seconds(None), db_pid) {
+        (Some(c), None) => Some(c),
+        (Some(c), Some(_)) => db_cpu_now().map(|d| c + d),
+        (None, _) => None,
+    };
+    // The counters PostgreSQL publishes lag by up to a second.
+    let xacts = || {
+        db.as_ref().and_then(|d| {
+            std::thread::sleep(Duration::from_millis(1_200));
+            (d.xacts)()
+        })
+    };
+    let xacts0 = xacts();
     let mut lat = Vec::with_capacity(users * rounds);
     let mut errors = 0;
     let mut busy = Duration::ZERO;
     let mut cpu = Some(0.0);
+    let mut db_cpu = db_pid.map(|_| 0.0);
     let result = (|| {
         for round in 0..rounds {
             let now = t2.add_millis(30_000 * (round as i64 + 1));
@@ -159,7 +218,7 @@ pub(super) fn bench(opts: &Options, engine: Engine) -> Result<HttpResult, BenchE
                 let code = testing::press(fob, now);
                 let serial = fob.serial().to_string();
                 per_conn[i % conns].push(signed(
-                    &host,
+                    &conn_addr(i % conns).to_string(),
                     Service::Sts,
                     &[
                         ("Action", "GetSessionToken"),
@@ -171,11 +230,16 @@ pub(super) fn bench(opts: &Options, engine: Engine) -> Result<HttpResult, BenchE
                 )?);
             }
             let start = Instant::now();
-            let cpu0 = cpu_seconds(None);
+            let cpu0 = cpu_now();
+            let db_cpu0 = db_cpu_now();
             let out: Vec<Result<(Vec<Duration>, u64), BenchError>> = std::thread::scope(|s| {
                 let hs: Vec<_> = per_conn
                     .into_iter()
-                    .map(|reqs| s.spawn(move || connection(addr, reqs)))
+                    .enumerate()
+                    .map(|(k, reqs)| {
+                        let addr = conn_addr(k);
+                        s.spawn(move || connection(addr, reqs))
+                    })
                     .collect();
                 hs.into_iter()
                     .map(|h| {
@@ -185,7 +249,11 @@ pub(super) fn bench(opts: &Options, engine: Engine) -> Result<HttpResult, BenchE
                     .collect()
             });
             busy += start.elapsed();
-            cpu = match (cpu, cpu0, cpu_seconds(None)) {
+            db_cpu = match (db_cpu, db_cpu0, db_cpu_now()) {
+                (Some(c), Some(a), Some(b)) => Some(c + (b - a)),
+                _ => None,
+            };
+            cpu = match (cpu, cpu0, cpu_now()) {
                 (Some(c), Some(a), Some(b)) => Some(c + (b - a)),
                 _ => None,
             };
@@ -197,8 +265,11 @@ pub(super) fn bench(opts: &Options, engine: Engine) -> Result<HttpResult, BenchE
         }
         Ok::<(), BenchError>(())
     })();
-    let _ = stop_tx.send(());
-    rt.shutdown_timeout(Duration::from_secs(2));
+    let xacts1 = if result.is_ok() { xacts() } else { None };
+    for (rt, stop_tx) in servers {
+        let _ = stop_tx.send(());
+        rt.shutdown_timeout(Duration::from_secs(2));
+    }
     result?;
     Ok(HttpResult {
         rate: lat.len() as f64 / busy.as_secs_f64(),
@@ -208,5 +279,10 @@ pub(super) fn bench(opts: &Options, engine: Engine) -> Result<HttpResult, BenchE
         rounds,
         server: "fobsim".into(),
         cpu_ms: cpu.map(|c| c * 1e3 / (users * rounds).max(1) as f64),
+        db_cpu_ms: db_cpu.map(|c| c * 1e3 / (users * rounds).max(1) as f64),
+        db_xacts: match (xacts0, xacts1) {
+            (Some(a), Some(b)) => Some((b - a) as f64 / (users * rounds).max(1) as f64),
+            _ => None,
+        },
     })
 }

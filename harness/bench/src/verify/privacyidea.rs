@@ -174,5 +174,7 @@ pub(super) fn bench(opts: &Options) -> Result<HttpResult, BenchError> {
         rounds: 1,
         server,
         cpu_ms: cpu.map(|c| c * 1e3 / total as f64),
+        db_cpu_ms: None,
+        db_xacts: None,
     })
 }
