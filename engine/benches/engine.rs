@@ -1,7 +1,7 @@
 //! Engine benchmarks: sign-in verification (±1 window + atomic replay
 //! check) on both stores, batched SQLite verification, and the ±1000-step
 //! enable/resync search.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)] // a bench stops loudly
 
 use std::hint::black_box;
 
