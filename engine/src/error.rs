@@ -36,6 +36,10 @@ pub enum ErrorKind {
     /// The store failed (IO, SQLite, corrupted row, wrong encryption key)
     /// (`ServiceFailure`, 500).
     ServiceFailure,
+    /// The store stayed busy (a database locked by another process) longer
+    /// than its busy timeout; nothing was changed: retry
+    /// (`ServiceUnavailable`, 503).
+    ServiceUnavailable,
 }
 
 impl ErrorKind {
@@ -53,6 +57,7 @@ impl ErrorKind {
             | ErrorKind::RecoveryFailed => "AccessDenied",
             ErrorKind::ValidationError => "ValidationError",
             ErrorKind::ServiceFailure => "ServiceFailure",
+            ErrorKind::ServiceUnavailable => "ServiceUnavailable",
         }
     }
 
@@ -69,6 +74,7 @@ impl ErrorKind {
             ErrorKind::NoSuchEntity => 404,
             ErrorKind::ValidationError => 400,
             ErrorKind::ServiceFailure => 500,
+            ErrorKind::ServiceUnavailable => 503,
         }
     }
 }
@@ -153,7 +159,26 @@ impl EngineError {
 
 impl From<StoreError> for EngineError {
     fn from(e: StoreError) -> Self {
-        EngineError::new(ErrorKind::ServiceFailure, e.to_string())
+        match e {
+            StoreError::Busy => EngineError::new(
+                ErrorKind::ServiceUnavailable,
+                "The service is busy: retry the request.",
+            ),
+            e => EngineError::new(ErrorKind::ServiceFailure, e.to_string()),
+        }
+    }
+}
+
+/// SQLite's "busy" and "locked" (after the busy timeout) are
+/// [`StoreError::Busy`]; every other error is [`StoreError::Sqlite`].
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+                StoreError::Busy
+            }
+            _ => StoreError::Sqlite(e),
+        }
     }
 }
 
@@ -162,7 +187,11 @@ impl From<StoreError> for EngineError {
 pub enum StoreError {
     /// SQLite reported an error.
     #[error("sqlite: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(rusqlite::Error),
+    /// The database stayed locked (by another connection or process)
+    /// longer than the busy timeout: retry later.
+    #[error("the database is busy: it stayed locked longer than the busy timeout")]
+    Busy,
     /// Reading or writing the key file failed.
     #[error("key file {path}: {source}")]
     KeyFile {

@@ -34,6 +34,14 @@ impl From<EngineError> for AwsError {
         if e.kind == ErrorKind::ServiceFailure {
             return AwsError::internal();
         }
+        if e.kind == ErrorKind::ServiceUnavailable {
+            return AwsError {
+                status: 503,
+                code: "ServiceUnavailable",
+                message: Cow::Borrowed("The service is busy: retry the request."),
+                fault: Fault::Receiver,
+            };
+        }
         AwsError {
             status: e.http_status(),
             code: e.aws_code(),

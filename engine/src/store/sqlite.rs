@@ -215,6 +215,9 @@ pub struct SqliteStore {
     conn: ReentrantMutex<Conn>,
     cipher: XChaCha20Poly1305,
     path: PathBuf,
+    /// How long an operation waits for the connection (another thread's
+    /// operation) before it gives up with [`StoreError::Busy`].
+    wait: std::time::Duration,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -287,6 +290,7 @@ impl SqliteStore {
             }),
             cipher,
             path,
+            wait: std::time::Duration::from_millis(u64::from(options.busy_timeout_ms)),
         };
         store.check_key()?;
         Ok(store)
@@ -363,12 +367,18 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// The connection, once the operations of other threads are done (at
+    /// most the busy timeout: then [`StoreError::Busy`]). Reentrant.
+    fn conn(&self) -> Result<parking_lot::ReentrantMutexGuard<'_, Conn>, StoreError> {
+        self.conn.try_lock_for(self.wait).ok_or(StoreError::Busy)
+    }
+
     /// Run `f` with the connection (reentrant: safe inside [`Store::batch`]).
     fn with<R>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
-        let g = self.conn.lock();
+        let g = self.conn()?;
         let mut conn = g.conn.borrow_mut();
         f(&mut conn)
     }
@@ -618,7 +628,7 @@ impl Store for SqliteStore {
         let OwnedToken { serial, owner } = token;
         let key = owner.storage_key();
         {
-            let g = self.conn.lock();
+            let g = self.conn()?;
             let cache = g.cache.borrow();
             if let Some(c) = cache.get(serial) {
                 return Ok((c.owner.as_deref() == Some(key)).then_some(c.state));
@@ -833,7 +843,7 @@ impl Store for SqliteStore {
     }
 
     fn batch(&self, f: &mut dyn FnMut()) -> Result<(), StoreError> {
-        let g = self.conn.lock();
+        let g = self.conn()?;
         if g.batch_depth.get() > 0 {
             f();
             return Ok(());

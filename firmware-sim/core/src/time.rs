@@ -261,7 +261,7 @@ pub fn format_duration_ms(ms: i64) -> String {
         }
     }
     if rest > 0 {
-        if rest % 1000 == 0 {
+        if rest.is_multiple_of(1000) {
             out.push_str(&format!("{}s", rest / 1000));
         } else if rest < 1000 {
             out.push_str(&format!("{rest}ms"));

@@ -401,7 +401,7 @@ where
     C: aes::cipher::BlockCipherDecrypt,
     cbc::Decryptor<C>: KeyIvInit + BlockModeDecrypt,
 {
-    if data.len() < 2 * BLOCK || data.len() % BLOCK != 0 {
+    if data.len() < 2 * BLOCK || !data.len().is_multiple_of(BLOCK) {
         return Err(DecryptError::Length);
     }
     let (iv, body) = data.split_at(BLOCK);
@@ -442,7 +442,7 @@ where
     C: aes::cipher::BlockCipherDecrypt<BlockSize = aes::cipher::consts::U16>,
 {
     let kw = kw.as_ref().map_err(|_| DecryptError::Length)?;
-    if data.len() < 2 * aes_kw::IV_LEN || data.len() % aes_kw::IV_LEN != 0 {
+    if data.len() < 2 * aes_kw::IV_LEN || !data.len().is_multiple_of(aes_kw::IV_LEN) {
         return Err(DecryptError::Length);
     }
     let mut out = Zeroizing::new(vec![0u8; data.len() - aes_kw::IV_LEN]);
@@ -462,7 +462,7 @@ where
     C: aes::cipher::BlockCipherDecrypt<BlockSize = aes::cipher::consts::U16>,
 {
     let kw = kw.as_ref().map_err(|_| DecryptError::Length)?;
-    if data.len() < 2 * aes_kw::IV_LEN || data.len() % aes_kw::IV_LEN != 0 {
+    if data.len() < 2 * aes_kw::IV_LEN || !data.len().is_multiple_of(aes_kw::IV_LEN) {
         return Err(DecryptError::Length);
     }
     let mut out = Zeroizing::new(vec![0u8; data.len() - aes_kw::IV_LEN]);
