@@ -13,7 +13,7 @@ use fobsim_clock::control::server::ControlSocket;
 use fobsim_core::seedfile::SeedFormat;
 use fobsim_emulator::serial::PROTOCOL_VERSION;
 
-use super::common::ClockArgs;
+use super::common::{ClockArgs, PidFileArgs};
 use fobsim_emulator::{Fleet, FleetSpec, SerialFleet};
 
 /// How the fobs are exposed to the host.
@@ -84,6 +84,8 @@ pub struct Args {
     /// Print the serial → path table as one JSON line.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    pid: PidFileArgs,
 }
 
 /// Run `fobsim emulate`.
@@ -91,6 +93,7 @@ pub struct Args {
 /// # Errors
 /// Bad arguments or fleet file, ptys or sockets that cannot be made.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let _pid_file = args.pid.claim()?;
     let spec = match &args.fleet {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -101,27 +104,43 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let clock = args.clock.true_clock()?;
     let fleet = Arc::new(Fleet::new(&spec, clock, args.test_mode)?);
-    if let Some(path) = &args.export_seeds {
-        let format = export_format(path)?;
-        anyhow::ensure!(
-            format == SeedFormat::Pskc
-                || (args.pskc_key_file.is_none() && args.pskc_password_file.is_none()),
-            "--export-seeds {}: only PSKC is encrypted: name the file .xml or .pskc",
-            path.display()
-        );
-        let protection = super::common::pskc_protection(
-            args.pskc_key_file.as_deref(),
-            args.pskc_password_file.as_deref(),
-        )?;
-        export_seeds(&fleet, path, format, protection.as_ref())?;
-    }
+    let export = match &args.export_seeds {
+        Some(path) => {
+            let format = export_format(path)?;
+            anyhow::ensure!(
+                format == SeedFormat::Pskc
+                    || (args.pskc_key_file.is_none() && args.pskc_password_file.is_none()),
+                "--export-seeds {}: only PSKC is encrypted: name the file .xml or .pskc",
+                path.display()
+            );
+            let protection = super::common::pskc_protection(
+                args.pskc_key_file.as_deref(),
+                args.pskc_password_file.as_deref(),
+            )?;
+            Some(Export {
+                path: path.clone(),
+                format,
+                protection,
+            })
+        }
+        None => None,
+    };
     // Each fob holds up to two descriptors.
     let _ = fobsim_emulator::raise_fd_limit();
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(serve(fleet, &args))
+    rt.block_on(serve(fleet, &args, export))
+}
+
+/// What `--export-seeds` writes, checked before anything starts and
+/// written once the process holds its paths (a second emulator refused
+/// for a busy control socket or link directory writes nothing).
+struct Export {
+    path: PathBuf,
+    format: SeedFormat,
+    protection: Option<fobsim_core::seedfile::Protection>,
 }
 
 /// The format of an exported seed file, from its extension: `.xml`/`.pskc`
@@ -141,35 +160,26 @@ fn export_format(path: &std::path::Path) -> anyhow::Result<SeedFormat> {
     })
 }
 
-/// Write the fleet's seed file (mode 0600: it holds the secrets) in
-/// `format`; with `protection`, the PSKC secrets are encrypted (RFC 6030 §6).
+/// Write the fleet's seed file in `format`; with `protection`, the PSKC
+/// secrets are encrypted (RFC 6030 §6). It holds the secrets: written new
+/// with mode 0600 and renamed into place; an existing file is replaced only
+/// if it is a regular file only its owner may access (never a symlink).
 fn export_seeds(
     fleet: &Fleet,
     path: &std::path::Path,
     format: SeedFormat,
     protection: Option<&fobsim_core::seedfile::Protection>,
 ) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-
     use fobsim_core::seedfile::{write, write_pskc_protected};
     let text = match protection {
         None => write(&fleet.seed_records(), format),
         Some(p) => write_pskc_protected(&fleet.seed_records(), p, &mut rand::rng()),
     };
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    f.write_all(text.as_bytes())
-        .with_context(|| format!("writing {}", path.display()))?;
+    fobsim_core::private_file::write(path, text.as_bytes()).context("--export-seeds")?;
     Ok(())
 }
 
-async fn serve(fleet: Arc<Fleet>, args: &Args) -> anyhow::Result<ExitCode> {
+async fn serve(fleet: Arc<Fleet>, args: &Args, export: Option<Export>) -> anyhow::Result<ExitCode> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
@@ -189,7 +199,7 @@ async fn serve(fleet: Arc<Fleet>, args: &Args) -> anyhow::Result<ExitCode> {
     let exposed = match args.transport {
         Transport::Serial => Exposed::Serial(
             SerialFleet::start(Arc::clone(&fleet), args.link_dir.as_deref())
-                .context("opening the ptys")?,
+                .context("serving the fobs on ptys")?,
         ),
         Transport::Uhid => Exposed::Uhid(
             fobsim_emulator::uhid::UhidFleet::start(Arc::clone(&fleet), opts)
@@ -215,6 +225,10 @@ async fn serve(fleet: Arc<Fleet>, args: &Args) -> anyhow::Result<ExitCode> {
         ),
         None => None,
     };
+
+    if let Some(e) = &export {
+        export_seeds(&fleet, &e.path, e.format, e.protection.as_ref())?;
+    }
 
     let rows = exposed.rows(&fleet);
     if args.json {
