@@ -36,6 +36,13 @@ pub struct Args {
     /// Address of the USB/IP server (with --transport usbip).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:3240")]
     listen: std::net::SocketAddr,
+    /// USB/IP: close a connection that has imported a fob and sends
+    /// nothing for this long while the fob owes it nothing (no IN
+    /// transfer pending), freeing the fob for the next import. 0: never.
+    /// A connection that never sends its request is closed after 30 s;
+    /// a host that vanishes is noticed by TCP keepalive (about 90 s).
+    #[arg(long, value_name = "DURATION", default_value = "5m")]
+    usbip_idle_timeout: String,
     /// Also expose a boot keyboard that types the code + Enter on each press
     /// (HID transports).
     #[arg(long)]
@@ -210,10 +217,23 @@ async fn serve(fleet: Arc<Fleet>, args: &Args, export: Option<Export>) -> anyhow
                 .await
                 .with_context(|| format!("binding the USB/IP server to {}", args.listen))?;
             let addr = listener.local_addr()?;
-            let server = Arc::new(fobsim_emulator::usbip::UsbipServer::new(
-                Arc::clone(&fleet),
-                opts,
-            ));
+            let idle = fobsim_core::time::parse_duration_ms(&args.usbip_idle_timeout)
+                .ok()
+                .and_then(|ms| u64::try_from(ms).ok())
+                .with_context(|| {
+                    format!(
+                        "--usbip-idle-timeout {:?}: expected a duration such as 5m (0: never)",
+                        args.usbip_idle_timeout
+                    )
+                })?;
+            let timeouts = fobsim_emulator::usbip::Timeouts {
+                idle: (idle > 0).then(|| std::time::Duration::from_millis(idle)),
+                ..fobsim_emulator::usbip::Timeouts::default()
+            };
+            let server = Arc::new(
+                fobsim_emulator::usbip::UsbipServer::new(Arc::clone(&fleet), opts)
+                    .with_timeouts(timeouts),
+            );
             usbip_listener = Some(listener);
             Exposed::Usbip { server, addr }
         }
