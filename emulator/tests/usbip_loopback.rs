@@ -286,3 +286,85 @@ async fn served_over_an_in_memory_duplex_with_the_keyboard() {
     let (served, ()) = tokio::join!(serving, talking);
     served.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_clients_time_out_and_release_their_import() {
+    use fobsim_emulator::usbip::Timeouts;
+    use std::time::{Duration, Instant};
+    let fleet = fleet(1);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let idle = Duration::from_millis(300);
+    let server = Arc::new(
+        UsbipServer::new(Arc::clone(&fleet), HidOptions::default()).with_timeouts(Timeouts {
+            handshake: Duration::from_millis(200),
+            idle: Some(idle),
+        }),
+    );
+    tokio::spawn(Arc::clone(&server).run(listener));
+    let closed_within = |mut s: TcpStream, limit: Duration| async move {
+        let started = Instant::now();
+        let mut sink = Vec::new();
+        let r = tokio::time::timeout(limit, s.read_to_end(&mut sink)).await;
+        (r.is_ok(), started.elapsed())
+    };
+
+    // A connection that never asks is closed after the handshake timeout.
+    let silent = TcpStream::connect(addr).await.unwrap();
+    let (closed, took) = closed_within(silent, Duration::from_secs(5)).await;
+    assert!(closed && took >= Duration::from_millis(150), "{took:?}");
+
+    // An importer that goes silent holds the fob, then loses it.
+    let holder = Imported::import(TcpStream::connect(addr).await.unwrap(), "1-1")
+        .await
+        .unwrap();
+    let refused = Imported::import(TcpStream::connect(addr).await.unwrap(), "1-1").await;
+    assert!(
+        matches!(refused, Err(ClientError::ImportRefused(_))),
+        "{refused:?}"
+    );
+    let (closed, took) = closed_within(holder.into_inner(), Duration::from_secs(5)).await;
+    assert!(
+        closed && took >= idle - Duration::from_millis(50),
+        "{took:?}"
+    );
+    let mut next = Imported::import(TcpStream::connect(addr).await.unwrap(), "1-1")
+        .await
+        .expect("the fob is free again");
+
+    // A host waiting on the fob (an IN transfer pending) is not idle.
+    let pending = next
+        .submit(Direction::In, 1, [0; 8], 64, vec![])
+        .await
+        .unwrap();
+    tokio::time::sleep(idle * 2).await;
+    let unlink = next.unlink(pending).await.unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(5), next.recv())
+        .await
+        .expect("still served")
+        .unwrap();
+    assert!(
+        matches!(answer, Ret::Unlink(r) if r.seqnum == unlink),
+        "{answer:?}"
+    );
+    assert_eq!(
+        next.command(&Command::Ping(Some("still".into())))
+            .await
+            .unwrap()
+            .text,
+        "PONG still"
+    );
+
+    // A holder that goes away releases the fob at once.
+    drop(next.into_inner());
+    let started = Instant::now();
+    loop {
+        match Imported::import(TcpStream::connect(addr).await.unwrap(), "1-1").await {
+            Ok(_) => break,
+            Err(ClientError::ImportRefused(_)) if started.elapsed() < idle / 2 => {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            Err(e) => panic!("not released when its client went away: {e}"),
+        }
+    }
+}

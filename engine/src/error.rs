@@ -201,6 +201,19 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// A key file cannot be used: group or others may read it, or it
+    /// cannot be read or created.
+    #[error("key file {0}")]
+    KeyFilePrivacy(#[from] fobsim_core::private_file::PrivateFileError),
+    /// The database file cannot be created or made private.
+    #[error("database file {path}: {source}")]
+    DatabaseFile {
+        /// The database file.
+        path: String,
+        /// The IO error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The encryption key is malformed (wrong length, not hex).
     #[error("encryption key: {0}")]
     Key(String),

@@ -534,3 +534,69 @@ fn a_version_1_database_migrates() {
         "ok"
     );
 }
+
+#[cfg(unix)]
+fn mode(p: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+#[cfg(unix)]
+#[test]
+fn a_key_file_others_may_read_is_refused_as_ssh_refuses_a_key() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("engine.key");
+    let db = dir.path().join("e.db");
+    let src = KeySource::File(key.clone());
+    drop(Engine::sqlite(&db, &src, Profile::for_tests()).unwrap());
+    for bad in [0o644, 0o640, 0o604] {
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(bad)).unwrap();
+        let e = Engine::sqlite(&db, &src, Profile::for_tests()).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::ServiceFailure);
+        assert!(
+            e.message
+                .contains(&format!("permissions {bad:04o} are too open"))
+                && e.message.contains("chmod 600"),
+            "{}",
+            e.message
+        );
+    }
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o400)).unwrap();
+    drop(Engine::sqlite(&db, &src, Profile::for_tests()).unwrap());
+}
+
+#[cfg(unix)]
+#[test]
+fn the_database_and_its_wal_and_shm_are_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("e.db");
+    let wal = dir.path().join("e.db-wal");
+    let shm = dir.path().join("e.db-shm");
+    {
+        let (engine, _) =
+            testing::sqlite_with_fobs(&db, 1, testing::T0, Profile::for_tests()).unwrap();
+        testing::create_account(&engine).ok();
+        assert!(wal.exists() && shm.exists());
+        assert_eq!((mode(&db), mode(&wal), mode(&shm)), (0o600, 0o600, 0o600));
+    }
+    // Made by an older build (or by hand) for everyone to read: tightened.
+    for p in [&db, &wal, &shm] {
+        if p.exists() {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+    }
+    let engine = Engine::sqlite(
+        &db,
+        &KeySource::Bytes(testing::TEST_KEY),
+        Profile::for_tests(),
+    )
+    .unwrap();
+    for p in [&db, &wal, &shm] {
+        if p.exists() {
+            assert_eq!(mode(p), 0o600, "{}", p.display());
+        }
+    }
+    drop(engine);
+}

@@ -65,6 +65,31 @@ impl ClockArgs {
     }
 }
 
+/// `--pid-file FILE` of the long-running commands (`fobsim emulate`,
+/// `fobsim serve`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct PidFileArgs {
+    /// Write this process's PID to FILE while it runs (removed on exit).
+    /// A pid file another live process holds is refused ("in use by PID
+    /// N"); a stale one is taken over.
+    #[arg(long, value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+}
+
+impl PidFileArgs {
+    /// Claim the pid file, if one was asked for: hold the result while the
+    /// process runs.
+    ///
+    /// # Errors
+    /// The pid file is in use by another process, or cannot be written.
+    pub fn claim(&self) -> anyhow::Result<Option<fobsim_clock::claim::Claim>> {
+        Ok(match &self.pid_file {
+            Some(p) => Some(fobsim_clock::claim::Claim::acquire(p, "pid file")?),
+            None => None,
+        })
+    }
+}
+
 /// `--store NAME` of the commands that open the built-in engine (`fobsim
 /// run`, `fobsim sweep`): parsed by [`StoreKind`]'s `FromStr`, with each
 /// name explained in `--help`.

@@ -13,7 +13,7 @@ use fobsim_clock::control::server::ControlSocket;
 use fobsim_core::seedfile::SeedFormat;
 use fobsim_emulator::serial::PROTOCOL_VERSION;
 
-use super::common::ClockArgs;
+use super::common::{ClockArgs, PidFileArgs};
 use fobsim_emulator::{Fleet, FleetSpec, SerialFleet};
 
 /// How the fobs are exposed to the host.
@@ -36,6 +36,13 @@ pub struct Args {
     /// Address of the USB/IP server (with --transport usbip).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:3240")]
     listen: std::net::SocketAddr,
+    /// USB/IP: close a connection that has imported a fob and sends
+    /// nothing for this long while the fob owes it nothing (no IN
+    /// transfer pending), freeing the fob for the next import. 0: never.
+    /// A connection that never sends its request is closed after 30 s;
+    /// a host that vanishes is noticed by TCP keepalive (about 90 s).
+    #[arg(long, value_name = "DURATION", default_value = "5m")]
+    usbip_idle_timeout: String,
     /// Also expose a boot keyboard that types the code + Enter on each press
     /// (HID transports).
     #[arg(long)]
@@ -88,6 +95,8 @@ pub struct Args {
     /// control API on ADDR (e.g. 127.0.0.1:8080; port 0 picks a free one).
     #[arg(long, value_name = "ADDR")]
     http: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    pid: PidFileArgs,
 }
 
 /// Run `fobsim emulate`.
@@ -95,6 +104,7 @@ pub struct Args {
 /// # Errors
 /// Bad arguments or fleet file, ptys or sockets that cannot be made.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let _pid_file = args.pid.claim()?;
     let spec = match &args.fleet {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -107,27 +117,43 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .clock
         .true_clock(Some(("--http ADDR", args.http.is_some())))?;
     let fleet = Arc::new(Fleet::new(&spec, clock, args.test_mode)?);
-    if let Some(path) = &args.export_seeds {
-        let format = export_format(path)?;
-        anyhow::ensure!(
-            format == SeedFormat::Pskc
-                || (args.pskc_key_file.is_none() && args.pskc_password_file.is_none()),
-            "--export-seeds {}: only PSKC is encrypted: name the file .xml or .pskc",
-            path.display()
-        );
-        let protection = super::common::pskc_protection(
-            args.pskc_key_file.as_deref(),
-            args.pskc_password_file.as_deref(),
-        )?;
-        export_seeds(&fleet, path, format, protection.as_ref())?;
-    }
+    let export = match &args.export_seeds {
+        Some(path) => {
+            let format = export_format(path)?;
+            anyhow::ensure!(
+                format == SeedFormat::Pskc
+                    || (args.pskc_key_file.is_none() && args.pskc_password_file.is_none()),
+                "--export-seeds {}: only PSKC is encrypted: name the file .xml or .pskc",
+                path.display()
+            );
+            let protection = super::common::pskc_protection(
+                args.pskc_key_file.as_deref(),
+                args.pskc_password_file.as_deref(),
+            )?;
+            Some(Export {
+                path: path.clone(),
+                format,
+                protection,
+            })
+        }
+        None => None,
+    };
     // Each fob holds up to two descriptors.
     let _ = fobsim_emulator::raise_fd_limit();
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(serve(fleet, &args))
+    rt.block_on(serve(fleet, &args, export))
+}
+
+/// What `--export-seeds` writes, checked before anything starts and
+/// written once the process holds its paths (a second emulator refused
+/// for a busy control socket or link directory writes nothing).
+struct Export {
+    path: PathBuf,
+    format: SeedFormat,
+    protection: Option<fobsim_core::seedfile::Protection>,
 }
 
 /// The format of an exported seed file, from its extension: `.xml`/`.pskc`
@@ -147,35 +173,26 @@ fn export_format(path: &std::path::Path) -> anyhow::Result<SeedFormat> {
     })
 }
 
-/// Write the fleet's seed file (mode 0600: it holds the secrets) in
-/// `format`; with `protection`, the PSKC secrets are encrypted (RFC 6030 §6).
+/// Write the fleet's seed file in `format`; with `protection`, the PSKC
+/// secrets are encrypted (RFC 6030 §6). It holds the secrets: written new
+/// with mode 0600 and renamed into place; an existing file is replaced only
+/// if it is a regular file only its owner may access (never a symlink).
 fn export_seeds(
     fleet: &Fleet,
     path: &std::path::Path,
     format: SeedFormat,
     protection: Option<&fobsim_core::seedfile::Protection>,
 ) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-
     use fobsim_core::seedfile::{write, write_pskc_protected};
     let text = match protection {
         None => write(&fleet.seed_records(), format),
         Some(p) => write_pskc_protected(&fleet.seed_records(), p, &mut rand::rng()),
     };
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    f.write_all(text.as_bytes())
-        .with_context(|| format!("writing {}", path.display()))?;
+    fobsim_core::private_file::write(path, text.as_bytes()).context("--export-seeds")?;
     Ok(())
 }
 
-async fn serve(fleet: Arc<Fleet>, args: &Args) -> anyhow::Result<ExitCode> {
+async fn serve(fleet: Arc<Fleet>, args: &Args, export: Option<Export>) -> anyhow::Result<ExitCode> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
@@ -195,7 +212,7 @@ async fn serve(fleet: Arc<Fleet>, args: &Args) -> anyhow::Result<ExitCode> {
     let exposed = match args.transport {
         Transport::Serial => Exposed::Serial(
             SerialFleet::start(Arc::clone(&fleet), args.link_dir.as_deref())
-                .context("opening the ptys")?,
+                .context("serving the fobs on ptys")?,
         ),
         Transport::Uhid => Exposed::Uhid(
             fobsim_emulator::uhid::UhidFleet::start(Arc::clone(&fleet), opts)
@@ -206,10 +223,23 @@ async fn serve(fleet: Arc<Fleet>, args: &Args) -> anyhow::Result<ExitCode> {
                 .await
                 .with_context(|| format!("binding the USB/IP server to {}", args.listen))?;
             let addr = listener.local_addr()?;
-            let server = Arc::new(fobsim_emulator::usbip::UsbipServer::new(
-                Arc::clone(&fleet),
-                opts,
-            ));
+            let idle = fobsim_core::time::parse_duration_ms(&args.usbip_idle_timeout)
+                .ok()
+                .and_then(|ms| u64::try_from(ms).ok())
+                .with_context(|| {
+                    format!(
+                        "--usbip-idle-timeout {:?}: expected a duration such as 5m (0: never)",
+                        args.usbip_idle_timeout
+                    )
+                })?;
+            let timeouts = fobsim_emulator::usbip::Timeouts {
+                idle: (idle > 0).then(|| std::time::Duration::from_millis(idle)),
+                ..fobsim_emulator::usbip::Timeouts::default()
+            };
+            let server = Arc::new(
+                fobsim_emulator::usbip::UsbipServer::new(Arc::clone(&fleet), opts)
+                    .with_timeouts(timeouts),
+            );
             usbip_listener = Some(listener);
             Exposed::Usbip { server, addr }
         }
@@ -221,6 +251,10 @@ async fn serve(fleet: Arc<Fleet>, args: &Args) -> anyhow::Result<ExitCode> {
         ),
         None => None,
     };
+
+    if let Some(e) = &export {
+        export_seeds(&fleet, &e.path, e.format, e.protection.as_ref())?;
+    }
 
     let http = match args.http {
         Some(addr) => {

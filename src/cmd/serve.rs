@@ -18,9 +18,9 @@ use fobsim_engine::api::bootstrap::Bootstrap;
 use fobsim_engine::api::server;
 use fobsim_engine::api::service::{AwsService, ServiceConfig};
 use fobsim_engine::store::{is_postgres_url, redact_url};
-use fobsim_engine::{Engine, KeySource, PgOptions};
+use fobsim_engine::{Engine, KeySource, PgOptions, SqliteOptions};
 
-use super::common::ClockArgs;
+use super::common::{ClockArgs, PidFileArgs};
 
 /// Arguments of `fobsim serve`.
 #[derive(Debug, clap::Args)]
@@ -68,6 +68,18 @@ pub struct Args {
     /// Worker threads of the HTTP server (default: one per CPU).
     #[arg(long)]
     workers: Option<usize>,
+    /// Most connections open at once. Beyond, the connection heard from
+    /// least recently that is not being answered is closed to make room;
+    /// when every one is being answered, the newcomer gets 503. Capped by
+    /// the open-file limit.
+    #[arg(long, default_value_t = server::Limits::default().max_connections, value_name = "N")]
+    max_connections: usize,
+    /// How long a request waits for a database locked by another process
+    /// before it gets 503 ServiceUnavailable (retryable).
+    #[arg(long, default_value = "5s", value_name = "DURATION")]
+    busy_timeout: String,
+    #[command(flatten)]
+    pid: PidFileArgs,
 }
 
 fn with_suffix(path: &std::path::Path, suffix: &str) -> PathBuf {
@@ -78,7 +90,7 @@ fn with_suffix(path: &std::path::Path, suffix: &str) -> PathBuf {
 
 /// The engine over `--db` (a SQLite path or a PostgreSQL URL) and where
 /// the session key lives.
-fn open_engine(args: &Args, boot: &Bootstrap) -> anyhow::Result<(Engine, PathBuf)> {
+fn open_engine(args: &Args, boot: &Bootstrap, busy_ms: u32) -> anyhow::Result<(Engine, PathBuf)> {
     let Some(url) = args.db.to_str().filter(|d| is_postgres_url(d)) else {
         let key = KeySource::EnvOrFile {
             var: "FOBSIM_DB_KEY".into(),
@@ -87,7 +99,11 @@ fn open_engine(args: &Args, boot: &Bootstrap) -> anyhow::Result<(Engine, PathBuf
                 .clone()
                 .unwrap_or_else(|| with_suffix(&args.db, ".key")),
         };
-        let engine = Engine::sqlite(&args.db, &key, boot.profile.clone())
+        let options = SqliteOptions {
+            busy_timeout_ms: busy_ms,
+            ..SqliteOptions::default()
+        };
+        let engine = Engine::sqlite_with_options(&args.db, &key, options, boot.profile.clone())
             .with_context(|| format!("opening {}", args.db.display()))?;
         let session = args
             .session_key_file
@@ -136,10 +152,20 @@ fn open_engine(args: &Args, boot: &Bootstrap) -> anyhow::Result<(Engine, PathBuf
 /// Bad arguments, an unusable bootstrap file, database or key, a listen
 /// address or control socket that cannot be bound.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let _pid_file = args.pid.claim()?;
+    let busy_ms = fobsim_core::time::parse_duration_ms(&args.busy_timeout)
+        .ok()
+        .and_then(|ms| u32::try_from(ms).ok())
+        .with_context(|| {
+            format!(
+                "--busy-timeout {:?}: expected a duration such as 5s",
+                args.busy_timeout
+            )
+        })?;
     let boot = Bootstrap::load(&args.bootstrap)
         .with_context(|| format!("loading {}", args.bootstrap.display()))?;
     let policies = boot.policies()?;
-    let (engine, session_key_path) = open_engine(&args, &boot)?;
+    let (engine, session_key_path) = open_engine(&args, &boot, busy_ms)?;
     let applied = boot.apply(&engine)?;
     let session_key = KeySource::File(session_key_path.clone())
         .resolve()
@@ -223,8 +249,25 @@ async fn serve(
             _ = sigterm.recv() => {}
         }
     };
+    // Each connection holds a descriptor: keep room for the database,
+    // the control plane and the accept that finds the server full.
+    let fds = fobsim_emulator::raise_fd_limit().unwrap_or(1024);
+    let room = usize::try_from(fds.saturating_sub(64))
+        .unwrap_or(usize::MAX)
+        .max(16);
+    if args.max_connections > room {
+        eprintln!(
+            "fobsim serve: --max-connections {} lowered to {room} (the open-file limit is {fds})",
+            args.max_connections
+        );
+    }
+    let limits = server::Limits {
+        max_body: args.max_body,
+        max_connections: args.max_connections.min(room),
+        ..server::Limits::default()
+    };
     tokio::select! {
-        r = server::serve(listener, service, shutdown) => r?,
+        r = server::serve_with(listener, service, limits, shutdown) => r?,
         () = control_task => {}
     }
     drop(control);

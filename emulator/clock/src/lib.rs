@@ -12,10 +12,14 @@
 //! - [`control`]: JSON lines that move the clock (and, through the
 //!   [`control::Fobs`] a fleet implements, change fobs), over any
 //!   `AsyncRead + AsyncWrite`; a Unix-socket server and a blocking client.
+//! - [`claim`]: what a running process owns (control socket, link
+//!   directory, pid file) is claimed, so a second process given the same
+//!   path refuses to start.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod claim;
 pub mod control;
 
 use std::sync::Mutex;

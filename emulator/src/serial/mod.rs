@@ -29,6 +29,7 @@ pub use crate::command::{Command, ErrorCode, PROTOCOL_VERSION, Reply};
 pub use line::MAX_LINE;
 
 use crate::fleet::Fleet;
+use fobsim_clock::claim::{Claim, ClaimError};
 
 /// Where one fob of a [`SerialFleet`] can be reached.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -98,6 +99,25 @@ pub struct SerialFleet {
     tasks: Vec<JoinHandle<()>>,
     links: Vec<Link>,
     ended: Vec<Arc<AtomicU64>>,
+    /// The link directory's claim (released after the links are gone).
+    claim: Option<Claim>,
+}
+
+/// The pid file that claims a link directory for one process.
+pub const LINK_DIR_PID_FILE: &str = ".fobsim.pid";
+
+/// Claim `dir` for this process (its pid file [`LINK_DIR_PID_FILE`]).
+fn claim_link_dir(dir: &Path) -> io::Result<Claim> {
+    const WHAT: &str = "link directory";
+    Claim::acquire(&dir.join(LINK_DIR_PID_FILE), WHAT).map_err(|e| match e {
+        ClaimError::InUse { pid, .. } => ClaimError::InUse {
+            what: WHAT.to_string(),
+            path: dir.to_path_buf(),
+            pid,
+        }
+        .into(),
+        e => e.into(),
+    })
 }
 
 /// Serve fob `index` of `fleet` on `pty` until the task is aborted.
@@ -120,21 +140,30 @@ async fn run_port(mut pty: pty::Pty, fleet: Arc<Fleet>, index: usize, ended: Arc
 impl SerialFleet {
     /// Open one pty per fob and serve it; with `link_dir`, make a symlink
     /// `link_dir/<serial>` to each (the directory is created if missing).
-    /// Must be called inside a multi-threaded or current-thread tokio
-    /// runtime.
+    /// The directory is claimed for this process (the pid file
+    /// [`LINK_DIR_PID_FILE`] in it): one that another live process serves
+    /// is refused ("link directory … is in use by PID N"); stale links of
+    /// an earlier run are replaced. Must be called inside a multi-threaded
+    /// or current-thread tokio runtime.
     ///
     /// # Errors
-    /// IO errors opening ptys (`EMFILE`: raise the limit with
+    /// [`io::ErrorKind::AddrInUse`] for a link directory in use; IO errors
+    /// opening ptys (`EMFILE`: raise the limit with
     /// [`crate::raise_fd_limit`]) or making links. Nothing is left behind.
     pub fn start(fleet: Arc<Fleet>, link_dir: Option<&Path>) -> io::Result<SerialFleet> {
-        if let Some(dir) = link_dir {
-            std::fs::create_dir_all(dir)?;
-        }
+        let claim = match link_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir)?;
+                Some(claim_link_dir(dir)?)
+            }
+            None => None,
+        };
         let mut me = SerialFleet {
             ports: Vec::with_capacity(fleet.len()),
             tasks: Vec::with_capacity(fleet.len()),
             links: Vec::new(),
             ended: Vec::with_capacity(fleet.len()),
+            claim,
         };
         for (index, dev) in fleet.devices().iter().enumerate() {
             let pty = pty::Pty::open()?;
@@ -188,6 +217,7 @@ impl SerialFleet {
             let _ = t.await;
         }
         self.links.clear();
+        self.claim = None;
     }
 }
 
@@ -202,6 +232,36 @@ impl Drop for SerialFleet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_link_directory_in_use_is_refused_and_a_stale_one_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let links = dir.path().join("fobs");
+        let spec = crate::FleetSpec::uniform("gaht", 1, 0).unwrap();
+        let fleet = Arc::new(Fleet::new(&spec, fobsim_clock::TrueClock::System, false).unwrap());
+        let first = SerialFleet::start(Arc::clone(&fleet), Some(&links)).unwrap();
+        let link = first.ports()[0].link.clone().unwrap();
+        let target = std::fs::read_link(&link).unwrap();
+        let e = SerialFleet::start(Arc::clone(&fleet), Some(&links)).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AddrInUse);
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "link directory {} is in use by PID {}",
+                links.display(),
+                std::process::id()
+            )
+        );
+        assert_eq!(std::fs::read_link(&link).unwrap(), target, "left alone");
+        first.shutdown().await;
+        assert!(!link.exists() && !links.join(LINK_DIR_PID_FILE).exists());
+        // Stale: a link and a pid file of a process that is gone.
+        std::os::unix::fs::symlink("/dev/pts/nonexistent", &link).unwrap();
+        std::fs::write(links.join(LINK_DIR_PID_FILE), "999999999\n").unwrap();
+        let second = SerialFleet::start(fleet, Some(&links)).unwrap();
+        assert_eq!(std::fs::read_link(&link).unwrap(), second.ports()[0].path);
+        second.shutdown().await;
+    }
 
     #[test]
     fn link_names_are_file_names() {

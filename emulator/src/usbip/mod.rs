@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-pub use server::{UsbipServer, bus_id};
+pub use server::{Timeouts, UsbipServer, bus_id};
 
 use crate::fleet::Fleet;
 use crate::hid::HidOptions;

@@ -3,11 +3,14 @@
 //! [`UsbipServer::serve_connection`], generic over `AsyncRead +
 //! AsyncWrite` (tests use `tokio::io::duplex`); [`UsbipServer::run`]
 //! accepts TCP clients. A malformed PDU or a client vanishing ends that
-//! connection only.
+//! connection only; so does silence ([`Timeouts`]): a connection that
+//! never asks, or an importing host that sends nothing while the fob owes
+//! it nothing, is closed, and the fob it held is free again.
 
 use std::collections::HashSet;
 use std::io;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::TcpListener;
@@ -33,7 +36,46 @@ pub enum ConnectionError {
     /// The client closed the connection in the middle of a PDU.
     #[error("usbip connection: closed in the middle of a PDU ({0} bytes held)")]
     Truncated(usize),
+    /// The client sent nothing for too long (see [`Timeouts`]).
+    #[error("usbip connection: nothing received for {0:?}")]
+    TimedOut(Duration),
 }
+
+/// How long a USB/IP client may stay silent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Time for a new connection's request (`OP_REQ_DEVLIST`,
+    /// `OP_REQ_IMPORT`): `usbip list` and `usbip attach` send it at once.
+    pub handshake: Duration,
+    /// Time an importing connection may send nothing while the fob owes it
+    /// nothing (no IN transfer pending); then it is closed and the fob is
+    /// free for the next import. While an IN transfer is pending the host
+    /// is waiting on the fob, and only a dead peer ends the connection
+    /// (TCP keepalive). `None`: never.
+    pub idle: Option<Duration>,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            handshake: HANDSHAKE_TIMEOUT,
+            idle: Some(IDLE_TIMEOUT),
+        }
+    }
+}
+
+/// The default [`Timeouts::handshake`].
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The default [`Timeouts::idle`].
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// TCP keepalive of accepted connections: a host that vanishes (crash,
+/// network gone) is noticed after about `IDLE + 3 × INTERVAL`, and its
+/// import released, even while an IN transfer is pending.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+const KEEPALIVE_PROBES: u32 = 3;
 
 /// The bus id of fob `index` (0-based): `1-<index+1>`.
 #[must_use]
@@ -55,6 +97,7 @@ pub struct UsbipServer {
     options: HidOptions,
     exports: Vec<Export>,
     imported: Mutex<HashSet<usize>>,
+    timeouts: Timeouts,
 }
 
 /// Releases an imported device when its connection ends.
@@ -130,7 +173,15 @@ impl UsbipServer {
             options,
             exports,
             imported: Mutex::new(HashSet::new()),
+            timeouts: Timeouts::default(),
         }
+    }
+
+    /// The same server with other [`Timeouts`].
+    #[must_use]
+    pub fn with_timeouts(mut self, timeouts: Timeouts) -> Self {
+        self.timeouts = timeouts;
+        self
     }
 
     /// The exported devices, in fleet order.
@@ -152,12 +203,16 @@ impl UsbipServer {
         T: AsyncRead + AsyncWrite + Unpin,
     {
         let mut buf = Vec::new();
+        let deadline = tokio::time::Instant::now() + self.timeouts.handshake;
         let request = loop {
             if let Some((req, used)) = OpRequest::decode(&buf)? {
                 buf.drain(..used);
                 break req;
             }
-            if !fill(&mut io, &mut buf).await? {
+            let more = tokio::time::timeout_at(deadline, fill(&mut io, &mut buf))
+                .await
+                .map_err(|_| ConnectionError::TimedOut(self.timeouts.handshake))?;
+            if !more? {
                 return if buf.is_empty() {
                     Ok(())
                 } else {
@@ -224,7 +279,16 @@ impl UsbipServer {
                 io.flush().await?;
                 out.clear();
             }
-            if !fill(&mut io, &mut buf).await? {
+            let more = match self.timeouts.idle {
+                // The fob owes the host nothing: an idle host may go.
+                Some(idle) if dev.pending_urbs() == 0 => {
+                    tokio::time::timeout(idle, fill(&mut io, &mut buf))
+                        .await
+                        .map_err(|_| ConnectionError::TimedOut(idle))?
+                }
+                _ => fill(&mut io, &mut buf).await,
+            };
+            if !more? {
                 return if buf.is_empty() {
                     Ok(())
                 } else {
@@ -251,6 +315,7 @@ impl UsbipServer {
                 Err(e) => return Err(e),
             };
             let _ = stream.set_nodelay(true);
+            let _ = keepalive(&stream);
             let me = Arc::clone(&self);
             tokio::spawn(async move {
                 // A broken connection is the client's problem; it is dropped.
@@ -258,6 +323,16 @@ impl UsbipServer {
             });
         }
     }
+}
+
+/// Probe a silent peer, so a host that vanished releases its import.
+fn keepalive(stream: &tokio::net::TcpStream) -> io::Result<()> {
+    use rustix::net::sockopt;
+    sockopt::set_socket_keepalive(stream, true)?;
+    sockopt::set_tcp_keepidle(stream, KEEPALIVE_IDLE)?;
+    sockopt::set_tcp_keepintvl(stream, KEEPALIVE_INTERVAL)?;
+    sockopt::set_tcp_keepcnt(stream, KEEPALIVE_PROBES)?;
+    Ok(())
 }
 
 fn is_transient(e: &io::Error) -> bool {

@@ -26,7 +26,8 @@ use fobsim_core::Principal;
 #[derive(Clone)]
 pub enum KeySource {
     /// A file holding 64 hex digits; created with a random key (mode 0600)
-    /// on first use.
+    /// on first use. A key file that group or others may read is refused,
+    /// as ssh refuses such a private key.
     File(PathBuf),
     /// An environment variable holding 64 hex digits (must be set).
     Env(String),
@@ -76,40 +77,70 @@ pub(super) fn random_bytes(buf: &mut [u8]) -> Result<(), StoreError> {
 }
 
 fn key_from_file(path: &Path) -> Result<Zeroizing<[u8; 32]>, StoreError> {
+    use fobsim_core::private_file;
     let io = |source| StoreError::KeyFile {
         path: path.display().to_string(),
         source,
     };
-    match std::fs::read_to_string(path) {
-        Ok(text) => parse_hex_key(&text, &path.display().to_string()),
+    let read = || -> Result<Zeroizing<[u8; 32]>, StoreError> {
+        // Refused if group or others may read it, as ssh refuses a key.
+        let text = Zeroizing::new(private_file::read_to_string(path)?);
+        parse_hex_key(&text, &path.display().to_string())
+    };
+    match std::fs::symlink_metadata(path) {
+        Ok(_) => read(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let mut k = Zeroizing::new([0u8; 32]);
             random_bytes(k.as_mut())?;
             let text = Zeroizing::new(hex::encode(k.as_ref()));
-            let mut opts = std::fs::OpenOptions::new();
-            opts.write(true).create_new(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                opts.mode(0o600);
-            }
-            match opts.open(path) {
-                Ok(mut f) => {
-                    use std::io::Write;
-                    f.write_all(text.as_bytes()).map_err(io)?;
-                    f.sync_all().map_err(io)?;
-                    Ok(k)
-                }
+            match private_file::create_new(path, text.as_bytes()) {
+                Ok(true) => Ok(k),
                 // Another process created it first: use theirs.
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let text = std::fs::read_to_string(path).map_err(io)?;
-                    parse_hex_key(&text, &path.display().to_string())
-                }
-                Err(e) => Err(io(e)),
+                Ok(false) => read(),
+                Err(e) => Err(e.into()),
             }
         }
         Err(e) => Err(io(e)),
     }
+}
+
+/// Make the database file private before SQLite opens it (it holds the
+/// password hashes and the sealed secrets): a new one is created with mode
+/// 0600 — SQLite gives its `-wal` and `-shm` files the database's mode —
+/// and an existing one that group or others may read is made 0600, with
+/// its `-wal` and `-shm`.
+fn make_private(path: &Path) -> Result<(), StoreError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+        let io = |source| StoreError::DatabaseFile {
+            path: path.display().to_string(),
+            source,
+        };
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io(e)),
+        }
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.as_os_str().to_os_string();
+            p.push(suffix);
+            let p = PathBuf::from(p);
+            if let Ok(m) = std::fs::metadata(&p)
+                && m.is_file()
+                && m.permissions().mode() & 0o077 != 0
+            {
+                let mode = m.permissions().mode() & 0o700;
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).map_err(io)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 impl KeySource {
@@ -240,6 +271,9 @@ pub struct SqliteStore {
     conn: ReentrantMutex<Conn>,
     cipher: XChaCha20Poly1305,
     path: PathBuf,
+    /// How long an operation waits for the connection (another thread's
+    /// operation) before it gives up with [`StoreError::Busy`].
+    wait: std::time::Duration,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -287,6 +321,7 @@ impl SqliteStore {
         let path = path.as_ref().to_path_buf();
         let k = key.resolve()?;
         let cipher = XChaCha20Poly1305::new(k.as_ref().into());
+        make_private(&path)?;
         let mut conn = Connection::open(&path)?;
         conn.busy_timeout(std::time::Duration::from_millis(u64::from(
             options.busy_timeout_ms,
@@ -312,6 +347,7 @@ impl SqliteStore {
             }),
             cipher,
             path,
+            wait: std::time::Duration::from_millis(u64::from(options.busy_timeout_ms)),
         };
         store.check_key()?;
         Ok(store)
@@ -388,12 +424,18 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// The connection, once the operations of other threads are done (at
+    /// most the busy timeout: then [`StoreError::Busy`]). Reentrant.
+    fn conn(&self) -> Result<parking_lot::ReentrantMutexGuard<'_, Conn>, StoreError> {
+        self.conn.try_lock_for(self.wait).ok_or(StoreError::Busy)
+    }
+
     /// Run `f` with the connection (reentrant: safe inside [`Store::batch`]).
     fn with<R>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
-        let g = self.conn.lock();
+        let g = self.conn()?;
         let mut conn = g.conn.borrow_mut();
         f(&mut conn)
     }
@@ -732,7 +774,7 @@ impl Store for SqliteStore {
         let OwnedToken { serial, owner } = token;
         let key = owner.storage_key();
         {
-            let g = self.conn.lock();
+            let g = self.conn()?;
             let cache = g.cache.borrow();
             if let Some(c) = cache.get(serial) {
                 return Ok((c.owner.as_deref() == Some(key)).then_some(c.state));
@@ -944,7 +986,7 @@ impl Store for SqliteStore {
     }
 
     fn batch(&self, f: &mut dyn FnMut()) -> Result<(), StoreError> {
-        let g = self.conn.lock();
+        let g = self.conn()?;
         if g.batch_depth.get() > 0 {
             f();
             return Ok(());

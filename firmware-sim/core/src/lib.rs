@@ -5,7 +5,8 @@
 //!   [`Clock`] trait and the harness's [`SimClock`];
 //! - tokens as vendors ship them: [`Serial`], [`SeedRecord`] ([`Kind`],
 //!   [`Algorithm`], digits, [`Secret`]) and vendor seed files
-//!   ([`seedfile`]: PSKC RFC 6030, CSV);
+//!   ([`seedfile`]: PSKC RFC 6030, CSV), and the files that hold secrets
+//!   ([`private_file`]: written new with mode 0600, read only if private);
 //! - who acts and through which door: [`Principal`], [`Channel`];
 //! - HOTP (RFC 4226) and TOTP (RFC 6238), allocation-free on the hot path.
 //!
@@ -29,6 +30,7 @@
 
 mod key;
 mod principal;
+pub mod private_file;
 mod secret;
 mod seed;
 pub mod seedfile;

@@ -125,6 +125,10 @@ pub enum ProvisionError {
         #[source]
         source: std::io::Error,
     },
+    /// A file that holds secrets cannot be written: an existing one is a
+    /// symlink or others may read it, or the write failed.
+    #[error("{0}")]
+    Private(#[from] fobsim_core::private_file::PrivateFileError),
     /// A scenario cannot be provisioned (bad device, name too long, ...).
     #[error("{file}: scenario {id}: {message}")]
     Scenario {
@@ -234,25 +238,15 @@ struct BootstrapOut {
 }
 
 fn write_file(path: &Path, text: &str, private: bool) -> Result<(), ProvisionError> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let io = |source| ProvisionError::Io {
+    if private {
+        // Secrets: written new (0600) and renamed into place; never
+        // through a symlink, never into a file others may read.
+        return Ok(fobsim_core::private_file::write(path, text.as_bytes())?);
+    }
+    std::fs::write(path, text).map_err(|source| ProvisionError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    if private {
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(path).map_err(io)?;
-    if private {
-        // An existing file keeps its mode on open: tighten it.
-        use std::os::unix::fs::PermissionsExt as _;
-        f.set_permissions(std::fs::Permissions::from_mode(0o600))
-            .map_err(io)?;
-    }
-    f.write_all(text.as_bytes()).map_err(io)
+    })
 }
 
 /// Write `bootstrap.toml`, `seeds.csv` and `harness-policy.json` into

@@ -614,27 +614,16 @@ pub enum KeyFileError {
 /// Refuse a secret file that group or others may access (mode & 0o077),
 /// as ssh refuses such a private key.
 fn check_private(path: &Path) -> Result<(), KeyFileError> {
-    let meta = std::fs::metadata(path).map_err(|source| KeyFileError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    if !meta.is_file() {
-        return Err(KeyFileError::NotAFile {
-            path: path.to_path_buf(),
-        });
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        let mode = meta.permissions().mode() & 0o7777;
-        if mode & 0o077 != 0 {
-            return Err(KeyFileError::TooOpen {
-                path: path.to_path_buf(),
-                mode,
-            });
-        }
-    }
-    Ok(())
+    use crate::private_file::{self, PrivateFileError};
+    private_file::check(path).map_err(|e| match e {
+        PrivateFileError::TooOpen { path, mode } => KeyFileError::TooOpen { path, mode },
+        PrivateFileError::NotAFile { path } => KeyFileError::NotAFile { path },
+        PrivateFileError::Io { path, source } => KeyFileError::Io { path, source },
+        e @ PrivateFileError::Symlink { .. } => KeyFileError::Io {
+            path: e.path().to_path_buf(),
+            source: e.into(),
+        },
+    })
 }
 
 fn read_private(path: &Path) -> Result<Zeroizing<String>, KeyFileError> {
@@ -699,7 +688,6 @@ pub fn read_or_create_key_file<R: CryptoRng + ?Sized>(
     path: &Path,
     rng: &mut R,
 ) -> Result<(TransportKey, bool), KeyFileError> {
-    use std::io::Write as _;
     let io = |source| KeyFileError::Io {
         path: path.to_path_buf(),
         source,
@@ -710,19 +698,17 @@ pub fn read_or_create_key_file<R: CryptoRng + ?Sized>(
         Err(e) => return Err(io(e)),
     }
     let key = TransportKey::random(rng).named(&key_name_of(path));
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(path).map_err(io)?;
     let mut text = key.to_hex();
     text.push('\n');
-    f.write_all(text.as_bytes()).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    Ok((key, true))
+    match crate::private_file::create_new(path, text.as_bytes()) {
+        Ok(true) => Ok((key, true)),
+        // Another process made it meanwhile: use theirs.
+        Ok(false) => read_key_file(path).map(|k| (k, false)),
+        Err(e) => Err(KeyFileError::Io {
+            path: path.to_path_buf(),
+            source: e.into(),
+        }),
+    }
 }
 
 #[cfg(test)]
