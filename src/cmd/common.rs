@@ -172,3 +172,20 @@ pub fn pskc_protection(
         (None, None) => Ok(None),
     }
 }
+
+/// Bind the control socket at `path`; a socket another live process holds
+/// is refused with its own message ("control socket … is in use by PID N").
+///
+/// # Errors
+/// The socket is in use, or cannot be bound.
+pub fn bind_control(
+    path: &std::path::Path,
+) -> anyhow::Result<fobsim_clock::control::server::ControlSocket> {
+    fobsim_clock::control::server::ControlSocket::bind(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            anyhow::Error::new(e)
+        } else {
+            anyhow::Error::new(e).context(format!("binding the control socket {}", path.display()))
+        }
+    })
+}

@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use fobsim_clock::control::Fobs;
-use fobsim_clock::control::server::ControlSocket;
 use fobsim_core::seedfile::SeedFormat;
 use fobsim_emulator::serial::PROTOCOL_VERSION;
 
@@ -245,10 +244,7 @@ async fn serve(fleet: Arc<Fleet>, args: &Args, export: Option<Export>) -> anyhow
         }
     };
     let control = match &args.clock.control {
-        Some(path) => Some(
-            ControlSocket::bind(path)
-                .with_context(|| format!("binding the control socket {}", path.display()))?,
-        ),
+        Some(path) => Some(super::common::bind_control(path)?),
         None => None,
     };
 

@@ -86,7 +86,8 @@ pub struct Limits {
     pub write_timeout: Duration,
     /// Largest request head (request line and headers), bytes; larger
     /// ones get `431` (`414` when the request line alone is too long).
-    /// At least 8,192.
+    /// At least 8,192. It also bounds the connection's read buffer, so
+    /// with [`Limits::max_body`] it bounds a connection's memory.
     pub max_head: usize,
     /// Largest request body, bytes; larger ones get `413`.
     pub max_body: usize,
@@ -100,7 +101,7 @@ impl Default for Limits {
             header_read_timeout: HEADER_READ_TIMEOUT,
             body_read_timeout: BODY_READ_TIMEOUT,
             write_timeout: WRITE_TIMEOUT,
-            max_head: 64 * 1024,
+            max_head: 16 * 1024,
             max_body: 64 * 1024,
             max_connections: 1024,
         }
@@ -551,10 +552,15 @@ async fn connection<H: Handler>(
         }
     };
     let stream = io.get_mut();
+    // A shed connection goes at once: its place is taken already.
+    let shed = conn.evicted();
     if let Some(bytes) = reply {
-        let _ = tokio::time::timeout(limits.write_timeout, stream.write_all(&bytes)).await;
-        linger(stream).await;
-    } else if conn.is_closing() {
+        let limit = if shed { LINGER } else { limits.write_timeout };
+        let _ = tokio::time::timeout(limit, stream.write_all(&bytes)).await;
+        if !shed {
+            linger(stream).await;
+        }
+    } else if conn.is_closing() && !shed {
         linger(stream).await;
     }
     drop(admitted);
