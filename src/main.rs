@@ -4,9 +4,50 @@
 //! own module under `cmd/`; the work happens in the library crates.
 //!
 //! Exit codes: 0 = success (every expectation held), 1 = a run found
-//! failures, 2 = bad input (usage, malformed files, invalid values).
+//! failures, 2 = bad input (usage, malformed files, invalid values). A
+//! closed standard output (`fobsim run --list | head -5`) ends the command
+//! quietly with 0, as ripgrep does: the reader has what it asked for.
+
+/// `println!` that hands a failed write of standard output back to the
+/// caller (`?`, as [`StdoutError`]) instead of panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*).map_err($crate::StdoutError)?;
+    }};
+}
+
+/// `print!` that hands a failed write of standard output back to the
+/// caller (`?`, as [`StdoutError`]) instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout(), $($arg)*).map_err($crate::StdoutError)?;
+    }};
+}
 
 mod cmd;
+
+/// Standard output could not be written (most often: the reader of the
+/// pipe is gone).
+#[derive(Debug)]
+pub struct StdoutError(pub std::io::Error);
+
+impl std::fmt::Display for StdoutError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot write standard output: {}", self.0)
+    }
+}
+
+impl std::error::Error for StdoutError {}
+
+/// Whether `e` is a write to a standard output nobody reads any more.
+fn is_closed_stdout(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<StdoutError>()
+            .is_some_and(|s| s.0.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
 
 use std::process::ExitCode;
 
@@ -69,6 +110,7 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        Err(e) if is_closed_stdout(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("fobsim: error: {e:#}");
             ExitCode::from(2)

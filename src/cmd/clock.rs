@@ -89,7 +89,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut client = ControlClient::connect(socket, Duration::from_secs(5))?;
     let resp = client.request(&req)?;
     if args.json {
-        println!("{}", serde_json::to_string(&resp)?);
+        outln!("{}", serde_json::to_string(&resp)?);
         return Ok(ExitCode::SUCCESS);
     }
     let fob_line = |f: &fobsim_clock::control::FobState| {
@@ -105,13 +105,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         )
     };
     if let Some(f) = &resp.fob {
-        println!("{}", fob_line(f));
+        outln!("{}", fob_line(f));
     } else if let Some(fobs) = &resp.fobs {
         for f in fobs {
-            println!("{}", fob_line(f));
+            outln!("{}", fob_line(f));
         }
     } else if let Some(c) = &resp.clock {
-        println!(
+        outln!(
             "{} ({}, {})",
             c.now,
             c.source,

@@ -71,6 +71,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         };
         totp.code_at(at.as_secs())?
     };
-    println!("{code}");
+    outln!("{code}");
     Ok(ExitCode::SUCCESS)
 }

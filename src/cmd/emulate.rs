@@ -227,7 +227,7 @@ async fn serve(fleet: Arc<Fleet>, args: &Args) -> anyhow::Result<ExitCode> {
             "test_mode": fleet.test_mode(),
             "protocol": PROTOCOL_VERSION,
         });
-        println!("{line}");
+        outln!("{line}");
     } else {
         for r in &rows {
             let cols: Vec<&str> = [
@@ -240,7 +240,7 @@ async fn serve(fleet: Arc<Fleet>, args: &Args) -> anyhow::Result<ExitCode> {
             .into_iter()
             .flatten()
             .collect();
-            println!("{}", cols.join("\t"));
+            outln!("{}", cols.join("\t"));
         }
         if let Some(c) = &control {
             eprintln!("fobsim: control socket {}", c.path().display());
@@ -252,7 +252,7 @@ async fn serve(fleet: Arc<Fleet>, args: &Args) -> anyhow::Result<ExitCode> {
         );
     }
     use std::io::Write as _;
-    std::io::stdout().flush()?;
+    std::io::stdout().flush().map_err(crate::StdoutError)?;
 
     let control_task = async {
         match &control {

@@ -82,22 +82,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             "step": step,
             "display": shown.to_string(),
         });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        println!("serial   {}", fob.serial());
-        println!("model    {}", model.name);
-        println!("true     {at}");
+        outln!("serial   {}", fob.serial());
+        outln!("model    {}", model.name);
+        outln!("true     {at}");
         if let Ok(ms) = u64::try_from(device_ms) {
-            println!(
+            outln!(
                 "device   {} ({})",
                 Timestamp::from_millis(ms),
                 format_duration_ms(offset)
             );
         }
         if let Some(step) = step {
-            println!("step     {step}");
+            outln!("step     {step}");
         }
-        println!("display  {shown}");
+        outln!("display  {shown}");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -113,7 +113,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("cannot write {}", path.display()))?;
             eprintln!("matrix written to {}", path.display());
         }
-        None => print!("{body}"),
+        None => out!("{body}"),
     }
     eprintln!(
         "matrix: {} scenarios x {} engines in {:.1} s",

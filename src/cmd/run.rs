@@ -153,7 +153,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .first()
                 .map(|x| format!("[{}] {}", x.kind.as_str(), x.text))
                 .unwrap_or_default();
-            println!("{}  {}  {src}", s.id, s.file);
+            outln!("{}  {}  {src}", s.id, s.file);
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -176,7 +176,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             dir,
             encryption.as_ref(),
         )?;
-        println!(
+        outln!(
             "wrote {}: {} scenarios, {} users, {} tokens (--seed {}); start the endpoint with it, e.g.\n  fobsim serve --db DB --bootstrap {} --clock manual --control SOCKET\nthen: fobsim run --engine iam-http --endpoint URL --bootstrap {} --control SOCKET",
             done.bootstrap.display(),
             done.scenarios,
@@ -187,7 +187,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             done.bootstrap.display(),
         );
         if let Some(enc) = &encryption {
-            println!(
+            outln!(
                 "the seeds are in {}, encrypted (RFC 6030 PSKC) under the {} in {}",
                 done.seeds.display(),
                 enc.protection.kind(),
@@ -278,7 +278,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 path.display()
             );
         }
-        None => print!("{body}"),
+        None => out!("{body}"),
     }
     let s = report.summary;
     let ok = if args.allow_na {

@@ -150,9 +150,9 @@ async fn serve(
         "users_created": applied.users_created,
         "tokens_imported": applied.tokens_imported,
     });
-    println!("{line}");
+    outln!("{line}");
     use std::io::Write as _;
-    std::io::stdout().flush()?;
+    std::io::stdout().flush().map_err(crate::StdoutError)?;
 
     let control_task = async {
         match &control {

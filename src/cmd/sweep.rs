@@ -113,7 +113,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut engine = registry.open(&args.engine)?;
     let mut fobs = InProcess;
     let map = sweep::run_with_progress(engine.as_mut(), &mut fobs, &spec, 200)?;
-    print!("{}", map.summary());
+    out!("{}", map.summary());
     if let Some(path) = &args.out {
         std::fs::write(path, map.svg()?)
             .with_context(|| format!("cannot write {}", path.display()))?;
