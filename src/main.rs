@@ -41,6 +41,24 @@ impl std::fmt::Display for StdoutError {
 
 impl std::error::Error for StdoutError {}
 
+/// `e` and its causes on one line, `a: b: c`, each cause once: a library
+/// error that already shows its source (`{path}: {source}`) does not get
+/// it repeated (`No such file or directory: No such file or directory`).
+fn render(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
 /// Whether `e` is a write to a standard output nobody reads any more.
 fn is_closed_stdout(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
@@ -112,7 +130,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) if is_closed_stdout(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("fobsim: error: {e:#}");
+            eprintln!("fobsim: error: {}", render(&e));
             ExitCode::from(2)
         }
     }

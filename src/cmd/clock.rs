@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use anyhow::Context as _;
+
 use fobsim_clock::control::Request;
 use fobsim_clock::control::client::ControlClient;
 
@@ -25,7 +27,7 @@ pub struct Args {
 enum Action {
     /// Print the true time.
     Get,
-    /// Jump to a time: RFC 3339 UTC or @UNIX_SECONDS.
+    /// Jump to a time: Unix seconds, @UNIX_SECONDS or RFC 3339 UTC.
     Set {
         /// The new time.
         time: String,
@@ -48,7 +50,7 @@ enum Action {
         #[arg(long, allow_hyphen_values = true)]
         offset: Option<String>,
         /// Crystal skew in ppm.
-        #[arg(long, allow_hyphen_values = true)]
+        #[arg(long, allow_hyphen_values = true, value_parser = super::common::ppm)]
         ppm: Option<f64>,
         /// Jitter bound (e.g. 500ms).
         #[arg(long)]
@@ -69,7 +71,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let req = match args.action {
         Action::Get => Request::Get,
-        Action::Set { time } => Request::Set { time },
+        // Read here, with the accepted forms in the error, and sent in the
+        // one form the control plane reads.
+        Action::Set { time } => Request::Set {
+            time: super::common::parse_time(&time)
+                .context("clock set")?
+                .to_string(),
+        },
         Action::Advance { by } => Request::Advance { by },
         Action::Freeze => Request::Freeze,
         Action::Resume => Request::Resume,

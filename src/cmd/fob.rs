@@ -28,7 +28,7 @@ pub struct Args {
     #[arg(long, default_value = "0s", allow_hyphen_values = true)]
     offset: String,
     /// Crystal skew in ppm (+ = fast).
-    #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
+    #[arg(long, default_value_t = 0.0, allow_hyphen_values = true, value_parser = super::common::ppm)]
     ppm: f64,
     /// Jitter bound, e.g. 500ms.
     #[arg(long, default_value = "0s")]
@@ -62,8 +62,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let drift = Drift {
         offset_ms: parse_duration_ms(&args.offset).context("--offset")?,
         ppm: args.ppm,
-        jitter_ms: u32::try_from(jitter_ms)
-            .context("--jitter must be 0 or more and below 50 days")?,
+        jitter_ms: u32::try_from(jitter_ms).map_err(|_| {
+            anyhow::anyhow!(
+                "--jitter {}: out of range: expected 0 or more and below 49 days (e.g. 500ms)",
+                args.jitter
+            )
+        })?,
     };
     let mut spec = FobSpec::seeded(model, serial, args.seed, set_at)?;
     spec.drift = drift;

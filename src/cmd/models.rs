@@ -57,7 +57,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             m.name,
             kind,
             step,
-            m.algorithm,
+            m.algorithm.as_str(),
             m.digits,
             serial,
             m.description

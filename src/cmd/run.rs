@@ -251,11 +251,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(url) => format!("{} {url}", args.engine),
         None => args.engine.clone(),
     };
+    // The JSON transcript stays the same whichever way the fobs were
+    // reached; what a person reads names the transport.
+    let shown = match args.transport {
+        Transport::InProcess => label.clone(),
+        Transport::Serial => format!("{label}, fobs over serial ptys"),
+    };
     let report = Report::new(&label, args.seed, &results);
     let body = match args.format {
         Format::Text => format!(
             "{}({} scenarios in {:.3} s)\n",
-            report.text(),
+            Report::new(&shown, args.seed, &results).text(),
             results.len(),
             elapsed.as_secs_f64()
         ),
@@ -270,7 +276,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             eprintln!(
                 "{} scenarios against {}: {} passed, {} failed, {} n/a, {} errors; report in {}",
                 s.total,
-                label,
+                shown,
                 s.passed,
                 s.failed,
                 s.not_applicable,

@@ -67,8 +67,19 @@ fn with_suffix(path: &std::path::Path, suffix: &str) -> PathBuf {
 /// Bad arguments, an unusable bootstrap file, database or key, a listen
 /// address or control socket that cannot be bound.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let boot = Bootstrap::load(&args.bootstrap)
-        .with_context(|| format!("loading {}", args.bootstrap.display()))?;
+    // The database and its key files are created next to each other: a
+    // missing directory is said as such, before any key file is tried.
+    let dir = match args.db.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    anyhow::ensure!(
+        dir.is_dir(),
+        "--db {}: the directory {} does not exist (create it first)",
+        args.db.display(),
+        dir.display()
+    );
+    let boot = Bootstrap::load(&args.bootstrap).context("--bootstrap")?;
     let policies = boot.policies()?;
     let key = KeySource::EnvOrFile {
         var: "FOBSIM_DB_KEY".into(),
