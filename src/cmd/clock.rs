@@ -30,6 +30,7 @@ enum Action {
     /// Jump to a time: Unix seconds, @UNIX_SECONDS or RFC 3339 UTC.
     Set {
         /// The new time.
+        #[arg(allow_hyphen_values = true)]
         time: String,
     },
     /// Move the time by a signed duration (30s, -4m, 1y).

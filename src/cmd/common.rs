@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use anyhow::Context as _;
+
 use fobsim_clock::{ClockKind, TrueClock};
 use fobsim_core::Timestamp;
 use fobsim_engines::StoreKind;
@@ -23,8 +25,8 @@ pub struct ClockArgs {
     /// Where true time comes from.
     #[arg(long, value_enum, default_value_t = ClockArg::System)]
     pub clock: ClockArg,
-    /// Start time of the manual clock: RFC 3339 UTC or @UNIX_SECONDS
-    /// (default: the system time at start).
+    /// Start time of the manual clock: Unix seconds, @UNIX_SECONDS or RFC
+    /// 3339 UTC (default: the system time at start).
     #[arg(long, value_name = "TIME", requires = "control")]
     pub start: Option<String>,
     /// Serve the control plane (JSON lines) on this Unix socket.
@@ -52,7 +54,7 @@ impl ClockArgs {
         let start = self
             .start
             .as_deref()
-            .map(str::parse::<Timestamp>)
+            .map(|s| parse_time(s).context("--start"))
             .transpose()?;
         Ok(Arc::new(TrueClock::from_kind(kind, start)?))
     }

@@ -36,16 +36,17 @@ pub struct Args {
     /// --engine` takes, `exec:COMMAND` too (a COMMAND with a comma: put it
     /// in a script).
     #[arg(
+        short = 'e',
         long,
         value_delimiter = ',',
         default_value = "builtin,privacyidea,pam-google,pam-oath,oathtool,moto,django-otp"
     )]
     engines: Vec<String>,
     /// Report format.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
+    #[arg(short = 'f', long, value_enum, default_value_t = Format::Text)]
     format: Format,
     /// Write the report to FILE (a summary goes to stderr).
-    #[arg(long, value_name = "FILE")]
+    #[arg(short = 'o', long, value_name = "FILE")]
     out: Option<PathBuf>,
     /// Seed of fob secrets, clock jitter and the built-in engine's RNG.
     #[arg(long, default_value_t = DEFAULT_SEED)]

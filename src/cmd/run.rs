@@ -40,7 +40,7 @@ pub struct Args {
     /// installs them); or `exec:COMMAND`: your own engine behind an adapter
     /// program that speaks JSON lines on stdin/stdout
     /// (docs/adapter-protocol.md).
-    #[arg(long, default_value = "builtin")]
+    #[arg(short = 'e', long, default_value = "builtin")]
     engine: String,
     /// With `--engine iam-http`: run against this already-running endpoint
     /// (`http://HOST:PORT`) instead of a server per scenario. Needs
@@ -98,10 +98,10 @@ pub struct Args {
     #[arg(long)]
     allow_na: bool,
     /// Report format.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
+    #[arg(short = 'f', long, value_enum, default_value_t = Format::Text)]
     format: Format,
     /// Write the report to FILE instead of stdout (a summary line goes to stderr).
-    #[arg(long, value_name = "FILE")]
+    #[arg(short = 'o', long, value_name = "FILE")]
     out: Option<PathBuf>,
     /// Seed of fob secrets, clock jitter and the engine's RNG.
     #[arg(long, default_value_t = DEFAULT_SEED)]
@@ -113,7 +113,7 @@ pub struct Args {
     #[arg(long, value_name = "TEXT")]
     only: Option<String>,
     /// List the scenarios (id and what each encodes) instead of running them.
-    #[arg(long)]
+    #[arg(short = 'l', long)]
     list: bool,
     /// How the runner reaches the fobs: in this process, or over real
     /// serial ptys (the emulator's line protocol).

@@ -27,17 +27,18 @@ pub enum Axis {
 pub struct Args {
     /// Engine under test: any name `fobsim run --engine` takes (`builtin`,
     /// `model`, `iam-http`, `privacyidea`, ...).
-    #[arg(long, default_value = "builtin")]
+    #[arg(short = 'e', long, default_value = "builtin")]
     engine: String,
     /// Store of the built-in engine.
     #[arg(long, value_parser = super::common::store_parser(), default_value_t = StoreKind::Memory)]
     store: StoreKind,
     /// Write the SVG map here.
-    #[arg(long, value_name = "FILE")]
+    #[arg(short = 'o', long, value_name = "FILE")]
     out: Option<PathBuf>,
-    /// Write the map as JSON here.
-    #[arg(long, value_name = "FILE")]
-    json: Option<PathBuf>,
+    /// Print the map as JSON on stdout (the summary goes to stderr), as
+    /// `--json` does everywhere; `--json FILE` writes it to FILE instead.
+    #[arg(long, value_name = "FILE", num_args = 0..=1)]
+    json: Option<Option<PathBuf>>,
     /// What the y axis measures.
     #[arg(long, value_enum, default_value_t = Axis::Delay)]
     y: Axis,
@@ -54,13 +55,13 @@ pub struct Args {
     #[arg(long, default_value = "15s", value_name = "DURATION")]
     y_step: String,
     /// Fob model preset (time-based).
-    #[arg(long, default_value = "gaht")]
+    #[arg(short = 'm', long, default_value = "gaht")]
     model: String,
     /// Sign-in attempts per cell (more than the lockout threshold shows locking).
     #[arg(long, default_value_t = 1)]
     attempts: u32,
-    /// Seed of the fob's secret.
-    #[arg(long, default_value_t = 1)]
+    /// Seed of the fob's secret (the same default as every `--seed`).
+    #[arg(long, default_value_t = fobsim_harness::runner::DEFAULT_SEED)]
     seed: u64,
 }
 
@@ -113,15 +114,24 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut engine = registry.open(&args.engine)?;
     let mut fobs = InProcess;
     let map = sweep::run_with_progress(engine.as_mut(), &mut fobs, &spec, 200)?;
-    out!("{}", map.summary());
+    if matches!(args.json, Some(None)) {
+        eprint!("{}", map.summary());
+    } else {
+        out!("{}", map.summary());
+    }
     if let Some(path) = &args.out {
         std::fs::write(path, map.svg()?)
             .with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("map written to {}", path.display());
     }
-    if let Some(path) = &args.json {
-        let text = serde_json::to_string_pretty(&map)? + "\n";
-        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    match &args.json {
+        Some(Some(path)) => {
+            let text = serde_json::to_string_pretty(&map)? + "\n";
+            std::fs::write(path, text)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        Some(None) => outln!("{}", serde_json::to_string_pretty(&map)?),
+        None => {}
     }
     Ok(ExitCode::SUCCESS)
 }
