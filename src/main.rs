@@ -69,7 +69,7 @@ fn is_closed_stdout(e: &anyhow::Error) -> bool {
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -108,6 +108,44 @@ enum Command {
     Device(cmd::device::Args),
     /// Move the clock of a running emulator.
     Clock(cmd::clock::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell, e.g. `fobsim completions bash > ~/.local/share/bash-completion/completions/fobsim`.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `fobsim man | man -l -`.
+    Man {
+        /// A subcommand's own page instead of fobsim's (`fobsim man run`).
+        subcommand: Option<String>,
+    },
+}
+
+/// `fobsim completions SHELL`.
+fn completions(shell: clap_complete::Shell) -> anyhow::Result<ExitCode> {
+    let mut buf = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "fobsim", &mut buf);
+    out!("{}", String::from_utf8_lossy(&buf));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `fobsim man [SUBCOMMAND]`: the roff page of fobsim or of a subcommand.
+fn man(subcommand: Option<&str>) -> anyhow::Result<ExitCode> {
+    let mut cmd = Cli::command();
+    cmd.build();
+    let page = match subcommand {
+        None => cmd,
+        Some(name) => {
+            let sub = cmd.find_subcommand(name).cloned().ok_or_else(|| {
+                let names: Vec<&str> = cmd.get_subcommands().map(clap::Command::get_name).collect();
+                anyhow::anyhow!("no subcommand {name:?}; one of: {}", names.join(", "))
+            })?;
+            sub.display_name(format!("fobsim-{name}"))
+        }
+    };
+    let mut buf = Vec::new();
+    clap_mangen::Man::new(page).render(&mut buf)?;
+    out!("{}", String::from_utf8_lossy(&buf));
+    Ok(ExitCode::SUCCESS)
 }
 
 fn main() -> ExitCode {
@@ -125,6 +163,8 @@ fn main() -> ExitCode {
         Command::Emulate(a) => cmd::emulate::run(a),
         Command::Device(a) => cmd::device::run(a),
         Command::Clock(a) => cmd::clock::run(a),
+        Command::Completions { shell } => completions(shell),
+        Command::Man { subcommand } => man(subcommand.as_deref()),
     };
     match result {
         Ok(code) => code,

@@ -106,7 +106,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Format::Text => m.text(),
         Format::Markdown => m.markdown(),
         Format::Json => m.json(),
-        Format::Junit => m.junit(),
+        Format::Junit => m.junit_timed(Some(&timings)),
     };
     match &args.out {
         Some(path) => {

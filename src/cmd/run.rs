@@ -242,9 +242,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     let started = Instant::now();
-    let results: Vec<_> = {
+    let (results, times): (Vec<_>, Vec<_>) = {
         let mut runner = Runner::new(engine.as_mut(), fobs, args.seed);
-        scenarios.iter().map(|s| runner.run(s)).collect()
+        scenarios
+            .iter()
+            .map(|s| {
+                let t = Instant::now();
+                let r = runner.run(s);
+                (r, t.elapsed())
+            })
+            .unzip()
     };
     let elapsed = started.elapsed();
     let label = match &args.endpoint {
@@ -266,7 +273,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             elapsed.as_secs_f64()
         ),
         Format::Json => report.json(),
-        Format::Junit => report.junit(),
+        Format::Junit => report.clone().with_times(&times).junit(),
     };
     match &args.out {
         Some(path) => {

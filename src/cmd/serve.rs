@@ -3,7 +3,8 @@
 //! with `--endpoint-url`. SQLite database, a bootstrap file for the
 //! account, the system clock or a manual clock moved through the same
 //! control plane as `fobsim emulate` (`fobsim clock --control SOCKET`).
-//! Runs until SIGINT/SIGTERM.
+//! Runs until SIGINT/SIGTERM. Logs one line per request on stderr
+//! (`RUST_LOG`, default `info`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -55,6 +56,20 @@ pub struct Args {
     workers: Option<usize>,
 }
 
+/// One line per request on stderr (target `fobsim::serve`), at the
+/// level `RUST_LOG` asks for (default `info`; `RUST_LOG=warn` silences
+/// the request lines). The lines carry no headers, bodies, keys or codes.
+fn init_logging() {
+    use std::io::IsTerminal as _;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
+
 fn with_suffix(path: &std::path::Path, suffix: &str) -> PathBuf {
     let mut s = path.as_os_str().to_os_string();
     s.push(suffix);
@@ -67,6 +82,7 @@ fn with_suffix(path: &std::path::Path, suffix: &str) -> PathBuf {
 /// Bad arguments, an unusable bootstrap file, database or key, a listen
 /// address or control socket that cannot be bound.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    init_logging();
     // The database and its key files are created next to each other: a
     // missing directory is said as such, before any key file is tried.
     let dir = match args.db.parent() {

@@ -67,11 +67,51 @@ async fn drain(body: &mut Incoming, cap: usize) {
     }
 }
 
-/// Answer one HTTP request.
+/// The `Action` parameter of a Query request (form body or query
+/// string): the only part of a request's content the log shows.
+fn action_of(form: &[u8]) -> Option<String> {
+    form.split(|b| *b == b'&')
+        .find_map(|kv| kv.strip_prefix(b"Action="))
+        .filter(|v| !v.is_empty() && v.len() <= 64 && v.iter().all(u8::is_ascii_alphanumeric))
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
+/// The `<Code>` of an AWS error document.
+fn error_code(body: &str) -> Option<&str> {
+    let start = body.find("<Code>")? + "<Code>".len();
+    let len = body[start..].find("</Code>")?;
+    Some(&body[start..start + len])
+}
+
+/// Answer one HTTP request and log it: one line at `info` (target
+/// `fobsim::serve`) with the peer, method, path, `Action`, status, error
+/// code, request id and time taken. Never headers, bodies, keys or codes.
 async fn answer(
     service: Arc<AwsService>,
+    peer: std::net::SocketAddr,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
+    let started = std::time::Instant::now();
+    let method = req.method().as_str().to_string();
+    let path = req.uri().path().to_string();
+    let (r, action) = respond(&service, req).await;
+    tracing::info!(
+        target: "fobsim::serve",
+        peer = %peer,
+        method = %method,
+        path = %path,
+        action = %action.as_deref().unwrap_or("-"),
+        status = r.status,
+        error = %error_code(&r.body).filter(|_| r.status >= 400).unwrap_or("-"),
+        request_id = %r.request_id,
+        ms = format_args!("{:.1}", started.elapsed().as_secs_f64() * 1000.0),
+        "request"
+    );
+    Ok(to_hyper(r))
+}
+
+/// The answer to one HTTP request, with its `Action` once the body is read.
+async fn respond(service: &AwsService, req: Request<Incoming>) -> (HttpResponse, Option<String>) {
     let (parts, body) = req.into_parts();
     let max = service.config().max_body;
     let declared = parts
@@ -90,7 +130,7 @@ async fn answer(
         if !expects_continue && declared.is_some_and(|n| n <= DRAIN_MAX as u64) {
             drain(&mut body, DRAIN_MAX).await;
         }
-        return Ok(to_hyper(too_large(&service)));
+        return (too_large(service), None);
     }
     let mut buf: Vec<u8> = Vec::new();
     loop {
@@ -100,7 +140,7 @@ async fn answer(
                 if let Ok(data) = frame.into_data() {
                     if buf.len() + data.len() > max {
                         drain(&mut body, DRAIN_MAX).await;
-                        return Ok(to_hyper(too_large(&service)));
+                        return (too_large(service), None);
                     }
                     buf.extend_from_slice(&data);
                 }
@@ -111,11 +151,13 @@ async fn answer(
                     "MalformedRequest",
                     "The request body could not be read.",
                 );
-                return Ok(to_hyper(service.error(Service::Iam, &e)));
+                return (service.error(Service::Iam, &e), None);
             }
         }
     }
     let bytes = buf;
+    let action =
+        action_of(&bytes).or_else(|| action_of(parts.uri.query().unwrap_or("").as_bytes()));
     let headers: Vec<(String, String)> = parts
         .headers
         .iter()
@@ -142,7 +184,7 @@ async fn answer(
         headers: &headers,
         body: &bytes,
     };
-    Ok(to_hyper(service.handle(&rp)))
+    (service.handle(&rp), action)
 }
 
 /// Serve `service` on `listener` until `shutdown` completes. Each
@@ -162,8 +204,8 @@ pub async fn serve(
             a = listener.accept() => a,
             () = &mut shutdown => return Ok(()),
         };
-        let stream = match accepted {
-            Ok((s, _)) => s,
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
             Err(_) => {
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 continue;
@@ -172,7 +214,7 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let svc = Arc::clone(&service);
         tokio::spawn(async move {
-            let handler = service_fn(move |req| answer(Arc::clone(&svc), req));
+            let handler = service_fn(move |req| answer(Arc::clone(&svc), peer, req));
             let _ = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT)
