@@ -195,8 +195,9 @@ fn sweep_result(engine: &mut dyn EngineAdapter, spec: &SweepSpec) -> SweepResult
     }
 }
 
-/// Run the matrix. `progress(engine, done, total)` is called after each
-/// scenario.
+/// Run the matrix. `progress(engine, done, total)` is called with `done`
+/// = 0 before each engine starts (a third-party engine may take seconds to
+/// start), then after each scenario.
 ///
 /// # Errors
 /// [`OpenError::Unknown`] for an engine name that does not exist (a
@@ -225,6 +226,7 @@ pub fn run(
         })
         .collect();
     for name in &opts.engines {
+        progress(name, 0, scenarios.len());
         let mut engine = match opener.open(name) {
             Ok(e) => e,
             Err(OpenError::Setup(problem)) => {

@@ -3,6 +3,7 @@
 //! pam_oath, oathtool, moto, django-otp) — and print the scenario × engine table with a
 //! drift acceptance map per engine. See `docs/conformance.md`.
 
+use std::io::{IsTerminal as _, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -63,6 +64,42 @@ pub struct Args {
     bench: u32,
 }
 
+/// One line per engine on a terminal's stderr, rewritten as its scenarios
+/// run (`privacyidea: 37/102 scenarios`); nothing when stderr is not a
+/// terminal (CI logs get the summary at the end).
+struct Progress {
+    tty: bool,
+    /// A line is open (no newline yet).
+    open: bool,
+}
+
+impl Progress {
+    fn new(tty: bool) -> Self {
+        Progress { tty, open: false }
+    }
+
+    fn update(&mut self, engine: &str, done: usize, total: usize) {
+        if !self.tty {
+            return;
+        }
+        if done == 0 {
+            self.finish();
+            eprint!("  {engine}: starting ({total} scenarios)");
+        } else {
+            eprint!("\r\x1b[K  {engine}: {done}/{total} scenarios");
+        }
+        self.open = true;
+        let _ = std::io::stderr().flush();
+    }
+
+    fn finish(&mut self) {
+        if self.open {
+            eprintln!();
+            self.open = false;
+        }
+    }
+}
+
 /// Run `fobsim matrix`.
 ///
 /// Exit status: 0 when every engine was set up, no adapter broke and the
@@ -96,12 +133,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         sweep: (!args.no_sweep).then(matrix::default_sweep),
         throughput: args.bench,
     };
+    let mut progress = Progress::new(std::io::stderr().is_terminal());
     let (m, timings) = matrix::run(
         &opts,
         &Registry::new(args.seed),
         &scenarios,
-        &mut |_, _, _| {},
+        &mut |engine, done, total| progress.update(engine, done, total),
     )?;
+    progress.finish();
     let body = match args.format {
         Format::Text => m.text(),
         Format::Markdown => m.markdown(),

@@ -112,12 +112,21 @@ impl Builtin {
         self.engine.as_ref()
     }
 
+    /// A database's file and SQLite's companions of it.
+    fn db_files(path: &std::path::Path) -> impl Iterator<Item = PathBuf> + '_ {
+        ["", "-wal", "-shm", "-journal"]
+            .into_iter()
+            .map(move |suffix| {
+                let mut s = path.as_os_str().to_os_string();
+                s.push(suffix);
+                PathBuf::from(s)
+            })
+    }
+
     fn remove_db(&mut self) {
         if let Some(p) = self.db.take() {
-            for suffix in ["", "-wal", "-shm", "-journal"] {
-                let mut s = p.clone().into_os_string();
-                s.push(suffix);
-                let _ = std::fs::remove_file(PathBuf::from(s));
+            for f in Self::db_files(&p) {
+                crate::cleanup::remove_file(&f);
             }
         }
     }
@@ -257,6 +266,11 @@ impl EngineAdapter for Builtin {
                     std::process::id(),
                     self.runs
                 ));
+                // Removed by the next scenario, by drop, or on Ctrl-C
+                // (cleanup::install_signal_handlers).
+                for f in Self::db_files(&path) {
+                    crate::cleanup::register_file(&f);
+                }
                 self.db = Some(path.clone());
                 Engine::sqlite(&path, &KeySource::Bytes([0x5e; 32]), profile)
                     .map_err(|e| Self::setup_err(e.to_string()))?
