@@ -15,9 +15,11 @@ use fobsim_clock::control::client::ControlClient;
 pub struct Args {
     #[command(subcommand)]
     action: Action,
-    /// The emulator's control socket.
+    /// The control socket of an emulator or of `fobsim serve --clock
+    /// manual`; give it more than once to move several clocks in lockstep
+    /// (e.g. the emulator's and the server's), in the order given.
     #[arg(long, global = true, value_name = "SOCKET")]
-    control: Option<PathBuf>,
+    control: Vec<PathBuf>,
     /// Print the emulator's JSON response.
     #[arg(long, global = true)]
     json: bool,
@@ -67,9 +69,7 @@ enum Action {
 /// No emulator at the socket, or a refused request (system clock, unknown
 /// serial, unreadable time).
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let Some(socket) = &args.control else {
-        anyhow::bail!("--control SOCKET is required");
-    };
+    anyhow::ensure!(!args.control.is_empty(), "--control SOCKET is required");
     let req = match args.action {
         Action::Get => Request::Get,
         // Read here, with the accepted forms in the error, and sent in the
@@ -95,11 +95,27 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         },
         Action::Fobs => Request::Fobs,
     };
-    let mut client = ControlClient::connect(socket, Duration::from_secs(5))?;
-    let resp = client.request(&req)?;
-    if args.json {
-        outln!("{}", serde_json::to_string(&resp)?);
-        return Ok(ExitCode::SUCCESS);
+    // Every socket is reached before any clock moves: one that cannot be
+    // reached leaves all of them where they were.
+    let mut clients = Vec::with_capacity(args.control.len());
+    for socket in &args.control {
+        clients.push(ControlClient::connect(socket, Duration::from_secs(5))?);
+    }
+    for (client, socket) in clients.iter_mut().zip(&args.control) {
+        let resp = client.request(&req)?;
+        if args.control.len() > 1 && !args.json {
+            outln!("{}:", socket.display());
+        }
+        print_response(&resp, args.json)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One socket's answer, as text or JSON.
+fn print_response(resp: &fobsim_clock::control::Response, json: bool) -> anyhow::Result<()> {
+    if json {
+        outln!("{}", serde_json::to_string(resp)?);
+        return Ok(());
     }
     let fob_line = |f: &fobsim_clock::control::FobState| {
         format!(
@@ -127,5 +143,5 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             if c.frozen { "frozen" } else { "running" }
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }

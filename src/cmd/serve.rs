@@ -44,8 +44,15 @@ pub struct Args {
     /// to keep sessions valid across restarts. Default: PATH.session-key.
     #[arg(long, value_name = "FILE")]
     session_key_file: Option<PathBuf>,
+    /// What a request's signing time (SigV4) is judged against: `clock`
+    /// (the engine's clock, as on AWS; what `fobsim run --engine iam-http
+    /// --endpoint` signs with) or `system` (the real time, what the AWS
+    /// CLI, boto3 and the SDKs sign with: for `--clock manual` away from
+    /// now). MFA codes, sessions and lockouts always follow `--clock`.
+    #[arg(long, value_enum, default_value_t = SigningTime::Clock)]
+    signing_time: SigningTime,
     /// Accepted difference between a request's signing time and the
-    /// engine's clock (AWS: 5m).
+    /// clock of `--signing-time` (AWS: 5m).
     #[arg(long, default_value = "5m", value_name = "DURATION")]
     max_skew: String,
     /// Largest request body in bytes (larger ones get 413).
@@ -68,6 +75,15 @@ fn init_logging() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .try_init();
+}
+
+/// What a request's signing time is judged against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SigningTime {
+    /// The engine's clock (`--clock`).
+    Clock,
+    /// The system clock (real time), whatever `--clock` says.
+    System,
 }
 
 fn with_suffix(path: &std::path::Path, suffix: &str) -> PathBuf {
@@ -131,13 +147,26 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         request_id_seed: u64::from_le_bytes(session_key[..8].try_into().unwrap_or_default())
             ^ clock.now().as_millis(),
     };
-    let service = Arc::new(AwsService::new(
+    let mut service = AwsService::new(
         Arc::new(engine),
         keys,
         policies,
         Arc::clone(&clock) as Arc<dyn fobsim_core::Clock>,
         config,
-    )?);
+    )?;
+    if args.clock.clock == super::common::ClockArg::Manual
+        && args.signing_time == SigningTime::Clock
+    {
+        eprintln!(
+            "fobsim: note: requests must be signed at the manual clock's time (within --max-skew {}); clients that sign with the real time (the AWS CLI, boto3, the SDKs) need --signing-time system",
+            args.max_skew
+        );
+    }
+    if args.signing_time == SigningTime::System {
+        let real = TrueClock::from_kind(fobsim_clock::ClockKind::System, None)?;
+        service = service.with_signing_clock(Arc::new(real));
+    }
+    let service = Arc::new(service);
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     rt.enable_all();
     if let Some(n) = args.workers {
@@ -172,6 +201,10 @@ async fn serve(
         "endpoint": format!("http://{addr}"),
         "control": control.as_ref().map(|c| c.path()),
         "clock": clock.source(),
+        "signing_time": match args.signing_time {
+            SigningTime::Clock => "clock",
+            SigningTime::System => "system",
+        },
         "now": clock.now().to_string(),
         "account_created": applied.account_created,
         "users_created": applied.users_created,
