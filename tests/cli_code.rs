@@ -154,7 +154,7 @@ fn fob_bad_input_exits_2() {
         (&["fob", "--model", "nope", "--at", "@0"], "model"),
         (&["fob", "--at", "tomorrow"], "--at"),
         (&["fob", "--at", "@0", "--offset", "47q"], "--offset"),
-        (&["fob", "--at", "@0", "--ppm", "NaN"], "drift"),
+        (&["fob", "--at", "@0", "--ppm", "NaN"], "--ppm"),
     ];
     for (args, needle) in cases {
         let out = fobsim().args(*args).output().unwrap();

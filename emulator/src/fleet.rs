@@ -6,7 +6,7 @@
 //! ([`FleetSpec::from_toml`]):
 //!
 //! ```toml
-//! seed = 7                 # secrets derive from this seed and the serial (default 0)
+//! seed = 7                 # secrets derive from this seed and the serial (default: --seed, 1)
 //!
 //! [[fob]]
 //! model = "gaht"
@@ -106,8 +106,7 @@ pub struct FleetSpec {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileSpec {
-    #[serde(default)]
-    seed: u64,
+    seed: Option<u64>,
     #[serde(default)]
     fob: Vec<FileFob>,
 }
@@ -156,11 +155,25 @@ impl FleetSpec {
         Ok(FleetSpec { seed, fobs })
     }
 
-    /// Read a fleet file (see the module documentation).
+    /// The seed of a fleet file without `seed`: the command line's default
+    /// `--seed`, the same for `fobsim run`, `emulate` and `fob`.
+    pub const DEFAULT_SEED: u64 = 1;
+
+    /// Read a fleet file (see the module documentation); a file without
+    /// `seed` gets [`FleetSpec::DEFAULT_SEED`].
     ///
     /// # Errors
     /// [`FleetError`] saying what is wrong and where.
     pub fn from_toml(text: &str) -> Result<Self, FleetError> {
+        Self::from_toml_with_seed(text, Self::DEFAULT_SEED)
+    }
+
+    /// Read a fleet file; a file without `seed` gets `default_seed` (the
+    /// command line's `--seed`).
+    ///
+    /// # Errors
+    /// [`FleetError`] saying what is wrong and where.
+    pub fn from_toml_with_seed(text: &str, default_seed: u64) -> Result<Self, FleetError> {
         let file: FileSpec = toml::from_str(text).map_err(|e| FleetError::Toml(e.to_string()))?;
         let mut fobs = Vec::new();
         let mut next_index: BTreeMap<&str, u64> = BTreeMap::new();
@@ -219,7 +232,7 @@ impl FleetSpec {
             return Err(FleetError::Count("the fleet file lists no [[fob]]".into()));
         }
         Ok(FleetSpec {
-            seed: file.seed,
+            seed: file.seed.unwrap_or(default_seed),
             fobs,
         })
     }

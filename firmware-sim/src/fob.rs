@@ -165,9 +165,14 @@ pub struct Fob {
 
 fn check_drift(d: &Drift) -> Result<(), FobError> {
     if !d.ppm.is_finite() || d.ppm.abs() > 100_000.0 {
+        // `1e308` is said as such, not as its 309 digits.
+        let shown = if d.ppm.abs() < 1e9 {
+            d.ppm.to_string()
+        } else {
+            format!("{:e}", d.ppm)
+        };
         return Err(FobError::Drift(format!(
-            "skew {} ppm is outside ±100000",
-            d.ppm
+            "skew {shown} ppm is outside ±100000"
         )));
     }
     Ok(())

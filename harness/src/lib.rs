@@ -35,6 +35,7 @@
 
 pub mod adapter;
 pub mod driver;
+pub mod junit;
 pub mod matrix;
 pub mod report;
 pub mod runner;

@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use fobsim_core::Totp;
 use fobsim_core::{Algorithm, Kind, Secret, SeedRecord, Serial, Timestamp};
-use quick_xml::escape::escape;
 use serde::Serialize;
 
 use crate::adapter::{
@@ -22,6 +21,7 @@ use crate::adapter::{
     SetupProblem, has, user_password,
 };
 use crate::driver::InProcess;
+use crate::junit;
 use crate::report::Summary;
 use crate::runner::{Runner, ScenarioResult, Verdict};
 use crate::scenario::Scenario;
@@ -150,6 +150,8 @@ pub struct Timings {
     /// Per engine: verification throughput through the adapter, or why it
     /// was not measured (only with [`Options::throughput`] > 0).
     pub throughput: Vec<(String, Result<Throughput, String>)>,
+    /// Per engine that ran: the wall time of each scenario, in order.
+    pub scenarios: Vec<(String, Vec<Duration>)>,
 }
 
 fn cell_of(r: &ScenarioResult) -> Cell {
@@ -193,8 +195,9 @@ fn sweep_result(engine: &mut dyn EngineAdapter, spec: &SweepSpec) -> SweepResult
     }
 }
 
-/// Run the matrix. `progress(engine, done, total)` is called after each
-/// scenario.
+/// Run the matrix. `progress(engine, done, total)` is called with `done`
+/// = 0 before each engine starts (a third-party engine may take seconds to
+/// start), then after each scenario.
 ///
 /// # Errors
 /// [`OpenError::Unknown`] for an engine name that does not exist (a
@@ -223,6 +226,7 @@ pub fn run(
         })
         .collect();
     for name in &opts.engines {
+        progress(name, 0, scenarios.len());
         let mut engine = match opener.open(name) {
             Ok(e) => e,
             Err(OpenError::Setup(problem)) => {
@@ -255,10 +259,14 @@ pub fn run(
         {
             let mut fobs = InProcess;
             let mut runner = Runner::new(engine.as_mut(), &mut fobs, opts.seed);
+            let mut times = Vec::with_capacity(scenarios.len());
             for (i, sc) in scenarios.iter().enumerate() {
+                let t = Instant::now();
                 results.push(runner.run(sc));
+                times.push(t.elapsed());
                 progress(name, i + 1, scenarios.len());
             }
+            timings.scenarios.push((name.clone(), times));
         }
         let t_scenarios = t0.elapsed();
         for (row, r) in rows.iter_mut().zip(&results) {
@@ -542,73 +550,76 @@ impl Matrix {
         out
     }
 
-    /// JUnit XML: one `<testsuite>` per engine, one `<testcase>` per
-    /// scenario; FAIL → `<failure>`, n/a → `<skipped>`, a harness error or
-    /// a setup problem → `<error>` (with the install hint).
+    /// JUnit XML without times (see [`Matrix::junit_timed`]).
     #[must_use]
     pub fn junit(&self) -> String {
-        let mut out = String::from(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"fobsim matrix\">\n",
-        );
+        self.junit_timed(None)
+    }
+
+    /// JUnit XML: one `<testsuite>` per engine, one `<testcase>` per
+    /// scenario; FAIL → `<failure>`, n/a → `<skipped>`, a harness error or
+    /// a setup problem → `<error>` (with the install hint). With
+    /// `timings` (from [`run`]), `time` attributes are the wall times of
+    /// each scenario and each engine's scenarios. Written by
+    /// [`crate::junit`], as `fobsim run`'s.
+    #[must_use]
+    pub fn junit_timed(&self, timings: Option<&Timings>) -> String {
+        let mut suites = Vec::new();
         for (i, c) in self.engines.iter().enumerate() {
-            let cells: Vec<(&Row, &Cell)> = self
+            let times = timings.and_then(|t| {
+                t.scenarios
+                    .iter()
+                    .find(|(n, _)| *n == c.name)
+                    .map(|(_, v)| v.as_slice())
+            });
+            let cases = self
                 .scenarios
                 .iter()
                 .filter_map(|r| r.cells.get(i).map(|x| (r, x)))
+                .enumerate()
+                .map(|(j, (r, x))| {
+                    let d = x.detail.clone().unwrap_or_default();
+                    let outcome = match x.result {
+                        "pass" => junit::Outcome::Pass,
+                        "FAIL" => junit::Outcome::Failure {
+                            kind: "deviation".into(),
+                            message: d,
+                            text: String::new(),
+                        },
+                        "n/a" => junit::Outcome::Skipped {
+                            message: format!("n/a: {d}"),
+                        },
+                        "setup-error" => junit::Outcome::Error {
+                            kind: "setup".into(),
+                            message: format!(
+                                "{d}; install: {}",
+                                c.setup.as_ref().map(|p| p.hint.as_str()).unwrap_or("")
+                            ),
+                            text: String::new(),
+                        },
+                        _ => junit::Outcome::Error {
+                            kind: "harness".into(),
+                            message: d,
+                            text: String::new(),
+                        },
+                    };
+                    junit::Case {
+                        classname: format!("fobsim.matrix.{}", c.name),
+                        name: r.id.clone(),
+                        file: r.file.clone(),
+                        time: times.and_then(|t| t.get(j).copied()),
+                        outcome,
+                    }
+                })
                 .collect();
-            let count = |k: &str| cells.iter().filter(|(_, x)| x.result == k).count();
-            let errors = count("error") + count("setup-error");
-            let _ = writeln!(
-                out,
-                "  <testsuite name=\"fobsim matrix ({})\" tests=\"{}\" failures=\"{}\" errors=\"{errors}\" skipped=\"{}\" time=\"0\">",
-                escape(c.name.as_str()),
-                cells.len(),
-                count("FAIL"),
-                count("n/a")
-            );
-            for (r, x) in cells {
-                let _ = write!(
-                    out,
-                    "    <testcase classname=\"fobsim.matrix.{}\" name=\"{}\" file=\"{}\" time=\"0\"",
-                    escape(c.name.as_str()),
-                    escape(r.id.as_str()),
-                    escape(r.file.as_str())
-                );
-                let d = escape(x.detail.as_deref().unwrap_or("")).into_owned();
-                match x.result {
-                    "pass" => out.push_str("/>\n"),
-                    "FAIL" => {
-                        let _ = writeln!(
-                            out,
-                            ">\n      <failure type=\"deviation\" message=\"{d}\"/>\n    </testcase>"
-                        );
-                    }
-                    "n/a" => {
-                        let _ = writeln!(
-                            out,
-                            ">\n      <skipped message=\"n/a: {d}\"/>\n    </testcase>"
-                        );
-                    }
-                    "setup-error" => {
-                        let hint = c.setup.as_ref().map(|p| p.hint.as_str()).unwrap_or("");
-                        let _ = writeln!(
-                            out,
-                            ">\n      <error type=\"setup\" message=\"{d}; install: {}\"/>\n    </testcase>",
-                            escape(hint)
-                        );
-                    }
-                    _ => {
-                        let _ = writeln!(
-                            out,
-                            ">\n      <error type=\"harness\" message=\"{d}\"/>\n    </testcase>"
-                        );
-                    }
-                }
-            }
-            out.push_str("  </testsuite>\n");
+            suites.push(junit::Suite {
+                name: format!("fobsim matrix ({})", c.name),
+                properties: Vec::new(),
+                time: times.map(|t| t.iter().sum()),
+                cases,
+            });
         }
-        out.push_str("</testsuites>\n");
-        out
+        junit::write("fobsim matrix", suites)
     }
 }
 

@@ -3,10 +3,11 @@
 //! JUnit XML for CI systems.
 
 use std::fmt::Write as _;
+use std::time::Duration;
 
-use quick_xml::escape::escape;
 use serde::Serialize;
 
+use crate::junit;
 use crate::runner::{Entry, ScenarioResult, Verdict};
 
 /// Counts per verdict.
@@ -73,6 +74,9 @@ pub struct Report<'a> {
     pub summary: Summary,
     /// Every scenario.
     pub scenarios: &'a [ScenarioResult],
+    /// Wall time per scenario (JUnit only).
+    #[serde(skip)]
+    pub times: Option<&'a [Duration]>,
 }
 
 impl<'a> Report<'a> {
@@ -85,6 +89,7 @@ impl<'a> Report<'a> {
             seed,
             summary: Summary::of(scenarios),
             scenarios,
+            times: None,
         }
     }
 
@@ -143,83 +148,69 @@ impl<'a> Report<'a> {
         out
     }
 
+    /// Per-scenario wall times, in the order of the scenarios, for the
+    /// JUnit `time` attributes (never in the JSON, which stays
+    /// byte-identical).
+    #[must_use]
+    pub fn with_times(mut self, times: &'a [Duration]) -> Self {
+        self.times = Some(times);
+        self
+    }
+
     /// JUnit XML (one `<testsuite>`, one `<testcase>` per scenario; n/a is
-    /// `<skipped>`, never a pass). `time` attributes are 0: runs are on a
-    /// simulated clock and the file is deterministic.
+    /// `<skipped>`, never a pass), written by [`crate::junit`]. `time`
+    /// attributes are the wall times given with [`Report::with_times`]
+    /// (the suite's: their sum); without them there are none.
     #[must_use]
     pub fn junit(&self) -> String {
-        let s = self.summary;
-        let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-        let suite = format!("fobsim conformance ({})", self.engine);
-        let _ = writeln!(
-            out,
-            "<testsuites name=\"fobsim\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\">",
-            s.total, s.failed, s.errors, s.not_applicable
-        );
-        let _ = writeln!(
-            out,
-            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\" time=\"0\">",
-            escape(suite.as_str()),
-            s.total,
-            s.failed,
-            s.errors,
-            s.not_applicable
-        );
-        let _ = writeln!(
-            out,
-            "    <properties><property name=\"engine\" value=\"{}\"/><property name=\"seed\" value=\"{}\"/></properties>",
-            escape(self.engine),
-            self.seed
-        );
-        for r in self.scenarios {
-            let _ = write!(
-                out,
-                "    <testcase classname=\"fobsim.{}\" name=\"{}\" file=\"{}\" time=\"0\"",
-                escape(r.engine.as_str()),
-                escape(r.id.as_str()),
-                escape(r.file.as_str())
-            );
-            match &r.verdict {
-                Verdict::Pass => out.push_str("/>\n"),
-                Verdict::Fail {
-                    line,
-                    expected,
-                    got,
-                } => {
-                    let msg = format!("{}:{line}: expected {expected}, got {got}", r.file);
-                    let _ = writeln!(
-                        out,
-                        ">\n      <failure type=\"expectation\" message=\"{}\">{}</failure>\n    </testcase>",
-                        escape(msg.as_str()),
-                        escape(transcript_diff(r).as_str())
-                    );
-                }
-                Verdict::NotApplicable { line, capability } => {
-                    let msg = format!(
-                        "n/a: {}:{line} needs {}, which engine {} lacks",
-                        r.file,
-                        capability.as_str(),
-                        r.engine
-                    );
-                    let _ = writeln!(
-                        out,
-                        ">\n      <skipped message=\"{}\"/>\n    </testcase>",
-                        escape(msg.as_str())
-                    );
-                }
-                Verdict::Error { line, message } => {
-                    let msg = format!("{}:{line}: {message}", r.file);
-                    let _ = writeln!(
-                        out,
-                        ">\n      <error type=\"harness\" message=\"{}\">{}</error>\n    </testcase>",
-                        escape(msg.as_str()),
-                        escape(transcript_diff(r).as_str())
-                    );
-                }
-            }
-        }
-        out.push_str("  </testsuite>\n</testsuites>\n");
-        out
+        let cases = self
+            .scenarios
+            .iter()
+            .enumerate()
+            .map(|(i, r)| junit::Case {
+                classname: format!("fobsim.{}", r.engine),
+                name: r.id.clone(),
+                file: r.file.clone(),
+                time: self.times.and_then(|t| t.get(i).copied()),
+                outcome: match &r.verdict {
+                    Verdict::Pass => junit::Outcome::Pass,
+                    Verdict::Fail {
+                        line,
+                        expected,
+                        got,
+                    } => junit::Outcome::Failure {
+                        kind: "expectation".into(),
+                        message: format!("{}:{line}: expected {expected}, got {got}", r.file),
+                        text: transcript_diff(r),
+                    },
+                    Verdict::NotApplicable { line, capability } => junit::Outcome::Skipped {
+                        message: format!(
+                            "n/a: {}:{line} needs {}, which engine {} lacks",
+                            r.file,
+                            capability.as_str(),
+                            r.engine
+                        ),
+                    },
+                    Verdict::Error { line, message } => junit::Outcome::Error {
+                        kind: "harness".into(),
+                        message: format!("{}:{line}: {message}", r.file),
+                        text: transcript_diff(r),
+                    },
+                },
+            })
+            .collect();
+        junit::write(
+            "fobsim",
+            vec![junit::Suite {
+                name: format!("fobsim conformance ({})", self.engine),
+                properties: vec![
+                    ("engine".into(), self.engine.to_string()),
+                    ("seed".into(), self.seed.to_string()),
+                ],
+                time: self.times.map(|t| t.iter().sum()),
+                cases,
+            }],
+        )
     }
 }
 

@@ -103,7 +103,22 @@ pub enum Cell {
     Locked,
 }
 
+/// The SVG map's colours: Okabe and Ito's palette for colour vision
+/// deficiencies (blue / orange / vermillion, not red against green), as
+/// `#rrggbb`, accepted, rejected, locked.
+pub const PALETTE: [&str; 3] = ["#0072b2", "#e69f00", "#d55e00"];
+
 impl Cell {
+    /// The cell's fill in the SVG map (see [`PALETTE`]).
+    fn color(self) -> plotters::style::RGBColor {
+        use plotters::style::RGBColor;
+        match self {
+            Cell::Accepted => RGBColor(0x00, 0x72, 0xb2),
+            Cell::Rejected => RGBColor(0xe6, 0x9f, 0x00),
+            Cell::Locked => RGBColor(0xd5, 0x5e, 0x00),
+        }
+    }
+
     fn glyph(self) -> char {
         match self {
             Cell::Accepted => '#',
@@ -502,27 +517,43 @@ impl SweepMap {
             root.draw(&Text::new(title, (10, 10), ("sans-serif", 16).into_font()))
                 .map_err(draw)?;
             let (a, r, l) = self.counts();
-            let legend =
-                format!("green: accepted ({a})   red: rejected ({r})   orange: locked ({l})");
+            // Okabe-Ito colours (told apart with any colour vision) with a
+            // shape each on top, so that colour is never the only cue:
+            // accepted plain blue, rejected light orange with a stroke,
+            // locked dark vermillion with a cross.
+            let legend = format!(
+                "blue: accepted ({a})   orange /: rejected ({r})   vermillion x: locked ({l})"
+            );
             root.draw(&Text::new(legend, (10, 32), ("sans-serif", 12).into_font()))
                 .map_err(draw)?;
-            let accepted = RGBColor(46, 160, 67);
-            let rejected = RGBColor(207, 34, 46);
-            let locked = RGBColor(255, 140, 0);
             for (ri, row) in self.cells.iter().enumerate() {
                 for (ci, c) in row.iter().enumerate() {
                     let x0 = i32::try_from(left + cell_w * ci as u32).unwrap_or(0);
                     let y0 = i32::try_from(top + cell_h * ri as u32).unwrap_or(0);
-                    let color = match c {
-                        Cell::Accepted => accepted,
-                        Cell::Rejected => rejected,
-                        Cell::Locked => locked,
-                    };
-                    root.draw(&Rectangle::new(
-                        [(x0, y0), (x0 + cell_w as i32 - 1, y0 + cell_h as i32 - 1)],
-                        color.filled(),
-                    ))
-                    .map_err(draw)?;
+                    let (x1, y1) = (x0 + cell_w as i32 - 1, y0 + cell_h as i32 - 1);
+                    root.draw(&Rectangle::new([(x0, y0), (x1, y1)], c.color().filled()))
+                        .map_err(draw)?;
+                    let ink = BLACK.stroke_width(1);
+                    if matches!(c, Cell::Rejected) {
+                        root.draw(&PathElement::new(
+                            vec![(x0 + 2, y1 - 2), (x1 - 2, y0 + 2)],
+                            ink,
+                        ))
+                        .map_err(draw)?;
+                    }
+                    if matches!(c, Cell::Locked) {
+                        let white = WHITE.stroke_width(1);
+                        root.draw(&PathElement::new(
+                            vec![(x0 + 2, y1 - 2), (x1 - 2, y0 + 2)],
+                            white,
+                        ))
+                        .map_err(draw)?;
+                        root.draw(&PathElement::new(
+                            vec![(x0 + 2, y0 + 2), (x1 - 2, y1 - 2)],
+                            white,
+                        ))
+                        .map_err(draw)?;
+                    }
                 }
                 let label = fobsim_core::time::format_duration_ms(self.spec.delays_ms[ri]);
                 let y = i32::try_from(top + cell_h * ri as u32 + 3).unwrap_or(0);

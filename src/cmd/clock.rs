@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use anyhow::Context as _;
+
 use fobsim_clock::control::client::ControlClient;
 use fobsim_clock::control::{BatteryAction, Request};
 
@@ -15,9 +17,11 @@ use fobsim_clock::control::{BatteryAction, Request};
 pub struct Args {
     #[command(subcommand)]
     action: Action,
-    /// The emulator's control socket.
+    /// The control socket of an emulator or of `fobsim serve --clock
+    /// manual`; give it more than once to move several clocks in lockstep
+    /// (e.g. the emulator's and the server's), in the order given.
     #[arg(long, global = true, value_name = "SOCKET")]
-    control: Option<PathBuf>,
+    control: Vec<PathBuf>,
     /// Print the emulator's JSON response.
     #[arg(long, global = true)]
     json: bool,
@@ -27,9 +31,10 @@ pub struct Args {
 enum Action {
     /// Print the true time.
     Get,
-    /// Jump to a time: RFC 3339 UTC or @UNIX_SECONDS.
+    /// Jump to a time: Unix seconds, @UNIX_SECONDS or RFC 3339 UTC.
     Set {
         /// The new time.
+        #[arg(allow_hyphen_values = true)]
         time: String,
     },
     /// Move the time by a signed duration (30s, -4m, 1y).
@@ -50,7 +55,7 @@ enum Action {
         #[arg(long, allow_hyphen_values = true)]
         offset: Option<String>,
         /// Crystal skew in ppm.
-        #[arg(long, allow_hyphen_values = true)]
+        #[arg(long, allow_hyphen_values = true, value_parser = super::common::ppm)]
         ppm: Option<f64>,
         /// Jitter bound (e.g. 500ms).
         #[arg(long)]
@@ -113,12 +118,16 @@ enum BatteryArg {
 /// No emulator at the socket, or a refused request (system clock, unknown
 /// serial, unreadable time).
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let Some(socket) = &args.control else {
-        anyhow::bail!("--control SOCKET is required");
-    };
+    anyhow::ensure!(!args.control.is_empty(), "--control SOCKET is required");
     let req = match args.action {
         Action::Get => Request::Get,
-        Action::Set { time } => Request::Set { time },
+        // Read here, with the accepted forms in the error, and sent in the
+        // one form the control plane reads.
+        Action::Set { time } => Request::Set {
+            time: super::common::parse_time(&time)
+                .context("clock set")?
+                .to_string(),
+        },
         Action::Advance { by } => Request::Advance { by },
         Action::Freeze => Request::Freeze,
         Action::Resume => Request::Resume,
@@ -157,11 +166,27 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         },
         Action::Remove { serial } => Request::Remove { serial },
     };
-    let mut client = ControlClient::connect(socket, Duration::from_secs(5))?;
-    let resp = client.request(&req)?;
-    if args.json {
-        println!("{}", serde_json::to_string(&resp)?);
-        return Ok(ExitCode::SUCCESS);
+    // Every socket is reached before any clock moves: one that cannot be
+    // reached leaves all of them where they were.
+    let mut clients = Vec::with_capacity(args.control.len());
+    for socket in &args.control {
+        clients.push(ControlClient::connect(socket, Duration::from_secs(5))?);
+    }
+    for (client, socket) in clients.iter_mut().zip(&args.control) {
+        let resp = client.request(&req)?;
+        if args.control.len() > 1 && !args.json {
+            outln!("{}:", socket.display());
+        }
+        print_response(&resp, args.json)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One socket's answer, as text or JSON.
+fn print_response(resp: &fobsim_clock::control::Response, json: bool) -> anyhow::Result<()> {
+    if json {
+        outln!("{}", serde_json::to_string(resp)?);
+        return Ok(());
     }
     let fob_line = |f: &fobsim_clock::control::FobState| {
         format!(
@@ -176,7 +201,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         )
     };
     if let Some(d) = &resp.display {
-        println!(
+        outln!(
             "{}\t{}\tshown until {}\tdevice {}",
             resp.fob.as_ref().map_or("-", |f| f.serial.as_str()),
             d.code.as_deref().unwrap_or("blank"),
@@ -184,18 +209,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             d.device_time.as_deref().unwrap_or("-")
         );
     } else if let Some(f) = &resp.fob {
-        println!("{}", fob_line(f));
+        outln!("{}", fob_line(f));
     } else if let Some(fobs) = &resp.fobs {
         for f in fobs {
-            println!("{}", fob_line(f));
+            outln!("{}", fob_line(f));
         }
     } else if let Some(c) = &resp.clock {
-        println!(
+        outln!(
             "{} ({}, {})",
             c.now,
             c.source,
             if c.frozen { "frozen" } else { "running" }
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }

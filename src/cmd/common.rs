@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use anyhow::Context as _;
+
 use fobsim_clock::{ClockKind, TrueClock};
 use fobsim_core::Timestamp;
 use fobsim_engines::StoreKind;
@@ -23,8 +25,8 @@ pub struct ClockArgs {
     /// Where true time comes from.
     #[arg(long, value_enum, default_value_t = ClockArg::System)]
     pub clock: ClockArg,
-    /// Start time of the manual clock: RFC 3339 UTC or @UNIX_SECONDS
-    /// (default: the system time at start).
+    /// Start time of the manual clock: Unix seconds, @UNIX_SECONDS or RFC
+    /// 3339 UTC (default: the system time at start).
     #[arg(long, value_name = "TIME")]
     pub start: Option<String>,
     /// Serve the control plane (JSON lines) on this Unix socket.
@@ -59,7 +61,7 @@ impl ClockArgs {
         let start = self
             .start
             .as_deref()
-            .map(str::parse::<Timestamp>)
+            .map(|s| parse_time(s).context("--start"))
             .transpose()?;
         Ok(Arc::new(TrueClock::from_kind(kind, start)?))
     }
@@ -87,6 +89,49 @@ impl PidFileArgs {
             Some(p) => Some(fobsim_clock::claim::Claim::acquire(p, "pid file")?),
             None => None,
         })
+    }
+}
+
+/// The accepted forms of a time on the command line, for error messages.
+pub const TIME_FORMS: &str =
+    "Unix seconds (1700000000), @UNIX_SECONDS (@1700000000) or RFC 3339 UTC (2026-01-01T00:00:00Z)";
+
+/// A true time from the command line: Unix seconds (`1700000000`, as
+/// `oathtool -N` and `date +%s` give them), `@1700000000`, or RFC 3339 UTC.
+///
+/// # Errors
+/// Anything else, or a time past the representable range, with the
+/// accepted forms in the message.
+pub fn parse_time(s: &str) -> anyhow::Result<Timestamp> {
+    let bad = || anyhow::anyhow!("bad time {s:?}: expected {TIME_FORMS}");
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        let secs: u64 = s.parse().map_err(|_| bad())?;
+        return secs
+            .checked_mul(1000)
+            .map(Timestamp::from_millis)
+            .ok_or_else(bad);
+    }
+    s.parse::<Timestamp>().map_err(|_| bad())
+}
+
+/// Largest crystal skew a fob accepts, in ppm either way.
+pub const MAX_PPM: f64 = 100_000.0;
+
+/// `--ppm X`: a finite skew within ±[`MAX_PPM`].
+///
+/// # Errors
+/// Not a number, not finite, or out of range (the message does not echo
+/// a 309-digit rendering of `1e308`).
+pub fn ppm(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| "expected a skew in ppm, e.g. 20 or -3.5".to_string())?;
+    if v.is_finite() && v.abs() <= MAX_PPM {
+        Ok(v)
+    } else {
+        Err(format!(
+            "out of range: expected -{MAX_PPM} to {MAX_PPM} ppm"
+        ))
     }
 }
 

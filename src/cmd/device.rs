@@ -156,7 +156,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Action::Info { .. } => {
             let i = client.info()?;
             if args.json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::json!({
                         "serial": i.serial, "model": i.model, "kind": i.kind,
@@ -165,17 +165,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     })
                 );
             } else {
-                println!("serial     {}", i.serial);
-                println!("model      {}", i.model);
-                println!("kind       {}", i.kind);
-                println!("digits     {}", i.digits);
+                outln!("serial     {}", i.serial);
+                outln!("model      {}", i.model);
+                outln!("kind       {}", i.kind);
+                outln!("digits     {}", i.digits);
                 if let Some(step) = i.step {
-                    println!("step       {step}s");
+                    outln!("step       {step}s");
                 }
-                println!("algorithm  {}", i.algorithm);
-                println!("firmware   {}", i.firmware);
-                println!("protocol   {}", i.protocol);
-                println!("test-mode  {}", if i.test_mode { "on" } else { "off" });
+                outln!("algorithm  {}", i.algorithm);
+                outln!("firmware   {}", i.firmware);
+                outln!("protocol   {}", i.protocol);
+                outln!("test-mode  {}", if i.test_mode { "on" } else { "off" });
             }
         }
         Action::Press { .. } | Action::Display { .. } => {
@@ -185,12 +185,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 client.display()?
             };
             if args.json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::json!({ "display": shown.code().map(|c| c.to_string()) })
                 );
             } else {
-                println!("{shown}");
+                outln!("{shown}");
             }
         }
         Action::Send { line, .. } => {
@@ -208,9 +208,9 @@ fn finish_send(client: &mut Client, line: &str, json: bool) -> anyhow::Result<Ex
     );
     let (ok, text) = client.send(line)?;
     if json {
-        println!("{}", serde_json::json!({ "ok": ok, "reply": text }));
+        outln!("{}", serde_json::json!({ "ok": ok, "reply": text }));
     } else {
-        println!("{text}");
+        outln!("{text}");
     }
     Ok(if ok {
         ExitCode::SUCCESS

@@ -47,17 +47,17 @@ pub struct Args {
     #[arg(long)]
     keyboard: bool,
     /// Number of fobs (with --model).
-    #[arg(long, default_value_t = 1, conflicts_with = "fleet")]
+    #[arg(short = 'n', long, default_value_t = 1, conflicts_with = "fleet")]
     count: usize,
     /// Model preset of the fobs (see `fobsim models`).
-    #[arg(long, default_value = "gaht", conflicts_with = "fleet")]
+    #[arg(short = 'm', long, default_value = "gaht", conflicts_with = "fleet")]
     model: String,
     /// A fleet file (TOML: serials, models, drift) instead of --count/--model.
     #[arg(long, value_name = "FILE")]
     fleet: Option<PathBuf>,
-    /// Seed of the fobs' secrets (same seed + serial = same secret). A fleet
-    /// file's `seed` wins.
-    #[arg(long, default_value_t = 0)]
+    /// Seed of the fobs' secrets (same seed + serial = same secret, as in
+    /// `fobsim run` and `fobsim fob`). A fleet file's `seed` wins.
+    #[arg(long, default_value_t = fobsim_harness::runner::DEFAULT_SEED)]
     seed: u64,
     /// Make a stable symlink DIR/<serial> to each fob's pty (created if missing).
     #[arg(long, value_name = "DIR")]
@@ -108,7 +108,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading {}", path.display()))?;
-            FleetSpec::from_toml(&text).with_context(|| path.display().to_string())?
+            FleetSpec::from_toml_with_seed(&text, args.seed)
+                .with_context(|| path.display().to_string())?
         }
         None => FleetSpec::uniform(&args.model, args.count, args.seed)?,
     };
@@ -276,7 +277,7 @@ async fn serve(fleet: Arc<Fleet>, args: &Args, export: Option<Export>) -> anyhow
             "test_mode": fleet.test_mode(),
             "protocol": PROTOCOL_VERSION,
         });
-        println!("{line}");
+        outln!("{line}");
     } else {
         for r in &rows {
             let cols: Vec<&str> = [
@@ -289,7 +290,7 @@ async fn serve(fleet: Arc<Fleet>, args: &Args, export: Option<Export>) -> anyhow
             .into_iter()
             .flatten()
             .collect();
-            println!("{}", cols.join("\t"));
+            outln!("{}", cols.join("\t"));
         }
         if let Some(c) = &control {
             eprintln!("fobsim: control socket {}", c.path().display());
@@ -304,7 +305,7 @@ async fn serve(fleet: Arc<Fleet>, args: &Args, export: Option<Export>) -> anyhow
         );
     }
     use std::io::Write as _;
-    std::io::stdout().flush()?;
+    std::io::stdout().flush().map_err(crate::StdoutError)?;
 
     let control_task = async {
         match &control {

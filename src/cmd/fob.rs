@@ -8,33 +8,38 @@ use anyhow::Context as _;
 use fobsim_core::time::{format_duration_ms, parse_duration_ms};
 use fobsim_core::{Serial, Timestamp};
 use fobsim_firmware::{Drift, Fob, FobSpec, preset};
+use fobsim_harness::runner::DEFAULT_SEED;
+
+use super::common::parse_time;
 
 /// Arguments of `fobsim fob`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Model preset (see `fobsim models`).
-    #[arg(long, default_value = "gaht")]
+    #[arg(short = 'm', long, default_value = "gaht")]
     model: String,
     /// Serial number (default: the model's first serial).
     #[arg(long)]
     serial: Option<String>,
-    /// Seed of the fob's secret and jitter.
-    #[arg(long, default_value_t = 0)]
+    /// Seed of the fob's secret and jitter (as `fobsim run` and `fobsim
+    /// emulate`: the same seed and serial give the same secret).
+    #[arg(long, default_value_t = DEFAULT_SEED)]
     seed: u64,
-    /// True time at which the RTC was set (RFC 3339 or @SECONDS). Default: --at.
-    #[arg(long, value_name = "TIME")]
+    /// True time at which the RTC was set (Unix seconds, @SECONDS or RFC
+    /// 3339 UTC). Default: --at.
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     set_at: Option<String>,
     /// Device clock offset at --set-at, e.g. 47s or -2m.
     #[arg(long, default_value = "0s", allow_hyphen_values = true)]
     offset: String,
     /// Crystal skew in ppm (+ = fast).
-    #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
+    #[arg(long, default_value_t = 0.0, allow_hyphen_values = true, value_parser = super::common::ppm)]
     ppm: f64,
     /// Jitter bound, e.g. 500ms.
-    #[arg(long, default_value = "0s")]
+    #[arg(long, default_value = "0s", allow_hyphen_values = true)]
     jitter: String,
-    /// True time to press the button at (RFC 3339 or @SECONDS).
-    #[arg(long, value_name = "TIME")]
+    /// True time to press the button at: Unix seconds, @SECONDS or RFC 3339 UTC.
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     at: String,
     /// Print JSON.
     #[arg(long)]
@@ -53,17 +58,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(s) => Serial::new(s).with_context(|| format!("--serial {s:?}"))?,
         None => model.serial(1)?,
     };
-    let at: Timestamp = args.at.parse().context("--at")?;
+    let at: Timestamp = parse_time(&args.at).context("--at")?;
     let set_at: Timestamp = match &args.set_at {
-        Some(s) => s.parse().context("--set-at")?,
+        Some(s) => parse_time(s).context("--set-at")?,
         None => at,
     };
     let jitter_ms = parse_duration_ms(&args.jitter).context("--jitter")?;
     let drift = Drift {
         offset_ms: parse_duration_ms(&args.offset).context("--offset")?,
         ppm: args.ppm,
-        jitter_ms: u32::try_from(jitter_ms)
-            .context("--jitter must be 0 or more and below 50 days")?,
+        jitter_ms: u32::try_from(jitter_ms).map_err(|_| {
+            anyhow::anyhow!(
+                "--jitter {}: out of range: expected 0 or more and below 49 days (e.g. 500ms)",
+                args.jitter
+            )
+        })?,
     };
     let mut spec = FobSpec::seeded(model, serial, args.seed, set_at)?;
     spec.drift = drift;
@@ -82,22 +91,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             "step": step,
             "display": shown.to_string(),
         });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        println!("serial   {}", fob.serial());
-        println!("model    {}", model.name);
-        println!("true     {at}");
+        outln!("serial   {}", fob.serial());
+        outln!("model    {}", model.name);
+        outln!("true     {at}");
         if let Ok(ms) = u64::try_from(device_ms) {
-            println!(
+            outln!(
                 "device   {} ({})",
                 Timestamp::from_millis(ms),
                 format_duration_ms(offset)
             );
         }
         if let Some(step) = step {
-            println!("step     {step}");
+            outln!("step     {step}");
         }
-        println!("display  {shown}");
+        outln!("display  {shown}");
     }
     Ok(ExitCode::SUCCESS)
 }

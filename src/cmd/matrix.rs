@@ -3,6 +3,7 @@
 //! pam_oath, oathtool, moto, django-otp) — and print the scenario × engine table with a
 //! drift acceptance map per engine. See `docs/conformance.md`.
 
+use std::io::{IsTerminal as _, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -36,16 +37,17 @@ pub struct Args {
     /// --engine` takes, `exec:COMMAND` too (a COMMAND with a comma: put it
     /// in a script).
     #[arg(
+        short = 'e',
         long,
         value_delimiter = ',',
         default_value = "builtin,privacyidea,pam-google,pam-oath,oathtool,moto,django-otp"
     )]
     engines: Vec<String>,
     /// Report format.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
+    #[arg(short = 'f', long, value_enum, default_value_t = Format::Text)]
     format: Format,
     /// Write the report to FILE (a summary goes to stderr).
-    #[arg(long, value_name = "FILE")]
+    #[arg(short = 'o', long, value_name = "FILE")]
     out: Option<PathBuf>,
     /// Seed of fob secrets, clock jitter and the built-in engine's RNG.
     #[arg(long, default_value_t = DEFAULT_SEED)]
@@ -60,6 +62,42 @@ pub struct Args {
     /// through its adapter (printed to stderr).
     #[arg(long, value_name = "N", default_value_t = 0)]
     bench: u32,
+}
+
+/// One line per engine on a terminal's stderr, rewritten as its scenarios
+/// run (`privacyidea: 37/102 scenarios`); nothing when stderr is not a
+/// terminal (CI logs get the summary at the end).
+struct Progress {
+    tty: bool,
+    /// A line is open (no newline yet).
+    open: bool,
+}
+
+impl Progress {
+    fn new(tty: bool) -> Self {
+        Progress { tty, open: false }
+    }
+
+    fn update(&mut self, engine: &str, done: usize, total: usize) {
+        if !self.tty {
+            return;
+        }
+        if done == 0 {
+            self.finish();
+            eprint!("  {engine}: starting ({total} scenarios)");
+        } else {
+            eprint!("\r\x1b[K  {engine}: {done}/{total} scenarios");
+        }
+        self.open = true;
+        let _ = std::io::stderr().flush();
+    }
+
+    fn finish(&mut self) {
+        if self.open {
+            eprintln!();
+            self.open = false;
+        }
+    }
 }
 
 /// Run `fobsim matrix`.
@@ -95,17 +133,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         sweep: (!args.no_sweep).then(matrix::default_sweep),
         throughput: args.bench,
     };
+    let mut progress = Progress::new(std::io::stderr().is_terminal());
     let (m, timings) = matrix::run(
         &opts,
         &Registry::new(args.seed),
         &scenarios,
-        &mut |_, _, _| {},
+        &mut |engine, done, total| progress.update(engine, done, total),
     )?;
+    progress.finish();
     let body = match args.format {
         Format::Text => m.text(),
         Format::Markdown => m.markdown(),
         Format::Json => m.json(),
-        Format::Junit => m.junit(),
+        Format::Junit => m.junit_timed(Some(&timings)),
     };
     match &args.out {
         Some(path) => {
@@ -113,7 +153,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("cannot write {}", path.display()))?;
             eprintln!("matrix written to {}", path.display());
         }
-        None => print!("{body}"),
+        None => out!("{body}"),
     }
     eprintln!(
         "matrix: {} scenarios x {} engines in {:.1} s",

@@ -34,12 +34,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&list)?);
+        outln!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    outln!(
         "{:<6} {:<5} {:>6} {:<7} {:>6}  {:<16} DESCRIPTION",
-        "MODEL", "KIND", "STEP", "HASH", "DIGITS", "SERIAL"
+        "MODEL",
+        "KIND",
+        "STEP",
+        "HASH",
+        "DIGITS",
+        "SERIAL"
     );
     for m in PRESETS {
         let (kind, step) = match m.kind {
@@ -47,9 +52,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Kind::Hotp => ("hotp", "-".to_string()),
         };
         let serial = m.serial(1).map(|s| s.to_string()).unwrap_or_default();
-        println!(
+        outln!(
             "{:<6} {:<5} {:>6} {:<7} {:>6}  {:<16} {}",
-            m.name, kind, step, m.algorithm, m.digits, serial, m.description
+            m.name,
+            kind,
+            step,
+            m.algorithm.as_str(),
+            m.digits,
+            serial,
+            m.description
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -40,7 +40,7 @@ pub struct Args {
     /// installs them); or `exec:COMMAND`: your own engine behind an adapter
     /// program that speaks JSON lines on stdin/stdout
     /// (docs/adapter-protocol.md).
-    #[arg(long, default_value = "builtin")]
+    #[arg(short = 'e', long, default_value = "builtin")]
     engine: String,
     /// With `--engine iam-http`: run against this already-running endpoint
     /// (`http://HOST:PORT`) instead of a server per scenario. Needs
@@ -98,10 +98,10 @@ pub struct Args {
     #[arg(long)]
     allow_na: bool,
     /// Report format.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
+    #[arg(short = 'f', long, value_enum, default_value_t = Format::Text)]
     format: Format,
     /// Write the report to FILE instead of stdout (a summary line goes to stderr).
-    #[arg(long, value_name = "FILE")]
+    #[arg(short = 'o', long, value_name = "FILE")]
     out: Option<PathBuf>,
     /// Seed of fob secrets, clock jitter and the engine's RNG.
     #[arg(long, default_value_t = DEFAULT_SEED)]
@@ -113,7 +113,7 @@ pub struct Args {
     #[arg(long, value_name = "TEXT")]
     only: Option<String>,
     /// List the scenarios (id and what each encodes) instead of running them.
-    #[arg(long)]
+    #[arg(short = 'l', long)]
     list: bool,
     /// How the runner reaches the fobs: in this process, or over real
     /// serial ptys (the emulator's line protocol).
@@ -153,7 +153,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .first()
                 .map(|x| format!("[{}] {}", x.kind.as_str(), x.text))
                 .unwrap_or_default();
-            println!("{}  {}  {src}", s.id, s.file);
+            outln!("{}  {}  {src}", s.id, s.file);
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -176,7 +176,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             dir,
             encryption.as_ref(),
         )?;
-        println!(
+        outln!(
             "wrote {}: {} scenarios, {} users, {} tokens (--seed {}); start the endpoint with it, e.g.\n  fobsim serve --db DB --bootstrap {} --clock manual --control SOCKET\nthen: fobsim run --engine iam-http --endpoint URL --bootstrap {} --control SOCKET",
             done.bootstrap.display(),
             done.scenarios,
@@ -187,7 +187,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             done.bootstrap.display(),
         );
         if let Some(enc) = &encryption {
-            println!(
+            outln!(
                 "the seeds are in {}, encrypted (RFC 6030 PSKC) under the {} in {}",
                 done.seeds.display(),
                 enc.protection.kind(),
@@ -242,25 +242,38 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     let started = Instant::now();
-    let results: Vec<_> = {
+    let (results, times): (Vec<_>, Vec<_>) = {
         let mut runner = Runner::new(engine.as_mut(), fobs, args.seed);
-        scenarios.iter().map(|s| runner.run(s)).collect()
+        scenarios
+            .iter()
+            .map(|s| {
+                let t = Instant::now();
+                let r = runner.run(s);
+                (r, t.elapsed())
+            })
+            .unzip()
     };
     let elapsed = started.elapsed();
     let label = match &args.endpoint {
         Some(url) => format!("{} {url}", args.engine),
         None => args.engine.clone(),
     };
+    // The JSON transcript stays the same whichever way the fobs were
+    // reached; what a person reads names the transport.
+    let shown = match args.transport {
+        Transport::InProcess => label.clone(),
+        Transport::Serial => format!("{label}, fobs over serial ptys"),
+    };
     let report = Report::new(&label, args.seed, &results);
     let body = match args.format {
         Format::Text => format!(
             "{}({} scenarios in {:.3} s)\n",
-            report.text(),
+            Report::new(&shown, args.seed, &results).text(),
             results.len(),
             elapsed.as_secs_f64()
         ),
         Format::Json => report.json(),
-        Format::Junit => report.junit(),
+        Format::Junit => report.clone().with_times(&times).junit(),
     };
     match &args.out {
         Some(path) => {
@@ -270,7 +283,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             eprintln!(
                 "{} scenarios against {}: {} passed, {} failed, {} n/a, {} errors; report in {}",
                 s.total,
-                label,
+                shown,
                 s.passed,
                 s.failed,
                 s.not_applicable,
@@ -278,7 +291,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 path.display()
             );
         }
-        None => print!("{body}"),
+        None => out!("{body}"),
     }
     let s = report.summary;
     let ok = if args.allow_na {

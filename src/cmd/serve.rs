@@ -4,7 +4,8 @@
 //! PostgreSQL one (`--db postgres://…`: several replicas on one database,
 //! see docs/deploy.md), a bootstrap file for the account, the system clock or a manual clock moved through the same
 //! control plane as `fobsim emulate` (`fobsim clock --control SOCKET`).
-//! Runs until SIGINT/SIGTERM.
+//! Runs until SIGINT/SIGTERM. Logs one line per request on stderr
+//! (`RUST_LOG`, default `info`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -57,8 +58,15 @@ pub struct Args {
     /// connection before it gets 503 ServiceUnavailable (retryable).
     #[arg(long, default_value = "3s", value_name = "DURATION")]
     db_timeout: String,
+    /// What a request's signing time (SigV4) is judged against: `clock`
+    /// (the engine's clock, as on AWS; what `fobsim run --engine iam-http
+    /// --endpoint` signs with) or `system` (the real time, what the AWS
+    /// CLI, boto3 and the SDKs sign with: for `--clock manual` away from
+    /// now). MFA codes, sessions and lockouts always follow `--clock`.
+    #[arg(long, value_enum, default_value_t = SigningTime::Clock)]
+    signing_time: SigningTime,
     /// Accepted difference between a request's signing time and the
-    /// engine's clock (AWS: 5m).
+    /// clock of `--signing-time` (AWS: 5m).
     #[arg(long, default_value = "5m", value_name = "DURATION")]
     max_skew: String,
     /// Largest request body in bytes (larger ones get 413).
@@ -79,6 +87,29 @@ pub struct Args {
     busy_timeout: String,
     #[command(flatten)]
     pid: PidFileArgs,
+}
+
+/// One line per request on stderr (target `fobsim::serve`), at the
+/// level `RUST_LOG` asks for (default `info`; `RUST_LOG=warn` silences
+/// the request lines). The lines carry no headers, bodies, keys or codes.
+fn init_logging() {
+    use std::io::IsTerminal as _;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
+
+/// What a request's signing time is judged against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SigningTime {
+    /// The engine's clock (`--clock`).
+    Clock,
+    /// The system clock (real time), whatever `--clock` says.
+    System,
 }
 
 fn with_suffix(path: &std::path::Path, suffix: &str) -> PathBuf {
@@ -151,6 +182,7 @@ fn open_engine(args: &Args, boot: &Bootstrap, busy_ms: u32) -> anyhow::Result<(E
 /// Bad arguments, an unusable bootstrap file, database or key, a listen
 /// address or control socket that cannot be bound.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    init_logging();
     let _pid_file = args.pid.claim()?;
     let busy_ms = fobsim_core::time::parse_duration_ms(&args.busy_timeout)
         .ok()
@@ -161,8 +193,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 args.busy_timeout
             )
         })?;
-    let boot = Bootstrap::load(&args.bootstrap)
-        .with_context(|| format!("loading {}", args.bootstrap.display()))?;
+    if !args.db.to_str().is_some_and(is_postgres_url) {
+        // The database and its key files are created next to each other: a
+        // missing directory is said as such, before any key file is tried.
+        let dir = match args.db.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => std::path::Path::new("."),
+        };
+        anyhow::ensure!(
+            dir.is_dir(),
+            "--db {}: the directory {} does not exist (create it first)",
+            args.db.display(),
+            dir.display()
+        );
+    }
+    let boot = Bootstrap::load(&args.bootstrap).context("--bootstrap")?;
     let policies = boot.policies()?;
     let (engine, session_key_path) = open_engine(&args, &boot, busy_ms)?;
     let applied = boot.apply(&engine)?;
@@ -186,13 +231,26 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         request_id_seed: u64::from_le_bytes(session_key[..8].try_into().unwrap_or_default())
             ^ clock.now().as_millis(),
     };
-    let service = Arc::new(AwsService::new(
+    let mut service = AwsService::new(
         Arc::new(engine),
         keys,
         policies,
         Arc::clone(&clock) as Arc<dyn fobsim_core::Clock>,
         config,
-    )?);
+    )?;
+    if args.clock.clock == super::common::ClockArg::Manual
+        && args.signing_time == SigningTime::Clock
+    {
+        eprintln!(
+            "fobsim: note: requests must be signed at the manual clock's time (within --max-skew {}); clients that sign with the real time (the AWS CLI, boto3, the SDKs) need --signing-time system",
+            args.max_skew
+        );
+    }
+    if args.signing_time == SigningTime::System {
+        let real = TrueClock::from_kind(fobsim_clock::ClockKind::System, None)?;
+        service = service.with_signing_clock(Arc::new(real));
+    }
+    let service = Arc::new(service);
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     rt.enable_all();
     if let Some(n) = args.workers {
@@ -224,14 +282,18 @@ async fn serve(
         "endpoint": format!("http://{addr}"),
         "control": control.as_ref().map(|c| c.path()),
         "clock": clock.source(),
+        "signing_time": match args.signing_time {
+            SigningTime::Clock => "clock",
+            SigningTime::System => "system",
+        },
         "now": clock.now().to_string(),
         "account_created": applied.account_created,
         "users_created": applied.users_created,
         "tokens_imported": applied.tokens_imported,
     });
-    println!("{line}");
+    outln!("{line}");
     use std::io::Write as _;
-    std::io::stdout().flush()?;
+    std::io::stdout().flush().map_err(crate::StdoutError)?;
 
     let control_task = async {
         match &control {

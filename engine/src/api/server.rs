@@ -241,6 +241,26 @@ fn to_hyper(r: HttpResponse) -> Response<Full<Bytes>> {
     resp
 }
 
+/// The address a connection comes from (a request extension, for the log).
+#[derive(Debug, Clone, Copy)]
+struct Peer(std::net::SocketAddr);
+
+/// The `Action` parameter of a Query request (form body or query
+/// string): the only part of a request's content the log shows.
+fn action_of(form: &[u8]) -> Option<String> {
+    form.split(|b| *b == b'&')
+        .find_map(|kv| kv.strip_prefix(b"Action="))
+        .filter(|v| !v.is_empty() && v.len() <= 64 && v.iter().all(u8::is_ascii_alphanumeric))
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
+/// The `<Code>` of an AWS error document.
+fn error_code(body: &str) -> Option<&str> {
+    let start = body.find("<Code>")? + "<Code>".len();
+    let len = body[start..].find("</Code>")?;
+    body.get(start..start + len)
+}
+
 /// A request's parts, owned (to move to the blocking pool).
 struct OwnedRequest {
     method: Method,
@@ -300,15 +320,36 @@ impl OwnedRequest {
 /// with an `x-amzn-RequestId`.
 impl Handler for AwsService {
     async fn respond(self: Arc<Self>, request: Request<Bytes>) -> Response<Full<Bytes>> {
+        let started = std::time::Instant::now();
+        let peer = request.extensions().get::<Peer>().map(|p| p.0);
+        let method = request.method().as_str().to_string();
+        let path = request.uri().path().to_string();
+        let action = action_of(request.body())
+            .or_else(|| action_of(request.uri().query().unwrap_or("").as_bytes()));
         let req = OwnedRequest::new(request);
-        if !req.signed() {
-            return to_hyper(AwsService::handle(&self, &req.parts()));
-        }
-        let svc = Arc::clone(&self);
-        match tokio::task::spawn_blocking(move || AwsService::handle(&svc, &req.parts())).await {
-            Ok(r) => to_hyper(r),
-            Err(_) => to_hyper(self.error(Service::Iam, &AwsError::internal())),
-        }
+        let r = if req.signed() {
+            let svc = Arc::clone(&self);
+            match tokio::task::spawn_blocking(move || AwsService::handle(&svc, &req.parts())).await
+            {
+                Ok(r) => r,
+                Err(_) => self.error(Service::Iam, &AwsError::internal()),
+            }
+        } else {
+            AwsService::handle(&self, &req.parts())
+        };
+        tracing::info!(
+            target: "fobsim::serve",
+            peer = %peer.map_or_else(|| "-".to_string(), |p| p.to_string()),
+            method = %method,
+            path = %path,
+            action = %action.as_deref().unwrap_or("-"),
+            status = r.status,
+            error = %error_code(&r.body).filter(|_| r.status >= 400).unwrap_or("-"),
+            request_id = %r.request_id,
+            ms = format_args!("{:.1}", started.elapsed().as_secs_f64() * 1000.0),
+            "request"
+        );
+        to_hyper(r)
     }
 
     fn reject(&self, rejection: &Rejection) -> Response<Full<Bytes>> {
@@ -510,11 +551,17 @@ async fn connection<H: Handler>(
     admitted: Admitted,
 ) {
     let conn = Arc::clone(&admitted.state);
+    let peer = stream.peer_addr().ok().map(Peer);
     let mut io = GuardedIo::new(stream, Arc::clone(&conn), limits.write_timeout);
     let service = {
         let handler = Arc::clone(&handler);
         let conn = Arc::clone(&conn);
-        service_fn(move |req| exchange(Arc::clone(&handler), req, limits, Arc::clone(&conn)))
+        service_fn(move |mut req: Request<Incoming>| {
+            if let Some(p) = peer {
+                req.extensions_mut().insert(p);
+            }
+            exchange(Arc::clone(&handler), req, limits, Arc::clone(&conn))
+        })
     };
     let result = http1::Builder::new()
         .timer(TokioTimer::new())
@@ -617,8 +664,8 @@ pub async fn serve_with<H: Handler>(
             a = listener.accept() => a,
             () = &mut shutdown => return Ok(()),
         };
-        let stream = match accepted {
-            Ok((s, _)) => s,
+        let (stream, _) = match accepted {
+            Ok(a) => a,
             Err(_) => {
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 continue;

@@ -93,10 +93,8 @@ impl Drop for Scratch {
         match self {
             Scratch::None => {}
             Scratch::Sqlite(p) => {
-                for suffix in ["", "-wal", "-shm", "-journal"] {
-                    let mut s = p.clone().into_os_string();
-                    s.push(suffix);
-                    let _ = std::fs::remove_file(PathBuf::from(s));
+                for f in db_files(p) {
+                    crate::cleanup::remove_file(&f);
                 }
             }
             Scratch::Postgres { url, schema } => {
@@ -104,6 +102,17 @@ impl Drop for Scratch {
             }
         }
     }
+}
+
+/// A database's file and SQLite's companions of it.
+fn db_files(path: &std::path::Path) -> impl Iterator<Item = PathBuf> + '_ {
+    ["", "-wal", "-shm", "-journal"]
+        .into_iter()
+        .map(move |suffix| {
+            let mut s = path.as_os_str().to_os_string();
+            s.push(suffix);
+            PathBuf::from(s)
+        })
 }
 
 /// Run one statement on the database at `url` (on a thread of its own: the
@@ -133,6 +142,11 @@ pub(crate) fn open_engine(
         StoreKind::Memory => Ok((Engine::in_memory(profile), Scratch::None)),
         StoreKind::Sqlite { dir } => {
             let path = dir.join(format!("fobsim-run-{}-{run}.sqlite", std::process::id()));
+            // Removed by the next scenario, by drop, or on Ctrl-C
+            // (cleanup::install_signal_handlers).
+            for f in db_files(&path) {
+                crate::cleanup::register_file(&f);
+            }
             let scratch = Scratch::Sqlite(path.clone());
             let engine = Engine::sqlite(&path, &KeySource::Bytes([0x5e; 32]), profile)
                 .map_err(|e| e.to_string())?;

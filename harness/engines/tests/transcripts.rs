@@ -205,7 +205,10 @@ fn junit_is_well_formed_xml_with_counts() {
         }
     }
     assert_eq!((cases, failures), (2, 1));
-    assert!(xml.contains("tests=\"2\" failures=\"1\""));
+    assert!(
+        xml.contains("tests=\"2\" skipped=\"0\" failures=\"1\""),
+        "{xml}"
+    );
 }
 
 #[test]
