@@ -2,6 +2,8 @@
 //! script parses (`bash -n`) and completes, the pages format without a
 //! groff warning.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops loudly
+
 use std::process::{Command, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_fobsim");

@@ -3,6 +3,8 @@
 //! `--start` and `clock set`, one `--seed` default, negative values, short
 //! flags, `sweep --json`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops loudly
+
 use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Output, Stdio};
 

@@ -1,6 +1,8 @@
 //! JUnit XML of `fobsim run` and `fobsim matrix` (one writer): real `time`
 //! attributes, and everything else deterministic (issue 18 item 9).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops loudly
+
 use assert_cmd::Command;
 
 fn fobsim() -> Command {

@@ -1,6 +1,8 @@
 //! `fobsim matrix` on a terminal shows a progress line per engine on
 //! stderr; off a terminal (CI logs, pipes) it does not (issue 18 item 6).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops loudly
+
 use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_fobsim");

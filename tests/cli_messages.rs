@@ -1,6 +1,8 @@
 //! Error messages say what is wrong once, in the user's terms, without
 //! internals (issue 18 item 8).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops loudly
+
 use assert_cmd::Command;
 
 fn fobsim() -> Command {

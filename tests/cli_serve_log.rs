@@ -1,6 +1,8 @@
 //! `fobsim serve` logs one line per request on stderr, at the level
 //! `RUST_LOG` asks for, without secrets (issue 18 item 9).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops loudly
+
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};

@@ -2,6 +2,8 @@
 //! with the real time (as the AWS CLI signs them) are judged against the
 //! real time, while MFA codes follow the manual clock (issue 18 item 2).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops loudly
+
 use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Stdio};
 

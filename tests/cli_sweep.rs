@@ -1,6 +1,8 @@
 //! `fobsim sweep` from the outside: the map's palette (issue 18 item 9),
 //! the size guard and the cleanup of its temporary databases (item 6).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops loudly
+
 use assert_cmd::Command;
 
 fn fobsim() -> Command {

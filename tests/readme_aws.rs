@@ -8,6 +8,8 @@
 //! in target/aws-venv (`bash tests/aws/run.sh` makes it) or
 //! `$FOBSIM_AWS_VENV`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops loudly
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -4,7 +4,7 @@
 //! that do not reach the database are answered at once meanwhile, because
 //! database work runs off the async workers.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops loudly
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

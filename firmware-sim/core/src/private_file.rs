@@ -233,7 +233,8 @@ pub fn create_new(path: &Path, bytes: &[u8]) -> Result<bool, PrivateFileError> {
     }
 }
 
-#[cfg(all(test, unix))]
+#[cfg(test)]
+#[cfg(unix)]
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt as _;
