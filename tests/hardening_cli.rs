@@ -552,3 +552,309 @@ fn exported_seeds_never_go_to_a_shared_file_or_through_a_symlink() {
         );
     }
 }
+
+/// A control-plane request on `path`: its answer line.
+fn control(path: &Path, request: &str) -> String {
+    let mut s = UnixStream::connect(path).expect("the control socket answers");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    s.write_all(b"\n").unwrap();
+    let mut line = String::new();
+    BufReader::new(&s).read_line(&mut line).unwrap();
+    line
+}
+
+fn bob() -> Credentials {
+    Credentials {
+        access_key_id: "AKIABOBEXAMPLE000001".into(),
+        secret_access_key: "bob+Secret/Example/Key/00000000000000001".into(),
+        session_token: None,
+    }
+}
+
+/// The soak run of issue 17 (about 40 s): against one `fobsim serve` on
+/// SQLite with a manual clock (signing judged against the real time),
+/// rounds of 4 clients sending the same fresh code at once (one step
+/// further each round) run next to a client guessing wrong codes for
+/// another user, malformed and unsigned requests, and slow clients that
+/// send half a body and hold it. At the end, after `kill -9`: every
+/// accepted code was accepted once (exactly one 200 per round, the other
+/// three refused and not counted), the database's replay barrier is the
+/// last accepted step (every 200 was committed), no refusal but the
+/// replays and the wrong guesses, and RSS stayed under 200 MiB.
+#[test]
+fn soak_mixed_clients_accept_each_code_once_and_lose_nothing() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    const START: u64 = 1_767_225_600; // 2026-01-01T00:00:00Z
+    const RUN: Duration = Duration::from_secs(40);
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = serve(
+        dir.path(),
+        &[
+            "--clock",
+            "manual",
+            "--start",
+            &START.to_string(),
+            "--signing-time",
+            "system",
+        ],
+    );
+    let alice_totp = fobsim_core::Totp::new(
+        fobsim_core::Algorithm::Sha1,
+        b"12345678901234567890",
+        6,
+        30,
+        0,
+    )
+    .unwrap();
+    let bob_totp = fobsim_core::Totp::new(
+        fobsim_core::Algorithm::Sha1,
+        &hex::decode("4a6f686e20446f65206b6579206f6e652031323334").unwrap(),
+        6,
+        30,
+        0,
+    )
+    .unwrap();
+    let client = || Client::new(&s.endpoint).unwrap();
+    let step0 = START / 30;
+    for (who, user, serial, t) in [
+        (alice(), "alice", "GAHT90000001", &alice_totp),
+        (bob(), "bob", "GAHT90000002", &bob_totp),
+    ] {
+        let r = client()
+            .call(
+                Service::Iam,
+                &[
+                    ("Action", "EnableMFADevice"),
+                    ("UserName", user),
+                    ("SerialNumber", serial),
+                    (
+                        "AuthenticationCode1",
+                        &t.code_for_step(step0 - 1).to_string(),
+                    ),
+                    ("AuthenticationCode2", &t.code_for_step(step0).to_string()),
+                ],
+                &who,
+                fobsim_clock::system_now(),
+            )
+            .unwrap();
+        assert_eq!(r.status, 200, "{user}: {}", r.body);
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let noise_sent = Arc::new(AtomicU64::new(0));
+    let mut noise = Vec::new();
+    // Wrong guesses for bob (he locks; his refusals count, alice's do not).
+    {
+        let (stop, sent, endpoint) = (
+            Arc::clone(&stop),
+            Arc::clone(&noise_sent),
+            s.endpoint.clone(),
+        );
+        noise.push(std::thread::spawn(move || {
+            let mut guess = 0u32;
+            let mut refused = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                guess = (guess + 7919) % 1_000_000;
+                let code = format!("{guess:06}");
+                let r = Client::new(&endpoint)
+                    .unwrap()
+                    .call(
+                        Service::Sts,
+                        &[
+                            ("Action", "GetSessionToken"),
+                            ("Version", "2011-06-15"),
+                            ("SerialNumber", "GAHT90000002"),
+                            ("TokenCode", &code),
+                        ],
+                        &bob(),
+                        fobsim_clock::system_now(),
+                    )
+                    .unwrap();
+                // A guess may hit (6 digits): then it is a 200, else a 403.
+                assert!(matches!(r.status, 200 | 403), "{}", r.body);
+                refused += u64::from(r.status == 403);
+                sent.fetch_add(1, Ordering::Relaxed);
+            }
+            refused
+        }));
+    }
+    // Malformed and unsigned requests: every one answered (or closed), none stops the server.
+    {
+        let (stop, sent, addr) = (
+            Arc::clone(&stop),
+            Arc::clone(&noise_sent),
+            s.endpoint.trim_start_matches("http://").to_string(),
+        );
+        noise.push(std::thread::spawn(move || {
+            let junk: [&[u8]; 6] = [
+                b"GARBAGE\r\n\r\n",
+                b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+                b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+                b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 14\r\n\r\nAction=GetUser",
+                b"POST / HTTP/1.1\r\nHost: x\r\nAuthorization: AWS4-HMAC-SHA256 Credential=x\r\nContent-Length: 14\r\n\r\nAction=GetUser",
+                b"\x00\xff\x13\x37 not http at all\r\n\r\n",
+            ];
+            let mut i = 0usize;
+            let mut refused = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let mut c = TcpStream::connect(&addr).unwrap();
+                c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                c.write_all(junk[i % junk.len()]).unwrap();
+                let mut head = [0u8; 12];
+                let n = std::io::Read::read(&mut c, &mut head).unwrap_or(0);
+                // An HTTP error status, or the HTTP/2 GOAWAY frame.
+                let text = String::from_utf8_lossy(&head[..n]).into_owned();
+                assert!(
+                    text.starts_with("HTTP/1.1 4") || head[..n].starts_with(&[0, 0]),
+                    "{:?} -> {text:?}",
+                    String::from_utf8_lossy(junk[i % junk.len()])
+                );
+                refused += 1;
+                i += 1;
+                sent.fetch_add(1, Ordering::Relaxed);
+            }
+            refused
+        }));
+    }
+    // Slow clients: half a body, held, 50 at a time.
+    {
+        let (stop, addr) = (
+            Arc::clone(&stop),
+            s.endpoint.trim_start_matches("http://").to_string(),
+        );
+        noise.push(std::thread::spawn(move || {
+            let mut held = Vec::new();
+            let mut opened = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let mut c = TcpStream::connect(&addr).unwrap();
+                let _ = c.write_all(
+                    b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 65536\r\n\r\nAction=Get",
+                );
+                held.push(c);
+                opened += 1;
+                if held.len() >= 50 {
+                    held.remove(0);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            opened
+        }));
+    }
+
+    // Rounds: one step further, then 4 clients send that step's code at once.
+    let started = Instant::now();
+    let mut peak = s.rss_kib();
+    let mut rounds = 0u64;
+    let mut accepted: Vec<(u64, String)> = Vec::new();
+    let mut step = step0;
+    while started.elapsed() < RUN {
+        let line = control(&s.control, r#"{"op":"advance","by":"30s"}"#);
+        assert!(line.contains("\"ok\":true"), "{line}");
+        step += 1;
+        let code = alice_totp.code_for_step(step).to_string();
+        let answers: Vec<_> = (0..4)
+            .map(|_| {
+                let (endpoint, code) = (s.endpoint.clone(), code.clone());
+                std::thread::spawn(move || {
+                    Client::new(&endpoint)
+                        .unwrap()
+                        .call(
+                            Service::Sts,
+                            &[
+                                ("Action", "GetSessionToken"),
+                                ("Version", "2011-06-15"),
+                                ("SerialNumber", "GAHT90000001"),
+                                ("TokenCode", &code),
+                            ],
+                            &alice(),
+                            fobsim_clock::system_now(),
+                        )
+                        .unwrap()
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .collect();
+        let ok = answers.iter().filter(|r| r.status == 200).count();
+        assert_eq!(
+            ok,
+            1,
+            "round {rounds}, step {step}: {:?}",
+            answers
+                .iter()
+                .map(|r| (r.status, r.code()))
+                .collect::<Vec<_>>()
+        );
+        for r in answers.iter().filter(|r| r.status != 200) {
+            assert_eq!(
+                (r.status, r.code().as_deref()),
+                (403, Some("AccessDenied")),
+                "{}",
+                r.body
+            );
+        }
+        accepted.push((step, code));
+        rounds += 1;
+        if rounds.is_multiple_of(20) {
+            peak = peak.max(s.rss_kib());
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let counts: Vec<u64> = noise.into_iter().map(|h| h.join().unwrap()).collect();
+    peak = peak.max(s.rss_kib());
+
+    // Replays of anything accepted are refused (and, being replays of
+    // the last accepted code or older, the device is not locked by them).
+    let last = accepted.last().unwrap().1.clone();
+    let r = client()
+        .call(
+            Service::Sts,
+            &[
+                ("Action", "GetSessionToken"),
+                ("Version", "2011-06-15"),
+                ("SerialNumber", "GAHT90000001"),
+                ("TokenCode", &last),
+            ],
+            &alice(),
+            fobsim_clock::system_now(),
+        )
+        .unwrap();
+    assert_eq!(r.status, 403, "{}", r.body);
+
+    // kill -9: what was answered 200 is in the file.
+    let _ = s.child.kill();
+    let _ = s.child.wait();
+    let db = rusqlite::Connection::open(dir.path().join("iam.db")).unwrap();
+    let (barrier, failures): (i64, i64) = db
+        .query_row(
+            "SELECT last_step, failures FROM tokens WHERE serial = 'GAHT90000001'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    // The barrier is the last accepted step (or a later candidate step
+    // that happens to show the same 6-digit code).
+    let barrier = u64::try_from(barrier).unwrap();
+    assert!(
+        (step..=step + 4).contains(&barrier),
+        "barrier {barrier}, last accepted step {step}"
+    );
+    assert_eq!(
+        failures, 0,
+        "replays of the code just accepted are not counted"
+    );
+    let distinct: std::collections::HashSet<u64> = accepted.iter().map(|(s, _)| *s).collect();
+    assert_eq!(distinct.len(), accepted.len());
+    eprintln!(
+        "soak: {rounds} rounds in {:?} (one 200 and three refused replays each), {} wrong guesses for bob, {} malformed/unsigned, {} slow sockets; peak RSS {peak} KiB",
+        started.elapsed(),
+        counts[0],
+        counts[1],
+        counts[2]
+    );
+    assert!(peak < 200 * 1024, "peak RSS {peak} KiB");
+}
