@@ -27,5 +27,7 @@ fi
 bash tests/matrix/setup.sh
 # PostgreSQL's binaries: the store's tests start their own server.
 bash tests/pg/setup.sh
+# The AWS CLI and boto3 (README's AWS section is run by tests/readme_aws.rs).
+bash tests/aws/venv.sh
 
 cargo test --workspace --locked "$@"

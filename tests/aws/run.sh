@@ -14,11 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 venv=${FOBSIM_AWS_VENV:-target/aws-venv}
-if ! "$venv/bin/python" -c 'import boto3, awscli' >/dev/null 2>&1; then
-    echo "== making the venv $venv (boto3, awscli)"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check boto3 awscli
-fi
+bash tests/aws/venv.sh
 
 fobsim=${FOBSIM:-}
 if [ -z "$fobsim" ]; then
