@@ -14,12 +14,15 @@
 #[path = "support/client_venv.rs"]
 mod client_venv;
 
-use std::io::{BufRead as _, BufReader};
+#[path = "support/background.rs"]
+mod background;
+
 use std::os::unix::process::CommandExt as _;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::Duration;
+
+use background::Background;
 
 const BIN: &str = env!("CARGO_BIN_EXE_fobsim");
 const DOC: &str = include_str!("../docs/control-api.md");
@@ -46,20 +49,6 @@ fn blocks(doc: &str) -> Vec<(String, String)> {
     out
 }
 
-/// Background commands, stopped (their whole process group) on drop.
-struct Background(Vec<Child>);
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = Command::new("kill")
-                .args(["-TERM", "--", &format!("-{}", c.id())])
-                .status();
-            let _ = c.wait();
-        }
-    }
-}
-
 fn with_path(c: &mut Command, dir: &Path) {
     let bin_dir = Path::new(BIN).parent().unwrap();
     let path = format!(
@@ -79,7 +68,7 @@ fn every_command_of_the_control_api_page_works_as_written() {
     );
     let blocks = blocks(DOC);
     let dir = tempfile::tempdir().unwrap();
-    let mut background = Background(Vec::new());
+    let mut background = Background::new();
     let (mut ran, mut compared) = (0, 0);
     for (i, (lang, text)) in blocks.iter().enumerate() {
         let mut cmd = match lang.as_str() {
@@ -100,23 +89,7 @@ fn every_command_of_the_control_api_page_works_as_written() {
         with_path(&mut cmd, dir.path());
         ran += 1;
         if text.contains("# runs until Ctrl-C") {
-            let mut child = cmd
-                .stdout(Stdio::piped())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .unwrap();
-            let out = child.stdout.take().unwrap();
-            background.0.push(child);
-            let (tx, rx) = mpsc::channel();
-            std::thread::spawn(move || {
-                let mut lines = BufReader::new(out).lines();
-                let first = lines.next().and_then(Result::ok).unwrap_or_default();
-                let _ = tx.send(first);
-                for _ in lines {}
-            });
-            let line = rx
-                .recv_timeout(Duration::from_secs(60))
-                .unwrap_or_else(|_| panic!("no output within 60 s from:\n{text}"));
+            let line = background.start(cmd, text, Duration::from_secs(60));
             assert!(line.starts_with("GAHT00000001\t"), "{line}");
             continue;
         }

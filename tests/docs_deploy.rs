@@ -10,12 +10,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops loudly
 
-use std::io::{BufRead as _, BufReader};
+#[path = "support/background.rs"]
+mod background;
+
 use std::os::unix::process::CommandExt as _;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::Duration;
+
+use background::Background;
 
 use fobsim_aws::Service;
 use fobsim_aws::client::Client;
@@ -48,20 +51,6 @@ fn sh_blocks(doc: &str) -> Vec<String> {
     out
 }
 
-/// Background commands, stopped (their whole process group) on drop.
-struct Background(Vec<Child>);
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = Command::new("kill")
-                .args(["-TERM", "--", &format!("-{}", c.id())])
-                .status();
-            let _ = c.wait();
-        }
-    }
-}
-
 fn bash(dir: &Path, url: &str, script: &str) -> Command {
     let bin_dir = Path::new(BIN).parent().unwrap();
     let path = format!(
@@ -92,28 +81,16 @@ fn every_command_of_the_deploy_page_works_as_written() {
         dir.path().join("fixtures"),
     )
     .unwrap();
-    let mut background = Background(Vec::new());
+    let mut background = Background::new();
     let mut first_lines = Vec::new();
     let mut outputs = Vec::new();
     for script in sh_blocks(DOC) {
         if script.contains("# runs until Ctrl-C") {
-            let mut child = bash(dir.path(), &url, &script)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .unwrap();
-            let out = child.stdout.take().unwrap();
-            background.0.push(child);
-            let (tx, rx) = mpsc::channel();
-            std::thread::spawn(move || {
-                let mut lines = BufReader::new(out).lines();
-                let first = lines.next().and_then(Result::ok).unwrap_or_default();
-                let _ = tx.send(first);
-                for _ in lines {}
-            });
-            let line = rx
-                .recv_timeout(Duration::from_secs(120))
-                .unwrap_or_else(|_| panic!("no output within 120 s from:\n{script}"));
+            let line = background.start(
+                bash(dir.path(), &url, &script),
+                &script,
+                Duration::from_secs(120),
+            );
             assert!(!line.is_empty(), "ended without output:\n{script}");
             first_lines.push(line);
         } else {
