@@ -523,6 +523,24 @@ fn creds(k: &fobsim_engine::api::bootstrap::AccessKeySpec) -> Credentials {
     }
 }
 
+/// How long [`IamRemote::connect`] waits for an endpoint (and its control
+/// socket) that is not answering yet.
+const START_WAIT: Duration = Duration::from_secs(10);
+
+/// `attempt` until it succeeds or `deadline` passes (then its last error).
+fn retry_until<T, E>(
+    deadline: std::time::Instant,
+    mut attempt: impl FnMut() -> Result<T, E>,
+) -> Result<T, E> {
+    loop {
+        match attempt() {
+            Ok(v) => return Ok(v),
+            Err(e) if std::time::Instant::now() >= deadline => return Err(e),
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
 impl IamRemote {
     /// Connect to `endpoint` (`http://HOST:PORT`) with the users, keys and
     /// seed records of `bootstrap` (the file the endpoint was provisioned
@@ -530,7 +548,8 @@ impl IamRemote {
     ///
     /// # Errors
     /// [`AdapterError::Setup`]: an unreadable bootstrap or seed file, a bad
-    /// endpoint, an unreachable control socket or one whose clock cannot
+    /// endpoint, an endpoint or control socket still unreachable after 10 s, a
+    /// control socket whose clock cannot
     /// be moved, an unwritable faketime file.
     pub fn connect(
         endpoint: &str,
@@ -556,13 +575,17 @@ impl IamRemote {
         let client = Client::new(endpoint).map_err(|e| setup_err(e.to_string()))?;
         // Any HTTP answer proves the endpoint is there; no answer is one clear
         // error now rather than the same one for every scenario.
-        client
-            .send::<&str>("GET", "/", &[], b"")
+        // An endpoint started a moment ago (`fobsim serve … &` on the line
+        // before, as the README shows) gets a few seconds to come up.
+        let deadline = std::time::Instant::now() + START_WAIT;
+        retry_until(deadline, || client.send::<&str>("GET", "/", &[], b""))
             .map_err(|e| setup_err(format!("cannot reach {endpoint}: {e}")))?;
         let driver = match &clock {
             ClockControl::Socket(path) => {
-                let mut c = ControlClient::connect(path, Duration::from_secs(10))
-                    .map_err(|e| setup_err(e.to_string()))?;
+                let mut c = retry_until(deadline, || {
+                    ControlClient::connect(path, Duration::from_secs(10))
+                })
+                .map_err(|e| setup_err(e.to_string()))?;
                 let state = c
                     .send(&ControlRequest::Get)
                     .map_err(|e| setup_err(e.to_string()))?;
