@@ -921,8 +921,12 @@ impl Engine {
     fn dummy_hash(&self) -> &str {
         self.dummy_hash.get_or_init(|| {
             // A fixed salt: drawing one would move the engine's RNG.
-            password::hash("\u{0}fobsim-no-such-principal", &[0x5a; 16], self.profile.password_cost)
-                .unwrap_or_default()
+            password::hash(
+                "\u{0}fobsim-no-such-principal",
+                &[0x5a; 16],
+                self.profile.password_cost,
+            )
+            .unwrap_or_default()
         })
     }
 

@@ -28,13 +28,13 @@ use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use zeroize::Zeroizing;
 
+use crate::Engine;
 use crate::api::policy::{Decision, Policy, RequestContext, evaluate};
 use crate::api::server::{Handler, Rejection};
 use crate::api::service::AwsService;
 use crate::engine::ct_eq;
 use crate::error::{EngineError, ErrorKind};
 use crate::types::{ConsoleSignIn, OutboxChannel};
-use crate::Engine;
 use pages::{Layout, Link};
 use session::{Pending, SignedIn};
 
@@ -160,11 +160,9 @@ impl From<EngineError> for Refusal {
                 eprintln!("fobsim console: engine failure: {}", e.message);
                 Refusal::new(500, "ServiceFailure", "The service failed: try again.")
             }
-            ErrorKind::ServiceUnavailable => Refusal::new(
-                503,
-                "ServiceUnavailable",
-                "The service is busy: try again.",
-            ),
+            ErrorKind::ServiceUnavailable => {
+                Refusal::new(503, "ServiceUnavailable", "The service is busy: try again.")
+            }
             _ => Refusal::new(e.http_status(), e.aws_code(), e.message),
         }
     }
@@ -217,7 +215,10 @@ fn parse_form(raw: &[u8]) -> Result<Form, &'static str> {
     {
         return Err("a form field does not decode to UTF-8");
     }
-    if pairs.iter().any(|(k, v)| k.len() > MAX_FIELD || v.len() > MAX_FIELD) {
+    if pairs
+        .iter()
+        .any(|(k, v)| k.len() > MAX_FIELD || v.len() > MAX_FIELD)
+    {
         return Err("a form field is too long");
     }
     Ok(Form(pairs))
@@ -452,9 +453,10 @@ impl Console {
         };
         let form = if post {
             let ct_ok = req.content_type.is_some_and(|c| {
-                c.split(';')
-                    .next()
-                    .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+                c.split(';').next().is_some_and(|m| {
+                    m.trim()
+                        .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+                })
             });
             let parsed = if ct_ok || req.body.is_empty() {
                 parse_form(req.body)
@@ -485,8 +487,7 @@ impl Console {
                 }
             }
         };
-        if post && (ctx.fresh || !ct_eq(form.get("csrf_token").as_bytes(), ctx.csrf.as_bytes()))
-        {
+        if post && (ctx.fresh || !ct_eq(form.get("csrf_token").as_bytes(), ctx.csrf.as_bytes())) {
             return self.message(
                 ctx,
                 "error",
@@ -576,7 +577,11 @@ impl Console {
             _ => self.message(
                 ctx,
                 "error",
-                &Refusal::new(405, "MethodNotAllowed", "This page does not take that method."),
+                &Refusal::new(
+                    405,
+                    "MethodNotAllowed",
+                    "This page does not take that method.",
+                ),
                 None,
             ),
         }
@@ -801,8 +806,7 @@ impl Console {
     fn recovery_phone(&self, now: Timestamp, ctx: &mut Ctx, form: &Form) -> ConsoleResponse {
         let pending = self.sessions.with(&ctx.sid, |s| {
             s.pending.as_ref().and_then(|p| {
-                (p.principal == Principal::Root)
-                    .then(|| (p.password.clone(), p.email_code.clone()))
+                (p.principal == Principal::Root).then(|| (p.password.clone(), p.email_code.clone()))
             })
         });
         let Some(Some((password, email_code))) = pending else {
@@ -812,7 +816,11 @@ impl Console {
             return self.recovery_page(
                 ctx,
                 2,
-                Some(Refusal::new(400, "ValidationError", "Type the code from the email first.")),
+                Some(Refusal::new(
+                    400,
+                    "ValidationError",
+                    "Type the code from the email first.",
+                )),
             );
         };
         let phone_code = form.get("phone_code").trim();
@@ -1158,24 +1166,21 @@ impl Console {
             ("outbox", "Outbox (mail catcher)")
         };
         let l = self.layout(ctx, page, title);
-        Self::render(
-            200,
-            &pages::Outbox {
-                l,
-                phone,
-                messages,
-            },
-        )
+        Self::render(200, &pages::Outbox { l, phone, messages })
     }
 }
 
 fn to_hyper(r: ConsoleResponse) -> Response<Full<Bytes>> {
     let mut resp = Response::new(Full::new(Bytes::from(r.body)));
-    *resp.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    *resp.status_mut() =
+        StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let h = resp.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static(r.content_type));
     h.insert("cache-control", HeaderValue::from_static("no-store"));
-    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
     h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
     h.insert(

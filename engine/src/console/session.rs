@@ -88,8 +88,7 @@ impl Store {
         }
         let s = map.get_mut(id)?;
         s.last_seen = now;
-        if s
-            .pending
+        if s.pending
             .as_ref()
             .is_some_and(|p| now.duration_since(p.since) > self.limits.pending_ttl)
         {
