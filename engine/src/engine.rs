@@ -19,7 +19,7 @@ use crate::store::{
     SyncState, TokenRow, UserRow, VerifyState,
 };
 use crate::sync::Rule;
-use crate::types::{MfaDevice, OutboxChannel, OutboxMessage, TokenState, UserInfo};
+use crate::types::{ConsoleSignIn, MfaDevice, OutboxChannel, OutboxMessage, TokenState, UserInfo};
 use fobsim_core::{Channel, Principal};
 
 #[derive(Default)]
@@ -47,6 +47,10 @@ pub struct Engine {
     rng: Mutex<ChaCha20Rng>,
     recovery: Mutex<Recovery>,
     outbox: Mutex<Vec<OutboxMessage>>,
+    /// A password hash of the profile's cost that no password matches
+    /// by chance: unknown principals are checked against it, so that a
+    /// sign-in takes the same time whether the user exists or not.
+    dummy_hash: std::sync::OnceLock<String>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -154,6 +158,7 @@ impl Engine {
             rng: Mutex::new(rng),
             recovery: Mutex::new(Recovery::default()),
             outbox: Mutex::new(Vec::new()),
+            dummy_hash: std::sync::OnceLock::new(),
         }
     }
 
@@ -845,6 +850,31 @@ impl Engine {
         password: &str,
         code: Option<&str>,
     ) -> Result<(), EngineError> {
+        match self.console_sign_in_step(now, who, password, code)? {
+            ConsoleSignIn::MfaRequired => Err(EngineError::new(
+                ErrorKind::AccessDenied,
+                "An MFA code is required: this user has an MFA device.",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// [`Engine::console_sign_in`], telling how it went: a console asks
+    /// for the password first and for the code on a second page
+    /// ([`ConsoleSignIn::MfaRequired`] after a correct password and no
+    /// code). An unknown principal's password is checked against a dummy
+    /// hash of the same cost (no user-name timing oracle).
+    ///
+    /// # Errors
+    /// As [`Engine::console_sign_in`], except that a missing code for a
+    /// user with a device is `Ok(ConsoleSignIn::MfaRequired)`.
+    pub fn console_sign_in_step(
+        &self,
+        now: Timestamp,
+        who: &Principal,
+        password: &str,
+        code: Option<&str>,
+    ) -> Result<ConsoleSignIn, EngineError> {
         let denied = || {
             EngineError::new(
                 ErrorKind::AccessDenied,
@@ -856,6 +886,7 @@ impl Engine {
             Principal::User(name) => self.store.user(name)?.map(|u| u.password_hash),
         };
         let Some(phc) = phc else {
+            let _ = password::verify(password, self.dummy_hash());
             return Err(denied());
         };
         if !password::verify(password, &phc) {
@@ -863,30 +894,40 @@ impl Engine {
         }
         let devices = self.store.tokens_of(who)?;
         if devices.is_empty() {
-            return Ok(());
+            return Ok(ConsoleSignIn::WithoutMfa);
         }
         let Some(code) = code else {
             if *who == Principal::Root {
                 let mut rec = self.recovery.lock();
                 if rec.grant_until.is_some_and(|u| u > now) {
                     rec.grant_until = None;
-                    return Ok(());
+                    return Ok(ConsoleSignIn::Recovered);
                 }
             }
-            return Err(EngineError::new(
-                ErrorKind::AccessDenied,
-                "An MFA code is required: this user has an MFA device.",
-            ));
+            return Ok(ConsoleSignIn::MfaRequired);
         };
         let mut last_err = denied();
         for d in &devices {
             match self.verify_session_mfa(now, who, &d.serial, code) {
-                Ok(()) => return Ok(()),
+                Ok(()) => return Ok(ConsoleSignIn::WithMfa),
                 Err(e) if e.kind == ErrorKind::ValidationError => return Err(e),
                 Err(e) => last_err = e,
             }
         }
         Err(last_err)
+    }
+
+    /// The dummy hash (made once, at the profile's cost).
+    fn dummy_hash(&self) -> &str {
+        self.dummy_hash.get_or_init(|| {
+            // A fixed salt: drawing one would move the engine's RNG.
+            password::hash(
+                "\u{0}fobsim-no-such-principal",
+                &[0x5a; 16],
+                self.profile.password_cost,
+            )
+            .unwrap_or_default()
+        })
     }
 
     /// Root recovery, step 1 ("sign in using alternative factors"): send a

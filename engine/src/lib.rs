@@ -45,6 +45,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod console;
 mod engine;
 mod error;
 mod password;
@@ -60,4 +61,4 @@ pub use profile::{PasswordCost, Profile};
 pub use store::{
     KeySource, MemoryStore, PgOptions, PgStore, SqliteOptions, SqliteStore, Store, StoreLayer,
 };
-pub use types::{MfaDevice, OutboxChannel, OutboxMessage, TokenState, UserInfo};
+pub use types::{ConsoleSignIn, MfaDevice, OutboxChannel, OutboxMessage, TokenState, UserInfo};

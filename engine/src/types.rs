@@ -115,3 +115,16 @@ pub struct OutboxMessage {
     /// When it was sent.
     pub at: Timestamp,
 }
+
+/// How a console sign-in went ([`Engine::console_sign_in_step`](crate::Engine::console_sign_in_step)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsoleSignIn {
+    /// Signed in: the principal has no MFA device.
+    WithoutMfa,
+    /// Signed in with a code from the principal's MFA device.
+    WithMfa,
+    /// Signed in once without MFA after a completed root recovery.
+    Recovered,
+    /// The password is right; a code from the MFA device is needed.
+    MfaRequired,
+}

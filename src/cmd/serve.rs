@@ -5,7 +5,8 @@
 //! see docs/deploy.md), a bootstrap file for the account, the system clock or a manual clock moved through the same
 //! control plane as `fobsim emulate` (`fobsim clock --control SOCKET`).
 //! Runs until SIGINT/SIGTERM. Logs one line per request on stderr
-//! (`RUST_LOG`, default `info`).
+//! (`RUST_LOG`, default `info`). Paths under `/console` serve the AWS
+//! console model (docs/console.md) over the same engine and clock.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -209,6 +210,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let boot = Bootstrap::load(&args.bootstrap).context("--bootstrap")?;
     let policies = boot.policies()?;
+    let console_policies = policies.clone();
+    let console_users: Vec<String> = boot.users.iter().map(|u| u.name.clone()).collect();
     let (engine, session_key_path) = open_engine(&args, &boot, busy_ms)?;
     let applied = boot.apply(&engine)?;
     let session_key = KeySource::File(session_key_path.clone())
@@ -251,17 +254,29 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         service = service.with_signing_clock(Arc::new(real));
     }
     let service = Arc::new(service);
+    // The console (docs/console.md): the same engine, policies and clock.
+    let console = fobsim_engine::console::Console::new(
+        Arc::clone(service.engine()),
+        console_policies,
+        console_users,
+        Arc::clone(&clock) as Arc<dyn fobsim_core::Clock>,
+        fobsim_engine::console::ConsoleConfig::default(),
+    )?;
+    let routes = Arc::new(fobsim_engine::console::Routes::new(
+        service,
+        Arc::new(console),
+    ));
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     rt.enable_all();
     if let Some(n) = args.workers {
         rt.worker_threads(n.max(1));
     }
     let rt = rt.build()?;
-    rt.block_on(serve(service, clock, &args, applied))
+    rt.block_on(serve(routes, clock, &args, applied))
 }
 
 async fn serve(
-    service: Arc<AwsService>,
+    service: Arc<fobsim_engine::console::Routes>,
     clock: Arc<TrueClock>,
     args: &Args,
     applied: fobsim_engine::api::bootstrap::Applied,
@@ -280,6 +295,7 @@ async fn serve(
     let line = serde_json::json!({
         "listen": addr.to_string(),
         "endpoint": format!("http://{addr}"),
+        "console": format!("http://{addr}/console/"),
         "control": control.as_ref().map(|c| c.path()),
         "clock": clock.source(),
         "signing_time": match args.signing_time {
