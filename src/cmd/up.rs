@@ -223,7 +223,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         max_skew: "5m",
         max_body: 64 * 1024,
     };
-    let endpoint = super::serve::aws_service(&bootstrap, &db, &args.db_args, &clock, &opts)?;
+    let endpoint = match super::serve::aws_service(&bootstrap, &db, &args.db_args, &clock, &opts) {
+        Ok(e) => e,
+        Err(e) => {
+            // Nothing to keep from a sandbox that never started.
+            if let Some(d) = &dir {
+                let _ = std::fs::remove_dir_all(d);
+            }
+            return Err(e);
+        }
+    };
     let fleet = Arc::new(Fleet::new(&spec, Arc::clone(&clock), false)?);
     let fleet_imported = import_new_seeds(&endpoint.engine, fleet.seed_records(), "the fleet")?;
     let _ = fobsim_emulator::raise_fd_limit();
