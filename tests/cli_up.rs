@@ -382,6 +382,10 @@ fn bad_arguments_are_refused_clearly() {
             vec!["--bootstrap", missing.to_str().unwrap()],
             "--bootstrap",
         ),
+        (
+            vec!["--db", "postgres://fob@127.0.0.1:1/x"],
+            "--key-file FILE or FOBSIM_DB_KEY",
+        ),
     ];
     for (args, want) in cases {
         let mut all = vec!["up"];
@@ -395,6 +399,7 @@ fn bad_arguments_are_refused_clearly() {
             .args(&all)
             .env("TMPDIR", tmp.path())
             .env("RUST_LOG", "warn")
+            .env_remove("FOBSIM_DB_KEY")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .output()
@@ -403,5 +408,8 @@ fn bad_arguments_are_refused_clearly() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains(want), "{args:?}: want {want:?} in {err}");
         assert!(out.stdout.is_empty(), "{args:?}");
+        // A sandbox that never started leaves no directory behind.
+        let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+        assert!(left.is_empty(), "{args:?}: {left:?}");
     }
 }

@@ -165,7 +165,7 @@ pub fn fleet_spec(
 ///
 /// # Errors
 /// The address cannot be bound.
-pub async fn bind_panel(
+async fn bind_panel(
     addr: std::net::SocketAddr,
 ) -> anyhow::Result<(tokio::net::TcpListener, std::net::SocketAddr)> {
     let listener = tokio::net::TcpListener::bind(addr)

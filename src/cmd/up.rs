@@ -200,31 +200,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let spec =
         super::emulate::fleet_spec(args.fleet.as_deref(), &args.model, args.count, args.seed)?;
     let clock = args.clock.true_clock(Some(("--panel ADDR", true)))?;
+    let _ = fobsim_emulator::raise_fd_limit();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    // The addresses first: a busy port leaves nothing behind.
+    let doors = rt.block_on(Doors::bind(&args))?;
     let dir = if args.db.is_none() || args.bootstrap.is_none() {
         Some(make_dir()?)
     } else {
         None
     };
-    let (db, bootstrap) = match &dir {
-        Some(d) => (
-            args.db.clone().unwrap_or_else(|| d.join("iam.db")),
-            match &args.bootstrap {
-                Some(b) => b.clone(),
-                None => write_embedded(d)?,
-            },
-        ),
-        None => (
-            args.db.clone().unwrap_or_default(),
-            args.bootstrap.clone().unwrap_or_default(),
-        ),
-    };
-    let opts = ServiceOptions {
-        signing_time: args.signing_time,
-        max_skew: "5m",
-        max_body: 64 * 1024,
-    };
-    let endpoint = match super::serve::aws_service(&bootstrap, &db, &args.db_args, &clock, &opts) {
-        Ok(e) => e,
+    let built = build(&args, &clock, &spec, dir.as_deref());
+    let (endpoint, fleet, fleet_imported, db, bootstrap) = match built {
+        Ok(b) => b,
         Err(e) => {
             // Nothing to keep from a sandbox that never started.
             if let Some(d) = &dir {
@@ -233,12 +222,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             return Err(e);
         }
     };
-    let fleet = Arc::new(Fleet::new(&spec, Arc::clone(&clock), false)?);
-    let fleet_imported = import_new_seeds(&endpoint.engine, fleet.seed_records(), "the fleet")?;
-    let _ = fobsim_emulator::raise_fd_limit();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
     let place = Place {
         dir,
         db,
@@ -246,8 +229,43 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         embedded: args.bootstrap.is_none(),
         fleet_imported,
     };
-    rt.block_on(serve(&args, clock, fleet, endpoint, place))
+    rt.block_on(serve(&args, doors, clock, fleet, endpoint, place))
 }
+
+/// The engine with the bootstrap applied, the fleet (its seeds imported),
+/// how many of them were new, the database and the bootstrap file used:
+/// both in `dir` unless given.
+fn build(
+    args: &Args,
+    clock: &Arc<TrueClock>,
+    spec: &fobsim_emulator::FleetSpec,
+    dir: Option<&Path>,
+) -> anyhow::Result<(Endpoint, Arc<Fleet>, usize, PathBuf, PathBuf)> {
+    let in_dir = |name: &str| {
+        dir.map(|d| d.join(name)).context("no sandbox directory") // made whenever --db or --bootstrap is missing
+    };
+    let db = match &args.db {
+        Some(db) => db.clone(),
+        None => in_dir("iam.db")?,
+    };
+    let bootstrap = match (&args.bootstrap, dir) {
+        (Some(b), _) => b.clone(),
+        (None, Some(d)) => write_embedded(d)?,
+        (None, None) => in_dir("bootstrap")?,
+    };
+    let opts = ServiceOptions {
+        signing_time: args.signing_time,
+        max_skew: "5m",
+        max_body: MAX_BODY,
+    };
+    let endpoint = super::serve::aws_service(&bootstrap, &db, &args.db_args, clock, &opts)?;
+    let fleet = Arc::new(Fleet::new(spec, Arc::clone(clock), false)?);
+    let imported = import_new_seeds(&endpoint.engine, fleet.seed_records(), "the fleet")?;
+    Ok((endpoint, fleet, imported, db, bootstrap))
+}
+
+/// Largest request body of the AWS endpoint (as `fobsim serve`'s default).
+const MAX_BODY: usize = 64 * 1024;
 
 /// Where the sandbox keeps its state, for the start message.
 struct Place {
@@ -258,8 +276,51 @@ struct Place {
     fleet_imported: usize,
 }
 
+/// The listening sockets, bound before anything is made.
+struct Doors {
+    aws: tokio::net::TcpListener,
+    aws_addr: SocketAddr,
+    panel: tokio::net::TcpListener,
+    panel_addr: SocketAddr,
+    control: Option<fobsim_clock::control::server::ControlSocket>,
+}
+
+impl Doors {
+    async fn bind(args: &Args) -> anyhow::Result<Doors> {
+        let (aws, aws_addr) = bind(args.listen, "the AWS endpoint", "--listen").await?;
+        let (panel, panel_addr) = bind(args.panel, "the fob panel", "--panel").await?;
+        let control = match &args.clock.control {
+            Some(path) => Some(super::common::bind_control(path)?),
+            None => None,
+        };
+        Ok(Doors {
+            aws,
+            aws_addr,
+            panel,
+            panel_addr,
+            control,
+        })
+    }
+}
+
+/// Listen on `addr` for `what`; a refusal names the flag that changes it.
+async fn bind(
+    addr: SocketAddr,
+    what: &str,
+    flag: &str,
+) -> anyhow::Result<(tokio::net::TcpListener, SocketAddr)> {
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot listen on {addr} for {what}: {e} (another address: {flag} 127.0.0.1:PORT)"
+        )
+    })?;
+    let bound = listener.local_addr()?;
+    Ok((listener, bound))
+}
+
 async fn serve(
     args: &Args,
+    doors: Doors,
     clock: Arc<TrueClock>,
     fleet: Arc<Fleet>,
     endpoint: Endpoint,
@@ -268,22 +329,13 @@ async fn serve(
     use tokio::signal::unix::{SignalKind, signal};
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
-    let aws = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| {
-            format!(
-                "listening on {} for the AWS endpoint (another port: --listen 127.0.0.1:PORT)",
-                args.listen
-            )
-        })?;
-    let aws_addr = aws.local_addr()?;
-    let (panel, panel_addr) = super::emulate::bind_panel(args.panel)
-        .await
-        .context("another port: --panel 127.0.0.1:PORT")?;
-    let control = match &args.clock.control {
-        Some(path) => Some(super::common::bind_control(path)?),
-        None => None,
-    };
+    let Doors {
+        aws,
+        aws_addr,
+        panel,
+        panel_addr,
+        control,
+    } = doors;
     let fobs: Arc<dyn Fobs> = Arc::new(KnownFleet {
         fleet: Arc::clone(&fleet),
         engine: Arc::clone(&endpoint.engine),
@@ -319,7 +371,7 @@ async fn serve(
             None => std::future::pending().await,
         }
     };
-    let limits = super::serve::limits(64 * 1024, server::Limits::default().max_connections, "up");
+    let limits = super::serve::limits(MAX_BODY, server::Limits::default().max_connections, "up");
     let servers = async {
         tokio::try_join!(
             async {
