@@ -222,6 +222,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             return Err(e);
         }
     };
+    let known = fleet.len().saturating_sub(fleet_imported);
+    if known > 0 {
+        eprintln!(
+            "fobsim up: {known} fob(s) were in the database already: the seeds there are kept (with another --seed than the run that put them there, their codes are refused)"
+        );
+    }
     let place = Place {
         dir,
         db,
@@ -241,17 +247,15 @@ fn build(
     spec: &fobsim_emulator::FleetSpec,
     dir: Option<&Path>,
 ) -> anyhow::Result<(Endpoint, Arc<Fleet>, usize, PathBuf, PathBuf)> {
-    let in_dir = |name: &str| {
-        dir.map(|d| d.join(name)).context("no sandbox directory") // made whenever --db or --bootstrap is missing
-    };
+    // `run` makes the directory whenever --db or --bootstrap is missing.
+    let dir = || dir.context("no sandbox directory");
     let db = match &args.db {
         Some(db) => db.clone(),
-        None => in_dir("iam.db")?,
+        None => dir()?.join("iam.db"),
     };
-    let bootstrap = match (&args.bootstrap, dir) {
-        (Some(b), _) => b.clone(),
-        (None, Some(d)) => write_embedded(d)?,
-        (None, None) => in_dir("bootstrap")?,
+    let bootstrap = match &args.bootstrap {
+        Some(b) => b.clone(),
+        None => write_embedded(dir()?)?,
     };
     let opts = ServiceOptions {
         signing_time: args.signing_time,
