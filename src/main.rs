@@ -102,6 +102,8 @@ enum Command {
     Adapter(cmd::adapter::Args),
     /// Measure fobsim against its peers (totp-rs, pyotp, oathtool, privacyIDEA); print one table.
     Bench(cmd::bench::Args),
+    /// The whole sandbox in one process: AWS endpoint, fobs, panel, users.
+    Up(cmd::up::Args),
     /// Start fobs behind transports (serial ptys, ...).
     Emulate(cmd::emulate::Args),
     /// Talk to an emulated fob as a client would.
@@ -160,6 +162,7 @@ fn main() -> ExitCode {
         Command::Serve(a) => cmd::serve::run(a),
         Command::Adapter(a) => cmd::adapter::run(a),
         Command::Bench(a) => cmd::bench::run(a),
+        Command::Up(a) => cmd::up::run(a),
         Command::Emulate(a) => cmd::emulate::run(a),
         Command::Device(a) => cmd::device::run(a),
         Command::Clock(a) => cmd::clock::run(a),

@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(socat picocom usbip)
+# curl and jq: README's sandbox section (tests/readme_up.rs).
+packages=(socat picocom usbip curl jq)
 need=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || command -v "$p" >/dev/null 2>&1 || need+=("$p")
@@ -27,7 +28,8 @@ fi
 bash tests/matrix/setup.sh
 # PostgreSQL's binaries: the store's tests start their own server.
 bash tests/pg/setup.sh
-# The AWS CLI and boto3 (README's AWS section is run by tests/readme_aws.rs).
+# The AWS CLI and boto3 (README's AWS and sandbox sections are run by
+# tests/readme_aws.rs and tests/readme_up.rs).
 bash tests/aws/venv.sh
 
 cargo test --workspace --locked "$@"

@@ -104,15 +104,7 @@ pub struct Args {
 /// Bad arguments or fleet file, ptys or sockets that cannot be made.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let _pid_file = args.pid.claim()?;
-    let spec = match &args.fleet {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            FleetSpec::from_toml_with_seed(&text, args.seed)
-                .with_context(|| path.display().to_string())?
-        }
-        None => FleetSpec::uniform(&args.model, args.count, args.seed)?,
-    };
+    let spec = fleet_spec(args.fleet.as_deref(), &args.model, args.count, args.seed)?;
     let clock = args
         .clock
         .true_clock(Some(("--http ADDR", args.http.is_some())))?;
@@ -145,6 +137,58 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     rt.block_on(serve(fleet, &args, export))
+}
+
+/// The fleet of `--fleet FILE` (its `seed` wins over `seed`), or else
+/// `count` fobs of `model`.
+///
+/// # Errors
+/// An unreadable or malformed fleet file, an unknown model, a bad count.
+pub fn fleet_spec(
+    file: Option<&std::path::Path>,
+    model: &str,
+    count: usize,
+    seed: u64,
+) -> anyhow::Result<FleetSpec> {
+    Ok(match file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            FleetSpec::from_toml_with_seed(&text, seed)
+                .with_context(|| path.display().to_string())?
+        }
+        None => FleetSpec::uniform(model, count, seed)?,
+    })
+}
+
+/// Bind the fob panel's address; the listener and the address it got.
+///
+/// # Errors
+/// The address cannot be bound.
+async fn bind_panel(
+    addr: std::net::SocketAddr,
+) -> anyhow::Result<(tokio::net::TcpListener, std::net::SocketAddr)> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the fob panel to {addr}"))?;
+    let bound = listener.local_addr()?;
+    Ok((listener, bound))
+}
+
+/// Serve the fob panel and the HTTP control API of `fobs` (on `clock`)
+/// on `listener`, bound to `bound`, until `shutdown` completes.
+///
+/// # Errors
+/// As [`fobsim_emulator::http::server::serve`].
+pub async fn serve_panel(
+    listener: tokio::net::TcpListener,
+    bound: std::net::SocketAddr,
+    clock: Arc<fobsim_clock::TrueClock>,
+    fobs: Arc<dyn Fobs>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
+    let api = fobsim_emulator::http::ControlApi::new(clock, fobs).bound_to(bound);
+    fobsim_emulator::http::server::serve(listener, Arc::new(api), shutdown).await
 }
 
 /// What `--export-seeds` writes, checked before anything starts and
@@ -254,13 +298,7 @@ async fn serve(fleet: Arc<Fleet>, args: &Args, export: Option<Export>) -> anyhow
     }
 
     let http = match args.http {
-        Some(addr) => {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("binding the fob panel to {addr}"))?;
-            let bound = listener.local_addr()?;
-            Some((listener, bound))
-        }
+        Some(addr) => Some(bind_panel(addr).await?),
         None => None,
     };
     let http_url = http.as_ref().map(|(_, a)| format!("http://{a}/"));
@@ -332,14 +370,11 @@ async fn serve(fleet: Arc<Fleet>, args: &Args, export: Option<Export>) -> anyhow
     let http_task = async {
         match http {
             Some((listener, bound)) => {
-                let api = fobsim_emulator::http::ControlApi::new(
+                serve_panel(
+                    listener,
+                    bound,
                     Arc::clone(fleet.clock()),
                     Arc::clone(&fleet) as Arc<dyn Fobs>,
-                )
-                .bound_to(bound);
-                fobsim_emulator::http::server::serve(
-                    listener,
-                    Arc::new(api),
                     std::future::pending(),
                 )
                 .await

@@ -13,3 +13,4 @@ pub mod models;
 pub mod run;
 pub mod serve;
 pub mod sweep;
+pub mod up;

@@ -354,6 +354,34 @@ fn engine_err(what: impl Into<String>) -> impl FnOnce(EngineError) -> BootstrapE
     move |source| BootstrapError::Engine { what, source }
 }
 
+/// Register the tokens of `records` that `engine` does not know yet (a
+/// serial it knows keeps its secret and state); how many were new.
+/// `source` names where the records come from in errors.
+///
+/// # Errors
+/// The store cannot be read, or the engine refuses a record (a duplicate
+/// serial, an event-based token, a bad secret): then nothing is imported.
+pub fn import_new_seeds(
+    engine: &Engine,
+    records: Vec<SeedRecord>,
+    source: &str,
+) -> Result<usize, BootstrapError> {
+    let mut fresh = Vec::new();
+    for r in records {
+        let known = engine
+            .store()
+            .token_state(r.serial.as_str())
+            .map_err(|e| engine_err("reading tokens")(e.into()))?
+            .is_some();
+        if !known {
+            fresh.push(r);
+        }
+    }
+    engine
+        .import_seeds(&fresh)
+        .map_err(engine_err(format!("importing {source}")))
+}
+
 impl Bootstrap {
     /// Read and parse a bootstrap file.
     ///
@@ -454,21 +482,8 @@ impl Bootstrap {
             }
         }
         for (file, records) in seeds {
-            let path = &file.path;
-            let mut fresh = Vec::new();
-            for r in records {
-                let known = engine
-                    .store()
-                    .token_state(r.serial.as_str())
-                    .map_err(|e| engine_err("reading tokens")(e.into()))?
-                    .is_some();
-                if !known {
-                    fresh.push(r);
-                }
-            }
-            done.tokens_imported += engine
-                .import_seeds(&fresh)
-                .map_err(engine_err(format!("importing {}", path.display())))?;
+            done.tokens_imported +=
+                import_new_seeds(engine, records, &file.path.display().to_string())?;
         }
         Ok(done)
     }
