@@ -182,11 +182,30 @@ return Array.from(document.querySelectorAll('#outbox li[data-channel]')).map(li 
   code: ((li.querySelector('.code') || {}).textContent || '').trim(),
 }));";
 
+/// Finds a form's named fields and the button to click, empties the
+/// fields to type and fills the others (`arguments[3]`: name → value), in
+/// one round trip: `{fields: [element...], button: element}`, or
+/// `{missing: what}`.
+const FORM_PREPARE: &str = r"
+const f = document.getElementById(arguments[0]);
+if (!f || f.tagName !== 'FORM') return { missing: 'form#' + arguments[0] };
+const fields = [];
+for (const name of arguments[1]) {
+  const el = f.querySelector('[name=' + JSON.stringify(name) + ']');
+  if (!el) return { missing: 'form#' + arguments[0] + ' [name=' + JSON.stringify(name) + ']' };
+  const fill = arguments[3][name];
+  el.value = typeof fill === 'string' ? fill : '';
+  fields.push(el);
+}
+const button = document.querySelector(arguments[2]);
+if (!button) return { missing: arguments[2] };
+return { fields, button };";
+
 /// The values the browser kept in a form's named fields and the fields it
-/// refuses to submit (constraint validation).
+/// refuses to submit (constraint validation); marks the page as the one
+/// the click starts from.
 const FORM_STATE: &str = r"
 const f = document.getElementById(arguments[0]);
-if (!f) return null;
 const values = {};
 for (const name of arguments[1]) {
   const el = f.elements.namedItem(name);
@@ -194,7 +213,23 @@ for (const name of arguments[1]) {
 }
 const invalid = Array.from(f.elements).filter(x => x.willValidate && !x.checkValidity())
   .map(x => x.name + ': ' + x.validationMessage);
+window.__fobsimOld = true;
 return { values, invalid };";
+
+/// Finds an element and marks the page as the one a click starts from.
+const FIND_MARK: &str = r"
+const el = document.querySelector(arguments[0]);
+window.__fobsimOld = true;
+return el;";
+
+/// A WebDriver element reference in a script's answer.
+fn element(c: &fantoccini::Client, v: &serde_json::Value) -> Option<fantoccini::elements::Element> {
+    let id = v.get("element-6066-11e4-a52e-4f735466cecf")?.as_str()?;
+    Some(fantoccini::elements::Element::from_element_id(
+        c.clone(),
+        id.to_string().into(),
+    ))
+}
 
 #[derive(Debug, Deserialize)]
 struct FormState {
@@ -209,27 +244,45 @@ struct OutboxRow {
     code: String,
 }
 
-/// A field typed into a form: its `name` and value; `secret` values (the
-/// password) are typed but never written in the trace.
+/// A field of a form: its `name` and value. Codes and serials are typed
+/// key by key (the browser's `maxlength` and `pattern` apply, as to a
+/// person's typing); credentials are filled in at once (a password
+/// manager's way: 3 ms a key adds up over a suite of sign-ins). `secret`
+/// values (the password) are never written in the trace.
 struct Field<'a> {
     name: &'a str,
     value: &'a str,
+    typed: bool,
     secret: Option<&'a str>,
 }
 
 impl<'a> Field<'a> {
-    fn new(name: &'a str, value: &'a str) -> Self {
+    /// A field typed key by key.
+    fn typed(name: &'a str, value: &'a str) -> Self {
         Field {
             name,
             value,
+            typed: true,
             secret: None,
         }
     }
 
+    /// A field filled in at once.
+    fn filled(name: &'a str, value: &'a str) -> Self {
+        Field {
+            name,
+            value,
+            typed: false,
+            secret: None,
+        }
+    }
+
+    /// A secret filled in at once, shown as `shown` in the trace.
     fn secret(name: &'a str, value: &'a str, shown: &'a str) -> Self {
         Field {
             name,
             value,
+            typed: false,
             secret: Some(shown),
         }
     }
@@ -301,6 +354,14 @@ impl ConsoleAdapter {
     // ---- WebDriver steps ---------------------------------------------------
 
     fn note(&mut self, line: String) {
+        if std::env::var_os("FOBSIM_PROFILE_TMP").is_some() {
+            static T: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
+            let mut g = T.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let now = std::time::Instant::now();
+            let d = g.map(|t| now - t).unwrap_or_default();
+            *g = Some(now);
+            eprintln!("{:>6.1} ms  {}", d.as_secs_f64() * 1000.0, line.chars().take(90).collect::<String>());
+        }
         self.trace.push(line);
     }
 
@@ -326,13 +387,6 @@ impl ConsoleAdapter {
         }
     }
 
-    async fn mark(c: &fantoccini::Client) -> Result<(), AdapterError> {
-        c.execute("window.__fobsimOld = true;", vec![])
-            .await
-            .map(|_| ())
-            .map_err(wd("mark the page"))
-    }
-
     fn goto(&mut self, path: &str) -> Result<Page, AdapterError> {
         let url = format!("{}{path}", self.sc.base);
         let c = self.browser.client().clone();
@@ -348,11 +402,11 @@ impl ConsoleAdapter {
     fn click(&mut self, css: &str) -> Result<Page, AdapterError> {
         let c = self.browser.client().clone();
         let page = self.browser.block_on(async {
-            let el = c
-                .find(Locator::Css(css))
+            let v = c
+                .execute(FIND_MARK, vec![css.into()])
                 .await
                 .map_err(wd(&format!("find {css}")))?;
-            Self::mark(&c).await?;
+            let el = element(&c, &v).ok_or_else(|| transport(format!("the page has no {css}")))?;
             el.click().await.map_err(wd(&format!("click {css}")))?;
             Self::settle(&c).await
         })?;
@@ -373,17 +427,44 @@ impl ConsoleAdapter {
             .filter(|f| f.secret.is_none())
             .map(|f| serde_json::Value::from(f.name))
             .collect();
+        let all: Vec<serde_json::Value> = fields
+            .iter()
+            .map(|f| serde_json::Value::from(f.name))
+            .collect();
+        let fill: serde_json::Map<String, serde_json::Value> = fields
+            .iter()
+            .filter(|f| !f.typed)
+            .map(|f| (f.name.to_string(), serde_json::Value::from(f.value)))
+            .collect();
         let (state, outcome) = self.browser.block_on(async {
-            for f in fields {
-                let css = format!("form#{form} [name=\"{}\"]", f.name);
-                let el = c
-                    .find(Locator::Css(&css))
-                    .await
-                    .map_err(wd(&format!("find {css}")))?;
-                el.clear().await.map_err(wd(&format!("clear {css}")))?;
+            let v = c
+                .execute(
+                    FORM_PREPARE,
+                    vec![
+                        form.into(),
+                        serde_json::Value::Array(all),
+                        button.into(),
+                        serde_json::Value::Object(fill),
+                    ],
+                )
+                .await
+                .map_err(wd("find the form"))?;
+            if let Some(m) = v.get("missing") {
+                return Err(transport(format!("the page has no {m}")));
+            }
+            let found: Vec<_> = v
+                .get("fields")
+                .and_then(serde_json::Value::as_array)
+                .map(|a| a.iter().filter_map(|e| element(&c, e)).collect())
+                .unwrap_or_default();
+            let button_el = v.get("button").and_then(|e| element(&c, e));
+            let (Some(button_el), true) = (button_el, found.len() == fields.len()) else {
+                return Err(transport(format!("form#{form}: no element references")));
+            };
+            for (f, el) in fields.iter().zip(&found).filter(|(f, _)| f.typed) {
                 el.send_keys(f.value)
                     .await
-                    .map_err(wd(&format!("type into {css}")))?;
+                    .map_err(wd(&format!("type into form#{form} [name={}]", f.name)))?;
             }
             let v = c
                 .execute(
@@ -393,13 +474,11 @@ impl ConsoleAdapter {
                 .await
                 .map_err(wd("read the form"))?;
             let state: FormState = serde_json::from_value(v)
-                .map_err(|e| transport(format!("no form#{form} on the page ({e})")))?;
-            let el = c
-                .find(Locator::Css(button))
+                .map_err(|e| transport(format!("form#{form} could not be read ({e})")))?;
+            button_el
+                .click()
                 .await
-                .map_err(wd(&format!("find {button}")))?;
-            Self::mark(&c).await?;
-            el.click().await.map_err(wd(&format!("click {button}")))?;
+                .map_err(wd(&format!("click {button}")))?;
             if !state.invalid.is_empty() {
                 // The browser keeps the page and shows its own message.
                 return Ok((state, None));
@@ -407,26 +486,32 @@ impl ConsoleAdapter {
             let page = Self::settle(&c).await?;
             Ok::<_, AdapterError>((state, Some(page)))
         })?;
-        let typed: Vec<String> = fields
-            .iter()
-            .map(|f| match f.secret {
-                Some(shown) => format!("{}={shown}", f.name),
-                None => {
-                    let kept = state.values.get(f.name).cloned().flatten();
-                    match kept {
-                        Some(k) if k != f.value => {
-                            format!("{}={:?} (the field kept {k:?})", f.name, f.value)
-                        }
-                        _ => format!("{}={:?}", f.name, f.value),
+        let show = |f: &Field<'_>| match f.secret {
+            Some(shown) => format!("{}={shown}", f.name),
+            None => {
+                let kept = state.values.get(f.name).cloned().flatten();
+                match kept {
+                    Some(k) if k != f.value => {
+                        format!("{}={:?} (the field kept {k:?})", f.name, f.value)
                     }
+                    _ => format!("{}={:?}", f.name, f.value),
                 }
-            })
-            .collect();
-        let typed = if typed.is_empty() {
-            String::new()
-        } else {
-            format!("typed {}; ", typed.join(", "))
+            }
         };
+        let list = |typed: bool| {
+            fields
+                .iter()
+                .filter(|f| f.typed == typed)
+                .map(show)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut typed = String::new();
+        for (verb, l) in [("filled in", list(false)), ("typed", list(true))] {
+            if !l.is_empty() {
+                typed.push_str(&format!("{verb} {l}; "));
+            }
+        }
         Ok(match outcome {
             Some(page) => {
                 self.note(format!(
@@ -505,7 +590,7 @@ impl ConsoleAdapter {
                 self.submit(
                     "root-signin-form",
                     &[
-                        Field::new("email", &email),
+                        Field::filled("email", &email),
                         Field::secret("password", &password, shown),
                     ],
                     "#signin-root",
@@ -518,8 +603,8 @@ impl ConsoleAdapter {
                 self.submit(
                     "signin-form",
                     &[
-                        Field::new("account", &account),
-                        Field::new("username", name),
+                        Field::filled("account", &account),
+                        Field::filled("username", name),
                         Field::secret("password", &password, shown),
                     ],
                     "#signin",
@@ -667,9 +752,9 @@ impl ConsoleAdapter {
         let s = self.submit(
             "assign-mfa-form",
             &[
-                Field::new("serial", serial),
-                Field::new("code1", code1),
-                Field::new("code2", code2),
+                Field::typed("serial", serial),
+                Field::typed("code1", code1),
+                Field::typed("code2", code2),
             ],
             "#assign-mfa",
         )?;
@@ -696,10 +781,10 @@ impl ConsoleAdapter {
             return Self::page_verdict(&page, &[]).map(Some);
         }
         self.expect_page(&page, page_name)?;
-        let mut fields = vec![Field::new("serial", serial)];
+        let mut fields = vec![Field::typed("serial", serial)];
         if let Some((c1, c2)) = codes {
-            fields.push(Field::new("code1", c1));
-            fields.push(Field::new("code2", c2));
+            fields.push(Field::typed("code1", c1));
+            fields.push(Field::typed("code2", c2));
         }
         let s = self.submit(form, &fields, button)?;
         self.verdict(s, &["security-credentials", "user"]).map(Some)
@@ -747,7 +832,7 @@ impl ConsoleAdapter {
                 message: MFA_REQUIRED.into(),
             });
         };
-        let s = self.submit("mfa-form", &[Field::new("code", code)], "#verify-mfa")?;
+        let s = self.submit("mfa-form", &[Field::typed("code", code)], "#verify-mfa")?;
         let answer = self.verdict(s, &["home"])?;
         if answer.is_ok() {
             self.save_session(who)?;
@@ -814,7 +899,7 @@ impl ConsoleAdapter {
         self.expect_page(&page, "recovery-email")?;
         let s = self.submit(
             "recovery-email-form",
-            &[Field::new("email_code", email_code)],
+            &[Field::typed("email_code", email_code)],
             "#verify-email",
         )?;
         let page = match s {
@@ -827,7 +912,7 @@ impl ConsoleAdapter {
         self.expect_page(&page, "recovery-phone")?;
         let s = self.submit(
             "recovery-phone-form",
-            &[Field::new("phone_code", phone_code)],
+            &[Field::typed("phone_code", phone_code)],
             "#verify-phone",
         )?;
         let answer = self.verdict(s, &["home"])?;

@@ -195,7 +195,11 @@ impl Browser {
                 )));
             }
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                let mut builder = ClientBuilder::new(HttpConnector::new());
+                // No Nagle: each WebDriver command is a small request
+                // whose answer waits for it (40 ms per command otherwise).
+                let mut http = HttpConnector::new();
+                http.set_nodelay(true);
+                let mut builder = ClientBuilder::new(http);
                 builder.capabilities(caps.clone());
                 let connect = builder.connect(&url);
                 return match rt.block_on(async {
