@@ -26,7 +26,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use crate::cleanup;
 
 /// How to install the browser and its driver (Debian).
-pub const INSTALL: &str = "apt-get install chromium chromium-driver (or bash tests/browser/setup.sh, as root)";
+pub const INSTALL: &str =
+    "apt-get install chromium chromium-driver (as root; or bash tests/browser/setup.sh)";
 
 /// The browser's command-line switches: headless, no sandbox (CI runs as
 /// root), no `/dev/shm` (small in containers), and nothing that talks to
@@ -55,10 +56,34 @@ pub struct Tools {
     pub chromium: PathBuf,
 }
 
-fn from_env_or_path(var: &str, program: &str) -> Option<PathBuf> {
+/// A setup problem of `engine` with this module's install hint.
+fn problem(engine: &str, missing: impl Into<String>) -> SetupProblem {
+    SetupProblem {
+        engine: engine.to_string(),
+        missing: missing.into(),
+        hint: INSTALL.to_string(),
+    }
+}
+
+fn locate(engine: &str, var: &str, program: &str) -> Result<PathBuf, SetupProblem> {
     match std::env::var_os(var) {
-        Some(p) if !p.is_empty() => Some(PathBuf::from(p)).filter(|p| p.is_file()),
-        _ => crate::peers::which(program),
+        Some(p) if !p.is_empty() => {
+            let p = PathBuf::from(p);
+            if p.is_file() {
+                Ok(p)
+            } else {
+                Err(problem(
+                    engine,
+                    format!("{var}={} is not a file", p.display()),
+                ))
+            }
+        }
+        _ => crate::peers::which(program).ok_or_else(|| {
+            problem(
+                engine,
+                format!("program `{program}` not found on PATH (nor {var})"),
+            )
+        }),
     }
 }
 
@@ -69,23 +94,9 @@ fn from_env_or_path(var: &str, program: &str) -> Option<PathBuf> {
 /// [`SetupProblem`] for `engine` naming what is missing and how to install
 /// it.
 pub fn find_tools(engine: &str) -> Result<Tools, SetupProblem> {
-    let chromedriver = from_env_or_path("FOBSIM_CHROMEDRIVER", "chromedriver").ok_or_else(|| {
-        SetupProblem::new(
-            engine,
-            "program `chromedriver` not found on PATH (nor FOBSIM_CHROMEDRIVER)",
-            INSTALL,
-        )
-    })?;
-    let chromium = from_env_or_path("FOBSIM_CHROMIUM", "chromium").ok_or_else(|| {
-        SetupProblem::new(
-            engine,
-            "program `chromium` not found on PATH (nor FOBSIM_CHROMIUM)",
-            INSTALL,
-        )
-    })?;
     Ok(Tools {
-        chromedriver,
-        chromium,
+        chromedriver: locate(engine, "FOBSIM_CHROMEDRIVER", "chromedriver")?,
+        chromium: locate(engine, "FOBSIM_CHROMIUM", "chromium")?,
     })
 }
 
@@ -131,7 +142,7 @@ impl Browser {
     /// log).
     pub fn start(engine: &str) -> Result<Browser, SetupProblem> {
         let tools = find_tools(engine)?;
-        let problem = |m: String| SetupProblem::new(engine, m, INSTALL);
+        let problem = |m: String| problem(engine, m);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
