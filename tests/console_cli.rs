@@ -81,7 +81,10 @@ fn a_console_scenario_in_json_has_the_pages_in_its_trace() {
         .collect();
     let all = traces.join("\n");
     assert!(all.contains("clicked a#alt-factors → recovery"), "{all}");
-    assert!(all.contains("form#recovery-phone-form: typed phone_code=\"000000\""), "{all}");
+    assert!(
+        all.contains("form#recovery-phone-form: typed phone_code=\"000000\""),
+        "{all}"
+    );
     assert!(all.contains("#error[data-code=AccessDenied]"), "{all}");
     assert!(!all.contains("Root-Password"), "{all}");
 }
@@ -90,13 +93,21 @@ fn a_console_scenario_in_json_has_the_pages_in_its_trace() {
 fn a_missing_driver_is_a_setup_problem_with_the_install_hint() {
     let out = fobsim()
         .env("FOBSIM_CHROMEDRIVER", "/nonexistent/chromedriver")
-        .args(["run", "--engine", "console", "--only", "root-console-enable-works"])
+        .args([
+            "run",
+            "--engine",
+            "console",
+            "--only",
+            "root-console-enable-works",
+        ])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
-        err.contains("console: setup problem: FOBSIM_CHROMEDRIVER=/nonexistent/chromedriver is not a file"),
+        err.contains(
+            "console: setup problem: FOBSIM_CHROMEDRIVER=/nonexistent/chromedriver is not a file"
+        ),
         "{err}"
     );
     assert!(

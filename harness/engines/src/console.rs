@@ -360,7 +360,11 @@ impl ConsoleAdapter {
             let now = std::time::Instant::now();
             let d = g.map(|t| now - t).unwrap_or_default();
             *g = Some(now);
-            eprintln!("{:>6.1} ms  {}", d.as_secs_f64() * 1000.0, line.chars().take(90).collect::<String>());
+            eprintln!(
+                "{:>6.1} ms  {}",
+                d.as_secs_f64() * 1000.0,
+                line.chars().take(90).collect::<String>()
+            );
         }
         self.trace.push(line);
     }
@@ -370,7 +374,10 @@ impl ConsoleAdapter {
     async fn settle(c: &fantoccini::Client) -> Result<Page, AdapterError> {
         let until = std::time::Instant::now() + PAGE_TIMEOUT;
         loop {
-            let v = c.execute(SNAPSHOT, vec![]).await.map_err(wd("read the page"))?;
+            let v = c
+                .execute(SNAPSHOT, vec![])
+                .await
+                .map_err(wd("read the page"))?;
             let p: Page = serde_json::from_value(v)
                 .map_err(|e| transport(format!("the page could not be read: {e}")))?;
             if !p.old && p.ready == "complete" {
@@ -571,7 +578,11 @@ impl ConsoleAdapter {
     }
 
     /// The password sign-in page of `who`, typed and sent, in a fresh jar.
-    fn password_step(&mut self, who: &Principal, password_ok: bool) -> Result<Submitted, AdapterError> {
+    fn password_step(
+        &mut self,
+        who: &Principal,
+        password_ok: bool,
+    ) -> Result<Submitted, AdapterError> {
         self.fresh_jar()?;
         let right = match who {
             Principal::Root => self.sc.account.root_password.clone(),
@@ -773,8 +784,18 @@ impl ConsoleAdapter {
             return Ok(None);
         };
         let (path, page_name, form, button) = match codes {
-            Some(_) => ("/console/mfa/resync", "mfa-resync", "resync-mfa-form", "#resync-mfa"),
-            None => ("/console/mfa/remove", "mfa-remove", "remove-mfa-form", "#remove-mfa"),
+            Some(_) => (
+                "/console/mfa/resync",
+                "mfa-resync",
+                "resync-mfa-form",
+                "#resync-mfa",
+            ),
+            None => (
+                "/console/mfa/remove",
+                "mfa-remove",
+                "remove-mfa-form",
+                "#remove-mfa",
+            ),
         };
         let page = self.goto(&format!("{path}{}", Self::query(&user, true)))?;
         if page.error.is_some() {
@@ -822,9 +843,7 @@ impl ConsoleAdapter {
             return Self::page_verdict(&page, &[]);
         }
         let Some(code) = code else {
-            self.note(
-                "the console asks for the MFA code; the scenario types none: refused".into(),
-            );
+            self.note("the console asks for the MFA code; the scenario types none: refused".into());
             return Ok(Answer::Error {
                 code: "AccessDenied".into(),
                 status: 403,
@@ -891,7 +910,11 @@ impl ConsoleAdapter {
         })
     }
 
-    fn complete_recovery(&mut self, email_code: &str, phone_code: &str) -> Result<Answer, AdapterError> {
+    fn complete_recovery(
+        &mut self,
+        email_code: &str,
+        phone_code: &str,
+    ) -> Result<Answer, AdapterError> {
         let page = self.goto("/console/recovery/email")?;
         if page.error.is_some() {
             return Self::page_verdict(&page, &[]);
@@ -995,8 +1018,13 @@ impl EngineAdapter for ConsoleAdapter {
             passwords: setup.users.iter().cloned().collect(),
             ..Scenario::default()
         };
-        // A document of the new server (cookies are per host, not per
-        // port), then no cookies: nobody is signed in.
+        // A new tab (the old one's renderer memory goes), a document of
+        // the new server (cookies are per host, not per port), then no
+        // cookies: nobody is signed in.
+        self.browser.fresh_tab().map_err(|e| AdapterError::Setup {
+            adapter: NAME.into(),
+            message: format!("the browser cannot open a tab: {e}"),
+        })?;
         let c = self.browser.client().clone();
         let url = format!("{base}/console/style.css");
         self.browser

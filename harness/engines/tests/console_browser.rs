@@ -9,7 +9,7 @@ use fobsim_engines::builtin::Builtin;
 use fobsim_engines::cleanup;
 use fobsim_engines::console::ConsoleAdapter;
 use fobsim_engines::{Registry, StoreKind};
-use fobsim_harness::adapter::{Answer, EngineAdapter, Opener};
+use fobsim_harness::adapter::{Answer, Opener};
 use fobsim_harness::driver::InProcess;
 use fobsim_harness::runner::{DEFAULT_SEED, Runner, ScenarioResult, Verdict};
 use fobsim_harness::suite;
@@ -97,9 +97,18 @@ fn the_transcript_says_what_was_typed_and_what_the_page_answered() {
     assert_eq!(r.verdict, Verdict::Pass);
     let all: Vec<&String> = r.transcript.iter().flat_map(|e| &e.trace).collect();
     let has = |needle: &str| all.iter().any(|t| t.contains(needle));
-    assert!(has("form#assign-mfa-form: typed serial=\"GAHT00000001\""), "{all:#?}");
-    assert!(has("clicked #assign-mfa → security-credentials"), "{all:#?}");
-    assert!(has("#notice \"The MFA device GAHT00000001 is assigned.\""), "{all:#?}");
+    assert!(
+        has("form#assign-mfa-form: typed serial=\"GAHT00000001\""),
+        "{all:#?}"
+    );
+    assert!(
+        has("clicked #assign-mfa → security-credentials"),
+        "{all:#?}"
+    );
+    assert!(
+        has("#notice \"The MFA device GAHT00000001 is assigned.\""),
+        "{all:#?}"
+    );
     assert!(
         has("#error[data-code=AccessDenied] \"Your authentication information is incorrect."),
         "{all:#?}"
@@ -132,5 +141,8 @@ fn the_registry_opens_console_and_the_browser_goes_with_the_adapter() {
     assert!(!cleanup::registered().2.contains(&pid));
     assert!(!dir.exists(), "{} is left", dir.display());
     // No browser of that driver is left either (its process group).
-    assert!(!cleanup::group_alive(pid), "a process of group {pid} still runs");
+    assert!(
+        !cleanup::group_alive(pid),
+        "a process of group {pid} still runs"
+    );
 }
