@@ -115,3 +115,30 @@ fn a_missing_driver_is_a_setup_problem_with_the_install_hint() {
         "{err}"
     );
 }
+
+#[test]
+fn the_whole_suite_passes_in_the_browser() {
+    // docs/console.md: fobsim run --engine console (minutes: every sign-in
+    // is three pages). Nothing fails, nothing breaks; `n/a` only where a
+    // scenario names the engine's finer kind of refusal, which no page
+    // shows (exit 1 for those, as for every n/a).
+    let out = fobsim()
+        .current_dir(repo())
+        .args(["run", "--engine", "console"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let bad: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("FAIL") || l.starts_with("ERROR"))
+        .collect();
+    assert!(bad.is_empty(), "{text}");
+    let na: Vec<&str> = text.lines().filter(|l| l.starts_with("n/a")).collect();
+    assert!(
+        na.iter().all(|l| l.ends_with("lacks error-kinds")),
+        "{}",
+        na.join("\n")
+    );
+    assert!(text.contains(" 0 failed, "), "{text}");
+    assert!(text.contains(" 0 errors"), "{text}");
+}
