@@ -441,6 +441,13 @@ pub trait EngineAdapter {
         let _ = (key, value);
         Ok(())
     }
+    /// What the adapter did on the engine's face for the calls since the
+    /// last time it was asked, one line per action (pages visited, fields
+    /// typed, what a page showed), for the transcript's `trace`. Never a
+    /// secret (passwords, cookies). The default says nothing.
+    fn take_trace(&mut self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Whether an adapter has a capability.

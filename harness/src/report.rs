@@ -281,6 +281,9 @@ pub fn transcript_diff(r: &ScenarioResult) -> String {
                 if let Some(n) = &e.note {
                     let _ = writeln!(out, "  !        note:     {n}");
                 }
+                for t in &e.trace {
+                    let _ = writeln!(out, "  ~        trace:    {t}");
+                }
                 for a in &e.answered {
                     if let crate::adapter::Answer::Error { message, .. } = a {
                         let _ = writeln!(out, "  +        message:  {message}");

@@ -99,6 +99,11 @@ pub struct Entry {
     /// Its answers.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub answered: Vec<Answer>,
+    /// What the adapter did on the engine's face to send them, in words,
+    /// when it says ([`EngineAdapter::take_trace`]): say, the console
+    /// adapter's pages, what it typed and what each page showed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub trace: Vec<String>,
     /// What was expected, if the step has an expectation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expected: Option<String>,
@@ -610,6 +615,7 @@ impl<'a> Runner<'a> {
             device_clock: None,
             sent: Vec::new(),
             answered: Vec::new(),
+            trace: Vec::new(),
             expected: None,
             got: None,
             note: None,
@@ -636,7 +642,9 @@ impl<'a> Runner<'a> {
         if st.server_ms != 0 {
             e.server_clock = Some(now.to_string());
         }
-        let ans = self.engine.call(now, &req).map_err(|err| Stop::Error {
+        let ans = self.engine.call(now, &req);
+        e.trace.extend(self.engine.take_trace());
+        let ans = ans.map_err(|err| Stop::Error {
             line,
             message: err.to_string(),
         })?;

@@ -34,7 +34,9 @@ pub struct Args {
     /// Engine under test: `builtin` (fobsim's engine), `model` (the
     /// harness's small reference model of the rules), `iam-http` (fobsim's
     /// engine behind its AWS API on loopback, a fresh server per scenario;
-    /// with `--endpoint`, a running IAM-compatible endpoint), or a
+    /// with `--endpoint`, a running IAM-compatible endpoint), `console`
+    /// (the same server with its console pages driven in headless Chromium
+    /// over WebDriver; `bash tests/browser/setup.sh` installs it), or a
     /// third-party engine: `privacyidea`, `pam-google`, `pam-oath`,
     /// `oathtool`, `moto`, `django-otp` (`bash tests/matrix/setup.sh`
     /// installs them); or `exec:COMMAND`: your own engine behind an adapter

@@ -34,10 +34,11 @@ use fobsim_aws::sigv4::Credentials;
 use fobsim_core::{SimClock, Timestamp};
 use fobsim_engine::api::credentials::KeyRing;
 use fobsim_engine::api::policy::Policy;
-use fobsim_engine::api::server::Loopback;
+use fobsim_engine::api::server::{Limits, Loopback};
 use fobsim_engine::api::service::{AwsService, ServiceConfig};
 
 use fobsim_engine::Engine;
+use fobsim_engine::console::{Console, ConsoleConfig, Routes};
 
 use crate::builtin::{Scratch, StoreKind, open_engine, profile_for};
 use fobsim_harness::adapter::{
@@ -64,6 +65,8 @@ const CAPS: [Capability; 9] = [
 struct Live {
     // Dropped first: the client's connection, then the server.
     client: Client,
+    /// `http://127.0.0.1:PORT`.
+    endpoint: String,
     /// Each principal's access keys, by number (1-based).
     keys: HashMap<(Principal, u32), Credentials>,
     clock: Arc<SimClock>,
@@ -94,6 +97,9 @@ impl Drop for Live {
 pub struct IamHttp {
     seed: u64,
     store: StoreKind,
+    /// Serve the console (`/console/*`, docs/console.md) next to the API,
+    /// as `fobsim serve` does (the `console` adapter's server).
+    console: bool,
     live: Option<Live>,
 }
 
@@ -157,7 +163,37 @@ impl IamHttp {
         IamHttp {
             seed,
             store,
+            console: false,
             live: None,
+        }
+    }
+
+    /// This adapter with the console mounted under `/console` on each
+    /// scenario's server, next to the API: the same engine, policies and
+    /// clock, as `fobsim serve` combines them.
+    #[must_use]
+    pub fn with_console(mut self) -> Self {
+        self.console = true;
+        self
+    }
+
+    /// `http://127.0.0.1:PORT` of the current scenario's server (after
+    /// [`EngineAdapter::begin`]).
+    #[must_use]
+    pub fn endpoint(&self) -> Option<String> {
+        self.live.as_ref().map(|l| l.endpoint.clone())
+    }
+
+    /// The current scenario's served engine (after [`EngineAdapter::begin`]).
+    #[must_use]
+    pub fn engine(&self) -> Option<&Arc<Engine>> {
+        self.live.as_ref().map(|l| &l.engine)
+    }
+
+    /// Set the server's clock (what the API and the console judge by).
+    pub fn set_clock(&self, now: Timestamp) {
+        if let Some(l) = &self.live {
+            l.clock.set(now);
         }
     }
 
@@ -206,6 +242,7 @@ impl IamHttp {
             }
             policies.insert(user.clone(), vec![Arc::clone(&admin)]);
         }
+        let console_policies = policies.clone();
         let clock = Arc::new(SimClock::new(setup.start));
         let service = AwsService::new(
             Arc::clone(&engine),
@@ -215,11 +252,30 @@ impl IamHttp {
             ServiceConfig::default(),
         )
         .map_err(|e| setup_err(e.to_string()))?;
-        let server = Loopback::start(Arc::new(service), 1)
-            .map_err(|e| setup_err(format!("loopback server: {e}")))?;
-        let client = Client::new(&server.endpoint()).map_err(|e| setup_err(e.to_string()))?;
+        let service = Arc::new(service);
+        let server = if self.console {
+            let console = Console::new(
+                Arc::clone(&engine),
+                console_policies,
+                setup.users.iter().map(|(u, _)| u.clone()).collect(),
+                Arc::clone(&clock) as Arc<dyn fobsim_core::Clock>,
+                ConsoleConfig::default(),
+            )
+            .map_err(|e| setup_err(format!("console: {e}")))?;
+            let limits = Limits {
+                max_body: service.config().max_body,
+                ..Limits::default()
+            };
+            Loopback::start_with(Arc::new(Routes::new(service, Arc::new(console))), limits, 1)
+        } else {
+            Loopback::start(service, 1)
+        }
+        .map_err(|e| setup_err(format!("loopback server: {e}")))?;
+        let endpoint = server.endpoint();
+        let client = Client::new(&endpoint).map_err(|e| setup_err(e.to_string()))?;
         Ok(Live {
             client,
+            endpoint,
             keys,
             clock,
             engine,

@@ -8,6 +8,7 @@
 //! | `builtin` | fobsim's engine in-process ([`builtin`]) | memory or SQLite store |
 //! | `model` | the harness's reference model of the rules | [`fobsim_harness::testing::ModelEngine`] |
 //! | `iam-http` | fobsim's engine behind its AWS Query API ([`iam_http`]) | SigV4 over loopback, a server per scenario; with an endpoint, any running IAM-compatible endpoint ([`iam_remote`]) |
+//! | `console` | fobsim's engine behind its AWS console pages and its API ([`console`]) | headless Chromium over WebDriver ([`webdriver`]) for the console's pages, SigV4 for the rest; a server per scenario |
 //! | `privacyidea` | privacyIDEA 3.x ([`privacyidea`]) | its REST API; the server is started per run under libfaketime (clock file rewritten per step) |
 //! | `pam-google` | `pam_google_authenticator` ([`pam`]) | a pam.d service + secret file per user; `pamtester` under `faketime` |
 //! | `pam-oath` | `pam_oath` ([`pam`]) | a pam.d service + usersfile; `pamtester` under `faketime` |
@@ -16,7 +17,10 @@
 //! | `django-otp` | django-otp's `TOTPDevice` ([`django_otp`]) | a Django project made by the adapter; a management command answering JSON lines under libfaketime |
 //! | `exec:COMMAND` | any engine, behind an adapter program ([`exec`]) | JSON lines over the command's stdin/stdout (`docs/adapter-protocol.md`) |
 //!
-//! Where the third-party tools are: `oathtool`, `pamtester` and `faketime`
+//! Where the tools are: `chromium` and `chromedriver` on `PATH` (Debian
+//! packages `chromium`, `chromium-driver`; `tests/browser/setup.sh`), or
+//! `FOBSIM_CHROMIUM` / `FOBSIM_CHROMEDRIVER`.
+//! The third-party tools: `oathtool`, `pamtester` and `faketime`
 //! on `PATH` (Debian packages); the Python engines in virtualenvs, found
 //! through `FOBSIM_PRIVACYIDEA_VENV` / `FOBSIM_MOTO_VENV` /
 //! `FOBSIM_DJANGO_VENV`, else `$FOBSIM_PEERS_DIR/venv-pi` / `venv-moto` /
@@ -42,6 +46,7 @@ use fobsim_harness::testing::ModelEngine;
 
 pub mod builtin;
 pub mod cleanup;
+pub mod console;
 pub mod django_otp;
 pub mod exec;
 pub mod iam_http;
@@ -52,15 +57,17 @@ pub mod pam;
 pub mod peers;
 pub mod privacyidea;
 pub mod shim;
+pub mod webdriver;
 
 pub use builtin::{StoreKind, UnknownStore};
 use iam_remote::ClockControl;
 
 /// Every engine name the [`Registry`] knows, in a stable order.
-pub const ENGINES: [&str; 9] = [
+pub const ENGINES: [&str; 10] = [
     "builtin",
     "model",
     "iam-http",
+    "console",
     "privacyidea",
     "pam-google",
     "pam-oath",
@@ -142,9 +149,9 @@ impl Opener for Registry {
                 "--endpoint judges an IAM-compatible endpoint: use it with --engine iam-http",
             ));
         }
-        if self.store != StoreKind::Memory && name != "builtin" && name != "iam-http" {
+        if self.store != StoreKind::Memory && !matches!(name, "builtin" | "iam-http" | "console") {
             return Err(options(
-                "--store chooses the built-in engine's store: use it with --engine builtin or iam-http",
+                "--store chooses the built-in engine's store: use it with --engine builtin, iam-http or console",
             ));
         }
         Ok(match name {
@@ -158,6 +165,7 @@ impl Opener for Registry {
                     e.clock.clone(),
                 )?),
             },
+            "console" => Box::new(console::ConsoleAdapter::new(self.store.clone(), self.seed)?),
             "privacyidea" => Box::new(privacyidea::PrivacyIdea::new()?),
             "pam-google" => Box::new(pam::open(pam::Module::Google)?),
             "pam-oath" => Box::new(pam::open(pam::Module::Oath)?),
