@@ -140,6 +140,8 @@ struct Refusal {
     status: u16,
     code: &'static str,
     message: String,
+    /// The engine's kind when it is finer than the AWS code.
+    kind: Option<String>,
 }
 
 impl Refusal {
@@ -148,6 +150,15 @@ impl Refusal {
             status,
             code,
             message: message.into(),
+            kind: None,
+        }
+    }
+
+    fn shown(self) -> pages::PageError {
+        pages::PageError {
+            code: self.code.to_string(),
+            message: self.message,
+            kind: self.kind,
         }
     }
 }
@@ -157,13 +168,19 @@ impl From<EngineError> for Refusal {
         match e.kind {
             ErrorKind::ServiceFailure => {
                 // The detail stays in the server's log (never a secret).
-                eprintln!("fobsim console: engine failure: {}", e.message);
+                tracing::error!(message = %e.message, "console: engine failure");
                 Refusal::new(500, "ServiceFailure", "The service failed: try again.")
             }
             ErrorKind::ServiceUnavailable => {
                 Refusal::new(503, "ServiceUnavailable", "The service is busy: try again.")
             }
-            _ => Refusal::new(e.http_status(), e.aws_code(), e.message),
+            _ => {
+                let kind = format!("{:?}", e.kind);
+                Refusal {
+                    kind: (kind != e.aws_code()).then_some(kind),
+                    ..Refusal::new(e.http_status(), e.aws_code(), e.message)
+                }
+            }
         }
     }
 }
@@ -430,7 +447,7 @@ impl Console {
         link: Option<Link>,
     ) -> ConsoleResponse {
         let mut l = self.layout(ctx, page, "fobsim console");
-        l.error = Some((r.code.to_string(), r.message.clone()));
+        l.error = Some(r.clone().shown());
         Self::render(r.status, &pages::Message { l, link })
     }
 
@@ -598,7 +615,7 @@ impl Console {
     ) -> ConsoleResponse {
         let mut l = self.layout(ctx, "signin", "Sign in as IAM user");
         let status = err.as_ref().map_or(200, |e| e.status);
-        l.error = err.map(|e| (e.code.to_string(), e.message));
+        l.error = err.map(Refusal::shown);
         Self::render(
             status,
             &pages::SignIn {
@@ -612,7 +629,7 @@ impl Console {
     fn root_page(&self, ctx: &Ctx, email: &str, err: Option<Refusal>) -> ConsoleResponse {
         let mut l = self.layout(ctx, "signin-root", "Sign in as root user");
         let status = err.as_ref().map_or(200, |e| e.status);
-        l.error = err.map(|e| (e.code.to_string(), e.message));
+        l.error = err.map(Refusal::shown);
         Self::render(
             status,
             &pages::SignInRoot {
@@ -703,7 +720,7 @@ impl Console {
         };
         let mut l = self.layout(ctx, "signin-mfa", "Multi-factor authentication");
         let status = err.as_ref().map_or(200, |e| e.status);
-        l.error = err.map(|e| (e.code.to_string(), e.message));
+        l.error = err.map(Refusal::shown);
         Self::render(
             status,
             &pages::SignInMfa {
@@ -756,7 +773,7 @@ impl Console {
         };
         let mut l = self.layout(ctx, page, "Sign in using alternative factors");
         let status = err.as_ref().map_or(200, |e| e.status);
-        l.error = err.map(|e| (e.code.to_string(), e.message));
+        l.error = err.map(Refusal::shown);
         Self::render(
             status,
             &pages::Recovery {
@@ -999,7 +1016,7 @@ impl Console {
     ) -> ConsoleResponse {
         let mut l = self.layout(ctx, kind.page(), kind.title());
         let status = err.as_ref().map_or(200, |e| e.status);
-        l.error = err.map(|e| (e.code.to_string(), e.message));
+        l.error = err.map(Refusal::shown);
         let choose = kind == pages::MfaKind::AssignChoose;
         Self::render(
             status,

@@ -3,6 +3,14 @@
 
 use askama::Template;
 
+/// `#error`: the AWS code, the message, and the engine's finer kind of
+/// refusal when it has one (`DeviceLocked`, ...: `data-kind`).
+pub(crate) struct PageError {
+    pub code: String,
+    pub message: String,
+    pub kind: Option<String>,
+}
+
 /// What every page shows around its content.
 pub(crate) struct Layout {
     /// `body[data-page]`.
@@ -10,8 +18,8 @@ pub(crate) struct Layout {
     pub title: String,
     /// The signed-in principal (nav bar), if any.
     pub whoami: Option<String>,
-    /// `#error`: (code, message).
-    pub error: Option<(String, String)>,
+    /// `#error`.
+    pub error: Option<PageError>,
     /// `#notice`.
     pub notice: Option<String>,
     /// This session's CSRF token (hidden in every POST form).

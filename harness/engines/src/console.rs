@@ -30,10 +30,10 @@
 //! way (the target user, the console channel); failing that, resync and
 //! deactivate go through the API. The transcript's `trace` says which.
 //!
-//! Verdicts: `#error[data-code]` is the answer's AWS code and its text the
-//! message; the status is the page's HTTP status (Navigation Timing's
-//! `responseStatus`). The console shows no finer kind of refusal, so
-//! `error-kinds` is not declared. Two answers are the adapter's reading of
+//! Verdicts: `#error[data-code]` is the answer's AWS code, its `data-kind`
+//! the engine's finer kind (`DeviceLocked`, ...) when it has one, and its
+//! text the message; the status is the page's HTTP status (Navigation
+//! Timing's `responseStatus`). Two answers are the adapter's reading of
 //! what the console does rather than a verdict it shows:
 //!
 //! - `sign-in USER` without a code for a user with a device: the console
@@ -63,8 +63,8 @@ use crate::webdriver::Browser;
 
 const NAME: &str = "console";
 
-/// Everything but the finer kinds of refusal (the console shows AWS codes).
-const CAPS: [Capability; 13] = [
+/// Every capability of the suite: the console and the API together.
+const CAPS: [Capability; 14] = [
     Capability::EnableTwoCodes,
     Capability::ApiEnable,
     Capability::ConsoleSignIn,
@@ -78,6 +78,7 @@ const CAPS: [Capability; 13] = [
     Capability::Settings,
     Capability::Import,
     Capability::AccessKeys,
+    Capability::ErrorKinds,
 ];
 
 /// The session cookie's name (docs/console.md).
@@ -106,6 +107,9 @@ fn wd(what: &str) -> impl FnOnce(fantoccini::error::CmdError) -> AdapterError + 
 struct PageError {
     code: String,
     text: String,
+    /// `data-kind`: the engine's finer kind, when it has one.
+    #[serde(default)]
+    kind: Option<String>,
 }
 
 /// What a page shows, read in one script after it loaded.
@@ -167,7 +171,7 @@ return {
   page: (b && b.dataset.page) || '',
   path: location.pathname + location.search,
   status: (nav && nav.responseStatus) || 0,
-  error: e ? { code: e.dataset.code || '', text: e.textContent.trim() } : null,
+  error: e ? { code: e.dataset.code || '', text: e.textContent.trim(), kind: e.dataset.kind || null } : null,
   notice: n ? n.textContent.trim() : null,
   whoami: w ? w.textContent.trim() : null,
   old: window.__fobsimOld === true,
@@ -691,7 +695,7 @@ impl ConsoleAdapter {
                 } else {
                     p.status
                 },
-                kind: None,
+                kind: e.kind.clone(),
                 message: e.text.clone(),
             });
         }
