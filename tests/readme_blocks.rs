@@ -81,7 +81,7 @@ fn the_two_commands_are_what_ci_runs() {
         .collect();
     assert_eq!(
         lines,
-        ["cargo run --release -- run", "tests/run.sh"],
+        ["cargo run -- run", "tests/run.sh"],
         "README's two commands changed: update .ci/run and this test"
     );
     for line in &lines {

@@ -28,6 +28,8 @@ fi
 bash tests/matrix/setup.sh
 # PostgreSQL's binaries: the store's tests start their own server.
 bash tests/pg/setup.sh
+# Headless Chromium and chromedriver: the console adapter and browser tests.
+bash tests/browser/setup.sh
 # The AWS CLI and boto3 (README's AWS and sandbox sections are run by
 # tests/readme_aws.rs and tests/readme_up.rs).
 bash tests/aws/venv.sh
