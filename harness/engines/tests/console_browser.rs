@@ -16,9 +16,8 @@ use fobsim_harness::suite;
 
 /// Scenarios that need the console: root enable, sign-ins, recovery, the
 /// wizard's refusals, a resync in the console, a replay across console
-/// and API, a lockout observed, a refusal whose finer kind (`DeviceLocked`,
-/// the error's `data-kind`) the scenario names.
-const CONSOLE_SCENARIOS: [&str; 10] = [
+/// and API, a lockout observed.
+const CONSOLE_SCENARIOS: [&str; 9] = [
     "root-console-enable-works",
     "root-lost-device-alternative-factors",
     "root-recovery-wrong-codes",
@@ -28,7 +27,6 @@ const CONSOLE_SCENARIOS: [&str; 10] = [
     "late-enable-out-of-sync-then-resync",
     "replay-across-console-and-session",
     "lockout-after-n-failures",
-    "brute-force-while-locked-every-guess-refused",
 ];
 
 fn open() -> ConsoleAdapter {
