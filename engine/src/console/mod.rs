@@ -1064,31 +1064,23 @@ impl Console {
             };
             return self.mfa_form(ctx, kind, form, None);
         }
-        let target = Self::target(me, form);
-        let serial = form.get("serial").trim();
-        let r = self
-            .authorize_on(me, "EnableMFADevice", &target)
-            .and_then(|()| {
-                self.engine
-                    .enable_mfa_device(
-                        now,
-                        Channel::Console,
-                        &target,
-                        serial,
-                        form.get("code1").trim(),
-                        form.get("code2").trim(),
-                    )
-                    .map_err(Refusal::from)
-            });
-        match r {
-            Ok(()) => self.done(
-                ctx,
-                me,
-                &target,
-                format!("The MFA device {serial} is assigned. {SYNC_WARNING}"),
-            ),
-            Err(e) => self.mfa_form(ctx, MfaKind::Assign, form, Some(e)),
-        }
+        self.device_action(
+            ctx,
+            me,
+            form,
+            (MfaKind::Assign, "EnableMFADevice"),
+            |target, serial| {
+                self.engine.enable_mfa_device(
+                    now,
+                    Channel::Console,
+                    target,
+                    serial,
+                    form.get("code1").trim(),
+                    form.get("code2").trim(),
+                )
+            },
+            |serial| format!("The MFA device {serial} is assigned. {SYNC_WARNING}"),
+        )
     }
 
     fn resync(
@@ -1103,30 +1095,22 @@ impl Console {
         if !post {
             return self.mfa_form(ctx, MfaKind::Resync, form, None);
         }
-        let target = Self::target(me, form);
-        let serial = form.get("serial").trim();
-        let r = self
-            .authorize_on(me, "ResyncMFADevice", &target)
-            .and_then(|()| {
-                self.engine
-                    .resync_mfa_device(
-                        now,
-                        &target,
-                        serial,
-                        form.get("code1").trim(),
-                        form.get("code2").trim(),
-                    )
-                    .map_err(Refusal::from)
-            });
-        match r {
-            Ok(()) => self.done(
-                ctx,
-                me,
-                &target,
-                format!("The MFA device {serial} is resynchronized."),
-            ),
-            Err(e) => self.mfa_form(ctx, MfaKind::Resync, form, Some(e)),
-        }
+        self.device_action(
+            ctx,
+            me,
+            form,
+            (MfaKind::Resync, "ResyncMFADevice"),
+            |target, serial| {
+                self.engine.resync_mfa_device(
+                    now,
+                    target,
+                    serial,
+                    form.get("code1").trim(),
+                    form.get("code2").trim(),
+                )
+            },
+            |serial| format!("The MFA device {serial} is resynchronized."),
+        )
     }
 
     fn remove(
@@ -1141,23 +1125,37 @@ impl Console {
         if !post {
             return self.mfa_form(ctx, MfaKind::Remove, form, None);
         }
+        self.device_action(
+            ctx,
+            me,
+            form,
+            (MfaKind::Remove, "DeactivateMFADevice"),
+            |target, serial| self.engine.deactivate_mfa_device(now, target, serial),
+            |serial| format!("The MFA device {serial} is removed."),
+        )
+    }
+
+    /// A posted device form (assign, resync, remove): the signed-in
+    /// principal's IAM policy allows `action` on the form's user, then the
+    /// engine carries it out; the result page says `done`, a refusal comes
+    /// back on the same form with the console's words for it.
+    fn device_action(
+        &self,
+        ctx: &Ctx,
+        me: &SignedIn,
+        form: &Form,
+        (kind, action): (pages::MfaKind, &str),
+        run: impl FnOnce(&Principal, &str) -> Result<(), EngineError>,
+        done: impl FnOnce(&str) -> String,
+    ) -> ConsoleResponse {
         let target = Self::target(me, form);
         let serial = form.get("serial").trim();
         let r = self
-            .authorize_on(me, "DeactivateMFADevice", &target)
-            .and_then(|()| {
-                self.engine
-                    .deactivate_mfa_device(now, &target, serial)
-                    .map_err(Refusal::from)
-            });
+            .authorize_on(me, action, &target)
+            .and_then(|()| run(&target, serial).map_err(Refusal::from));
         match r {
-            Ok(()) => self.done(
-                ctx,
-                me,
-                &target,
-                format!("The MFA device {serial} is removed."),
-            ),
-            Err(e) => self.mfa_form(ctx, MfaKind::Remove, form, Some(e)),
+            Ok(()) => self.done(ctx, me, &target, done(serial)),
+            Err(e) => self.mfa_form(ctx, kind, form, Some(e)),
         }
     }
 
