@@ -9,10 +9,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops loudly
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+#[path = "support/isolated.rs"]
+mod isolated;
 
-const BIN: &str = env!("CARGO_BIN_EXE_fobsim");
+use std::path::PathBuf;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -60,14 +60,7 @@ fn normalize(text: &str) -> String {
 
 #[test]
 fn the_readme_sandbox_section_works_as_written() {
-    let venv = std::env::var_os("FOBSIM_AWS_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target/aws-venv"));
-    assert!(
-        venv.join("bin/aws").is_file(),
-        "no AWS CLI at {}: run `bash tests/aws/venv.sh`",
-        venv.join("bin/aws").display()
-    );
+    let venv = isolated::aws_venv();
     let blocks = blocks();
     let langs: Vec<&str> = blocks.iter().map(|(l, _)| l.as_str()).collect();
     assert_eq!(langs, ["bash", "text", "bash"], "{blocks:?}");
@@ -81,42 +74,17 @@ fn the_readme_sandbox_section_works_as_written() {
     let flow = &blocks[2].1;
 
     let script = format!(
-        "ip link set lo up && mount -t tmpfs tmpfs /tmp || exit 97\n\
-         mkdir -p /tmp/home && export HOME=/tmp/home\n\
-         cd {}\n\
-         {start} > /tmp/up.out 2> /tmp/up.err &\n\
+        "{start} > /tmp/up.out 2> /tmp/up.err &\n\
          up=$!\n\
          trap 'kill $up 2>/dev/null || true' EXIT\n\
          for _ in $(seq 100); do curl -sf http://127.0.0.1:8901/api/clock > /dev/null && break; sleep 0.1; done\n\
          set -e -o pipefail\n\
          {flow}\n\
          kill -TERM $up; status=0; wait $up || status=$?\n\
-         echo \"=== up exited $status\"; cat /tmp/up.out\n",
-        root().display()
+         echo \"=== up exited $status\"; cat /tmp/up.out\n"
     );
-    let path = format!(
-        "{}:{}:{}",
-        Path::new(BIN).parent().unwrap().display(),
-        venv.join("bin").display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let out = Command::new("unshare")
-        .args(["-mn", "bash", "-c", &script])
-        .env("PATH", path)
-        .env_remove("AWS_PROFILE")
-        .env_remove("AWS_CONFIG_FILE")
-        .env_remove("AWS_SHARED_CREDENTIALS_FILE")
-        .env_remove("TMPDIR")
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("unshare (util-linux) runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_ne!(
-        out.status.code(),
-        Some(97),
-        "unshare -mn needs root: {stderr}"
-    );
+    let out = isolated::run_isolated(&venv, &script);
+    let (stdout, stderr) = (&out.stdout, &out.stderr);
     let ctx = format!(
         "{script}\nstatus: {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
         out.status
