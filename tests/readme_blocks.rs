@@ -200,8 +200,8 @@ fn free_port() -> u16 {
 }
 
 /// The emulator's blocks up to the lines that need a kernel module
-/// (`usbip attach`, hidraw, /dev/uhid: the real-kernel VM tests,
-/// tests/vm, exercise those paths): fobs on ptys pressed by `fobsim device`
+/// (`usbip attach`, hidraw, /dev/uhid: tests/vm/run.sh runs the block's USB
+/// lines as written in a real-kernel VM): fobs on ptys pressed by `fobsim device`
 /// and by picocom, the clock moved and a fob drifted over the control
 /// socket, the USB/IP server listed by the real `usbip` tool.
 #[test]

@@ -19,7 +19,8 @@ use fobsim_emulator::serial::client::SerialClient;
 pub struct Args {
     #[command(subcommand)]
     action: Action,
-    /// How long to wait for an answer (e.g. 2s, 500ms).
+    /// How long to wait for an answer, and with --hid for the device to
+    /// appear (e.g. 2s, 500ms).
     #[arg(long, global = true, default_value = "2s")]
     timeout: String,
     /// Open the port with a shared lock instead of exclusively.
@@ -116,6 +117,25 @@ enum Action {
     },
 }
 
+/// Opens the HID fob with this serial number, waiting up to `timeout`
+/// for it to appear: a fob attached a moment ago (`usbip attach` returns
+/// before the kernel has made its hidraw node) is found, not refused.
+fn open_hid(
+    serial: &str,
+    timeout: Duration,
+) -> anyhow::Result<fobsim_emulator::hid::client::HidFob> {
+    use fobsim_emulator::hid::client::{HidClientError, HidFob};
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        match HidFob::open(serial) {
+            Err(HidClientError::NotFound { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            r => return r.with_context(|| format!("opening the HID fob {serial}")),
+        }
+    }
+}
+
 /// Run `fobsim device`.
 ///
 /// # Errors
@@ -131,15 +151,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let mut client = match (&args.hid, path) {
         (Some(serial), None) => {
-            let mut h = fobsim_emulator::hid::client::HidFob::open(serial)
-                .with_context(|| format!("opening the HID fob {serial}"))?;
+            let mut h = open_hid(serial, timeout)?;
             h.set_timeout(timeout);
             Client::Hid(h)
         }
         // `send --hid S LINE`: clap put LINE in the PATH slot.
         (Some(serial), Some(p)) if matches!(&args.action, Action::Send { line: None, .. }) => {
-            let mut h = fobsim_emulator::hid::client::HidFob::open(serial)
-                .with_context(|| format!("opening the HID fob {serial}"))?;
+            let mut h = open_hid(serial, timeout)?;
             h.set_timeout(timeout);
             let line = p.to_string_lossy().into_owned();
             return finish_send(&mut Client::Hid(h), &line, args.json);

@@ -8,16 +8,19 @@
 #   vm_uhid   the emulator creates fobs on /dev/uhid; hidapi presses them
 #   vm_usbip  the emulator serves USB/IP on 127.0.0.1; `usbip attach`; rusb
 #             reads the descriptors; hidapi presses; detach, re-attach
+#   readme    README's emulator lines "the same fobs as USB devices", as
+#             written (the static `fobsim` CLI, the real `usbip`): list,
+#             attach, `fobsim device press --hid`, a uhid fob in /dev/hidraw
 # The guest reports its verdict through qemu's isa-debug-exit device.
 # Anything that keeps a requested test from running is a failure (exit 1),
 # never a skip.
 #
-# Usage: tests/vm/run.sh [TEST...]   (default: vm_uhid vm_usbip)
+# Usage: tests/vm/run.sh [TEST...]   (default: vm_uhid vm_usbip readme)
 # Env:   VM_WORK (default target/vm), VM_TIMEOUT seconds (default 150)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
-TESTS=("$@"); [ ${#TESTS[@]} -gt 0 ] || TESTS=(vm_uhid vm_usbip)
+TESTS=("$@"); [ ${#TESTS[@]} -gt 0 ] || TESTS=(vm_uhid vm_usbip readme)
 WORK=${VM_WORK:-$ROOT/target/vm}; VM_TIMEOUT=${VM_TIMEOUT:-150}
 t0=$(date +%s%N); ms() { echo "$(( ($(date +%s%N) - t0) / 1000000 )) ms"; }
 fail() { echo "tests/vm/run.sh: FAIL: $*" >&2; exit 1; }
@@ -64,7 +67,13 @@ export CARGO_TARGET_DIR=${VM_CARGO_TARGET_DIR:-$ROOT/target/vm-build}
 RUSTFLAGS="-C target-feature=+crt-static" cargo build --quiet --release --locked \
   --target x86_64-unknown-linux-gnu -p fobsim-vmtests || fail "building the VM test binaries"
 BIN=$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release
+if [[ " ${TESTS[*]} " == *" readme "* ]]; then
+  RUSTFLAGS="-C target-feature=+crt-static" cargo build --quiet --release --locked \
+    --target x86_64-unknown-linux-gnu -p fobsim --bin fobsim || fail "building the static fobsim CLI"
+  ldd "$BIN/fobsim" 2>&1 | grep -qE 'not a dynamic|statically linked' || fail "fobsim is not statically linked"
+fi
 for t in "${TESTS[@]}"; do
+  [ "$t" = readme ] && continue
   [ -x "$BIN/$t" ] || fail "no test binary $t (known: vm_uhid vm_usbip)"
   ldd "$BIN/$t" 2>&1 | grep -qE 'not a dynamic|statically linked' || fail "$t is not statically linked"
 done
@@ -75,7 +84,25 @@ R=$(mktemp -d); trap 'rm -rf "$R"' EXIT
 mkdir -p "$R"/{bin,proc,sys,dev,run,tests,usr/sbin,usr/share/misc,lib/modules/$KVER}
 mkdir -p "$R/var"; ln -s /run "$R/var/run"
 cp /bin/busybox "$R/bin/"
-i=0; for t in "${TESTS[@]}"; do i=$((i+1)); cp "$BIN/$t" "$R/tests/$i-$t"; done
+i=0; for t in "${TESTS[@]}"; do i=$((i+1))
+  if [ "$t" = readme ]; then
+    mkdir -p "$R/usr/bin"; strip -o "$R/usr/bin/fobsim" "$BIN/fobsim" || fail "strip fobsim"
+    # README's lines from "# the same fobs as USB devices" to the block's end.
+    block=$(awk '/^# the same fobs as USB devices/{on=1} on&&/^```/{exit} on' README.md)
+    [ "$(printf '%s\n' "$block" | grep -c .)" -ge 6 ] || fail "README has no USB lines in its emulator block"
+    { echo '#!/bin/sh'
+      echo '# README.md, "### The emulator", the USB lines as written; then checks.'
+      echo 'out=/run/readme.out'
+      echo '( set -e'
+      printf '%s\n' "$block"
+      echo ') > $out 2>&1; rc=$?'
+      cat "$ROOT/tests/vm/readme-check.sh"
+    } > "$R/tests/$i-readme"
+    chmod +x "$R/tests/$i-readme"
+  else
+    cp "$BIN/$t" "$R/tests/$i-$t"
+  fi
+done
 MODS="hid uhid hid-generic usbhid usbip-core vhci-hcd"
 M=$K/lib/modules/$KVER
 for m in $MODS; do
@@ -92,7 +119,7 @@ for l in $(ldd /usr/sbin/usbip | grep -o '/[^ ]*'); do mkdir -p "$R${l%/*}"; cp 
 cp /usr/share/misc/usb.ids "$R/usr/share/misc/" 2>/dev/null || true
 cat > "$R/init" <<INIT
 #!/bin/busybox sh
-/bin/busybox --install -s /bin; export PATH=/bin:/usr/sbin
+/bin/busybox --install -s /bin; export PATH=/bin:/usr/sbin:/usr/bin
 mount -t proc p /proc; mount -t sysfs s /sys; mount -t devtmpfs d /dev; mount -t tmpfs t /run
 mkdir -p /run/vhci_hcd
 rc=0
