@@ -150,3 +150,44 @@ fn cli_quick_verify_measures_postgres_replicas() {
         assert!(cpu["value"].as_f64().is_some_and(|x| x > 0.0), "{cpu}");
     }
 }
+
+/// `fobsim bench --only console` (docs/PERFORMANCE.md): full console
+/// sign-ins (password, then MFA code) over HTTP at both password costs,
+/// from one connection and from several, every one signed in.
+#[test]
+fn cli_quick_console_signs_in() {
+    let out = fobsim()
+        .args([
+            "bench",
+            "--quick",
+            "--only",
+            "console",
+            "--no-peers",
+            "--json",
+            "--silent",
+        ])
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert_eq!(v["groups"], serde_json::json!(["console"]));
+    let rows = v["rows"].as_array().expect("rows");
+    for id in [
+        "console.signin.owasp.c1",
+        "console.signin.owasp.c2",
+        "console.signin.cheap.c1",
+        "console.signin.cheap.c8",
+    ] {
+        let r = rows
+            .iter()
+            .find(|r| r["id"] == id)
+            .unwrap_or_else(|| panic!("row {id} missing: {rows:?}"));
+        assert!(r["value"].as_f64().is_some_and(|x| x > 0.0), "{r}");
+        assert_eq!(r["unit"], "sign-ins/s", "{r}");
+        assert!(r["p50_us"].as_f64().is_some_and(|x| x > 0.0), "{r}");
+        let note = r["note"].as_str().unwrap();
+        assert!(note.contains("; 0 failed;"), "{id}: {note}");
+        assert!(note.contains("HTTP requests/s (5 per sign-in)"), "{note}");
+    }
+}

@@ -5,9 +5,11 @@
 //! page. The block marked `# runs until Ctrl-C` (the emulator) runs in the
 //! background until its first line of output, and is stopped at the end.
 //!
-//! Needs the client venv (requests, pyotp): `bash tests/matrix/setup.sh`
-//! makes it (`$FOBSIM_CLIENT_VENV`, else `$FOBSIM_PEERS_DIR/venv-client`,
-//! else `target/peers/venv-client`). Without it the test fails.
+//! Needs the client venv (requests, pyotp, playwright): `bash
+//! tests/matrix/setup.sh` makes it (`$FOBSIM_CLIENT_VENV`, else
+//! `$FOBSIM_PEERS_DIR/venv-client`, else `target/peers/venv-client`), and
+//! Chromium at /usr/bin/chromium for the Playwright example (`bash
+//! tests/browser/setup.sh`). Without them the test fails.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops loudly
 
@@ -108,6 +110,6 @@ fn every_command_of_the_control_api_page_works_as_written() {
             compared += 1;
         }
     }
-    assert_eq!(ran, 10, "blocks run");
-    assert_eq!(compared, 9, "outputs compared");
+    assert_eq!(ran, 11, "blocks run");
+    assert_eq!(compared, 10, "outputs compared");
 }

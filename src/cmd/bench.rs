@@ -24,7 +24,7 @@ pub struct Args {
     #[arg(long)]
     json: bool,
     /// Run only these groups (repeatable or comma-separated): otp, verify,
-    /// search, emulator, harness.
+    /// search, emulator, harness, console.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Client concurrency for every verification row (ours and the peers').

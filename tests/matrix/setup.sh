@@ -7,9 +7,12 @@
 #   venvs:          $FOBSIM_PEERS_DIR/venv-pi      (pip: privacyidea)
 #                   $FOBSIM_PEERS_DIR/venv-moto    (pip: moto[server])
 #                   $FOBSIM_PEERS_DIR/venv-django  (pip: django-otp, which brings Django)
-#                   $FOBSIM_PEERS_DIR/venv-client  (pip: requests, pyotp: the Python client of
-#                                                   the fob panel's control API, tests/control_api_python.rs
-#                                                   and the Python examples of docs/control-api.md)
+#                   $FOBSIM_PEERS_DIR/venv-client  (pip: requests, pyotp, playwright: the Python client of
+#                                                   the fob panel's control API, tests/control_api_python.rs,
+#                                                   the Python examples of docs/control-api.md and
+#                                                   docs/img/screenshots.py; Playwright drives the system
+#                                                   Chromium of tests/browser/setup.sh: its wheel brings
+#                                                   its own driver, no `playwright install`)
 #
 # FOBSIM_PEERS_DIR defaults to <repo>/target/peers, the well-known path the
 # adapters look in (see harness/engines/src/lib.rs and docs/conformance.md).
@@ -56,7 +59,12 @@ venv() {
 venv "$pi_venv" privacyidea
 venv "$moto_venv" 'moto[server]'
 venv "$django_venv" django-otp
-venv "$client_venv" requests pyotp
+# Playwright pinned: its driver speaks to the system Chromium (not one it downloads).
+playwright_pin=playwright==1.65.3
+venv "$client_venv" requests pyotp "$playwright_pin"
+# A client venv made before Playwright joined it gets it added.
+"$client_venv/bin/python" -c 'import playwright' 2>/dev/null \
+  || "$client_venv/bin/pip" install -q --disable-pip-version-check "$playwright_pin"
 
 for tool in oathtool pamtester faketime; do
   command -v "$tool" >/dev/null || { echo "setup.sh: $tool still missing" >&2; exit 1; }
@@ -66,6 +74,6 @@ for f in "$pi_venv/bin/pi-manage" "$moto_venv/bin/moto_server"; do
 done
 "$django_venv/bin/python" -c 'import django, django_otp' \
   || { echo "setup.sh: django-otp missing in $django_venv after install" >&2; exit 1; }
-"$client_venv/bin/python" -c 'import requests, pyotp' \
-  || { echo "setup.sh: requests/pyotp missing in $client_venv after install" >&2; exit 1; }
+"$client_venv/bin/python" -c 'import requests, pyotp, playwright' \
+  || { echo "setup.sh: requests/pyotp/playwright missing in $client_venv after install" >&2; exit 1; }
 echo "tests/matrix/setup.sh: engines ready (peers in $peers)"

@@ -1,4 +1,5 @@
-//! The Python client venv (requests, pyotp) of the control-API tests:
+//! The Python client venv (requests, pyotp, playwright) of the control-API
+//! and screenshot tests:
 //! made by `bash tests/matrix/setup.sh`; its absence fails the test with
 //! that hint.
 
@@ -17,13 +18,13 @@ pub fn client_python() -> PathBuf {
     };
     let py = venv.join("bin/python");
     let ok = Command::new(&py)
-        .args(["-c", "import requests, pyotp"])
+        .args(["-c", "import requests, pyotp, playwright"])
         .output()
         .is_ok_and(|o| o.status.success());
     assert!(
         ok,
-        "no Python with requests and pyotp at {}: run `bash tests/matrix/setup.sh` \
-         (or point FOBSIM_CLIENT_VENV at a venv with `pip install requests pyotp`)",
+        "no Python with requests, pyotp and playwright at {}: run `bash tests/matrix/setup.sh` \
+         (or point FOBSIM_CLIENT_VENV at a venv with `pip install requests pyotp playwright`)",
         py.display()
     );
     py

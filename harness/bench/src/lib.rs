@@ -12,6 +12,7 @@
 //! | `search` | `search` | the enable/resync search, worst case (no match) per call, for windows of 10, 100, 1000 and 10000 steps, against the same search written with totp-rs |
 //! | `emulator` | `emulator` | in-process fleet memory (VmRSS delta per fob, up to 100,000 fobs), pty `PRESS` round trip, USB/IP round trip |
 //! | `harness` | `harness` | the built-in suite's wall time and the fleet simulation ([`simulation`]) |
+//! | `console` | `console` | the console's sign-in (password and MFA code, 5 HTTP requests) against `fobsim serve`'s routes, sign-ins/s and p50/p99, at the engine's default Argon2id cost and the example bootstrap's cheap one |
 //!
 //! What the groups share is in [`measure`] (medians, percentiles, rates,
 //! bounded child processes, CPU time and memory from `/proc`; percentiles
@@ -26,6 +27,7 @@
 
 pub mod simulation;
 
+mod console;
 mod emulator;
 mod harness;
 pub mod measure;
@@ -93,16 +95,19 @@ pub enum Group {
     Emulator,
     /// Harness: built-in suite, fleet simulation.
     Harness,
+    /// Console: sign-in over HTTP (password + MFA code).
+    Console,
 }
 
 impl Group {
     /// Every group, in table order.
-    pub const ALL: [Group; 5] = [
+    pub const ALL: [Group; 6] = [
         Group::Otp,
         Group::Verify,
         Group::Search,
         Group::Emulator,
         Group::Harness,
+        Group::Console,
     ];
 
     /// The name used on the command line and in JSON.
@@ -114,6 +119,7 @@ impl Group {
             Group::Search => "search",
             Group::Emulator => "emulator",
             Group::Harness => "harness",
+            Group::Console => "console",
         }
     }
 
@@ -218,6 +224,7 @@ pub fn run(opts: &Options) -> Result<Report, BenchError> {
                 emulator::run(opts, &mut rows)
             }
             Group::Harness => harness::run(opts, &mut rows),
+            Group::Console => console::run(opts, &mut rows),
         };
         if let Err(e) = r {
             rows.push(Row::missing(
