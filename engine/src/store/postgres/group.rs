@@ -428,3 +428,148 @@ fn run_statement(
         })
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops loudly
+
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// A failure on `serial` whose `threshold` names its caller (the fake
+    /// run answers it back).
+    fn op(serial: &str, caller: i64) -> Op {
+        Op::Failure {
+            serial: serial.into(),
+            owner: "o".into(),
+            threshold: caller,
+            until: 0,
+        }
+    }
+
+    fn caller_of(op: &Op) -> i64 {
+        match op {
+            Op::Failure { threshold, .. } => *threshold,
+            Op::Success { .. } => panic!("only failures here"),
+        }
+    }
+
+    /// Waits until `n` operations are queued behind the running group.
+    fn wait_queued(g: &Group, n: usize) {
+        while g.queue.lock().pending.len() < n {
+            std::thread::yield_now();
+        }
+    }
+
+    /// 24 callers on 3 serials: the first runs alone and holds its group
+    /// until the 23 others are queued, so they form the next groups. No
+    /// group holds a serial twice (same-serial operations run one group
+    /// after the other, as if serialised), every caller hears its own
+    /// row's answer, and every operation runs exactly once.
+    #[test]
+    fn groups_hold_each_serial_once_and_answer_each_caller() {
+        let g = Group::new();
+        let groups: Mutex<Vec<Vec<(String, i64)>>> = Mutex::new(Vec::new());
+        let first = AtomicUsize::new(0);
+        let run = |members: &[(Op, Arc<Slot>)]| -> Vec<Result<Done, StoreError>> {
+            if first.fetch_add(1, Ordering::SeqCst) == 0 {
+                wait_queued(&g, 23);
+            }
+            groups.lock().push(
+                members
+                    .iter()
+                    .map(|(o, _)| (o.serial().to_string(), caller_of(o)))
+                    .collect(),
+            );
+            members
+                .iter()
+                .map(|(o, _)| Ok(Done::Failure(Some((caller_of(o), None)))))
+                .collect()
+        };
+        std::thread::scope(|s| {
+            let lead = s.spawn(|| g.submit(op("s0", 0), &run).unwrap());
+            while first.load(Ordering::SeqCst) == 0 {
+                std::thread::yield_now();
+            }
+            let hs: Vec<_> = (1..24i64)
+                .map(|i| {
+                    let (g, run) = (&g, &run);
+                    s.spawn(move || (i, g.submit(op(&format!("s{}", i % 3), i), run).unwrap()))
+                })
+                .collect();
+            assert_eq!(lead.join().unwrap(), Done::Failure(Some((0, None))));
+            for h in hs {
+                let (i, done) = h.join().unwrap();
+                assert_eq!(done, Done::Failure(Some((i, None))), "caller {i}");
+            }
+        });
+        let groups = groups.into_inner();
+        let mut all: Vec<i64> = groups.iter().flatten().map(|(_, c)| *c).collect();
+        all.sort_unstable();
+        assert_eq!(all, (0..24).collect::<Vec<_>>());
+        for grp in &groups {
+            let mut serials: Vec<&str> = grp.iter().map(|(s, _)| s.as_str()).collect();
+            serials.sort_unstable();
+            serials.dedup();
+            assert_eq!(serials.len(), grp.len(), "a serial twice in {grp:?}");
+        }
+        // The 23 queued behind the first: 3 serials, so groups of 3 (8 of
+        // each serial: at least 8 groups after the first).
+        assert_eq!(groups[0].len(), 1);
+        assert_eq!(groups[1].len(), 3, "{groups:?}");
+        assert!(groups.len() >= 9, "{groups:?}");
+        assert!(!g.queue.lock().leading);
+    }
+
+    /// A group whose run panics: its callers hear `Busy` (503), the lead
+    /// passes on, and the next caller is served.
+    #[test]
+    fn a_panicking_group_answers_busy_and_the_next_is_served() {
+        let g = Group::new();
+        let boom = |_: &[(Op, Arc<Slot>)]| -> Vec<Result<Done, StoreError>> { panic!("boom") };
+        let ok = |m: &[(Op, Arc<Slot>)]| -> Vec<Result<Done, StoreError>> {
+            m.iter().map(|_| Ok(Done::Success(true))).collect()
+        };
+        let r = std::thread::scope(|s| s.spawn(|| g.submit(op("a", 1), &boom)).join());
+        assert!(r.is_err(), "the leader's panic goes on up");
+        assert!(!g.queue.lock().leading);
+        assert!(g.queue.lock().pending.is_empty());
+        assert_eq!(g.submit(op("a", 2), &ok).unwrap(), Done::Success(true));
+    }
+
+    /// A follower whose group panics in its leader hears `Busy`.
+    #[test]
+    fn followers_of_a_panicking_group_hear_busy() {
+        let g = Group::new();
+        let calls = AtomicUsize::new(0);
+        let run = |m: &[(Op, Arc<Slot>)]| -> Vec<Result<Done, StoreError>> {
+            match calls.fetch_add(1, Ordering::SeqCst) {
+                0 => {
+                    wait_queued(&g, 2);
+                    m.iter().map(|_| Ok(Done::Success(true))).collect()
+                }
+                _ => panic!("boom"),
+            }
+        };
+        std::thread::scope(|s| {
+            let lead = s.spawn(|| g.submit(op("a", 0), &run));
+            while calls.load(Ordering::SeqCst) == 0 {
+                std::thread::yield_now();
+            }
+            let b = s.spawn(|| g.submit(op("b", 1), &run));
+            let c = s.spawn(|| g.submit(op("c", 2), &run));
+            assert_eq!(lead.join().unwrap().unwrap(), Done::Success(true));
+            // One of b, c leads the second group and panics; the other
+            // hears Busy.
+            let (rb, rc) = (b.join(), c.join());
+            let (panicked, other) = match (rb, rc) {
+                (Err(_), Ok(o)) | (Ok(o), Err(_)) => (1, o),
+                _ => panic!("exactly one of the second group leads it"),
+            };
+            assert_eq!(panicked, 1);
+            assert!(matches!(other, Err(StoreError::Busy)), "{other:?}");
+        });
+        assert!(!g.queue.lock().leading);
+    }
+}
