@@ -49,12 +49,17 @@
 //!   transaction: no caller hears "applied" before the commit (with
 //!   `synchronous_commit` on, before its WAL is flushed), and if the
 //!   statement fails, none of its rows is in the database. A statement the
-//!   server refused (not an unreachable server) is then run again one
-//!   operation at a time, so one caller's bad row cannot fail the others;
-//!   an unreachable server fails every caller of the group with
-//!   [`StoreError::Busy`] (whether it committed is unknown, as for a single
-//!   statement: a retried sign-in code that did commit is refused as a
-//!   replay, never accepted twice).
+//!   server refused (an error it sent: a bad row, a deadlock with another
+//!   replica's group, a serialisation failure; all rolled back) is then
+//!   run again one operation at a time, so nobody else fails for one
+//!   caller's row; the rows are sent in the order of their serials, so
+//!   groups of several replicas lock shared rows in the same order and
+//!   rarely deadlock. An unreachable server fails every caller of the
+//!   group with [`StoreError::Busy`] (503: whether it committed is
+//!   unknown, as for a single statement, and a retried sign-in code that
+//!   did commit is refused as a replay, never accepted twice). An answer
+//!   that cannot be read after the statement ran is an error for every
+//!   caller of the group (the statement is never run twice).
 
 use std::sync::{Arc, LazyLock};
 
@@ -62,7 +67,8 @@ use parking_lot::{Condvar, Mutex};
 use postgres::types::ToSql;
 
 use super::{
-    PgConn, SQL_RECORD_FAILURE, SYNC_COLS, StoreError, col, sql_commit_success, sync_match_on,
+    PgConn, SQL_RECORD_FAILURE, SYNC_COLS, StoreError, col, sql_commit_success, store_err,
+    sync_match_on, unavailable,
 };
 
 /// Most operations in one group (a few hundred bytes of parameters each).
@@ -334,33 +340,70 @@ pub(super) static SQL_GROUP: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// Run one group on `c`: one statement; if the server refuses it (not an
-/// unreachable server), each operation alone. One result per operation,
-/// in order.
+/// Run one group on `c`: one statement. If the server refused it (the
+/// statement rolled back: nothing of it is in the database), each
+/// operation alone, so one caller's bad row or a deadlock with another
+/// replica's group fails nobody else. If the server could not be reached
+/// (whether it committed is unknown), every caller hears
+/// [`StoreError::Busy`]; an answer that cannot be read after the statement
+/// ran is an error for every caller too, never a second run. One result
+/// per operation, in order.
 pub(super) fn run_group(
     c: &mut PgConn,
     group: &[(Op, Arc<Slot>)],
 ) -> Vec<Result<Done, StoreError>> {
     match run_statement(c, group) {
-        Ok(r) => r,
-        Err(StoreError::Busy) => group.iter().map(|_| Err(StoreError::Busy)).collect(),
-        Err(_) => group.iter().map(|(op, _)| op.run_alone(c)).collect(),
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => group.iter().map(|_| Err(e.again())).collect(),
+        Err(e) if refused(&e) => group.iter().map(|(op, _)| op.run_alone(c)).collect(),
+        Err(e) => {
+            let e = store_err(e);
+            group.iter().map(|_| Err(e.again())).collect()
+        }
     }
 }
 
-fn run_statement(
-    c: &mut PgConn,
-    group: &[(Op, Arc<Slot>)],
-) -> Result<Vec<Result<Done, StoreError>>, StoreError> {
+/// Whether the server refused a statement (and rolled it back) rather
+/// than failing to answer: an error it sent (a SQLSTATE) other than those
+/// of a connection that ends, shuts down or runs out of resources.
+/// Deadlocks and serialisation failures (class 40) are refusals: the
+/// statement was rolled back, and its operations are run again alone.
+fn refused(e: &postgres::Error) -> bool {
+    e.code()
+        .is_some_and(|c| c.code().starts_with("40") || !unavailable(e))
+}
+
+impl StoreError {
+    /// The same error for another caller of a group (the source of a
+    /// server's refusal is not `Clone`: its message).
+    fn again(&self) -> StoreError {
+        match self {
+            StoreError::Busy => StoreError::Busy,
+            StoreError::Corrupt(m) => StoreError::Corrupt(m.clone()),
+            other => StoreError::Corrupt(format!("group commit: {other}")),
+        }
+    }
+}
+
+/// The group statement's answer (outer error: the statement's own; inner:
+/// its answer could not be read).
+type Answer = Result<Result<Vec<Result<Done, StoreError>>, StoreError>, postgres::Error>;
+
+fn run_statement(c: &mut PgConn, group: &[(Op, Arc<Slot>)]) -> Answer {
+    // Rows in the order of their serials: concurrent groups of other
+    // replicas lock the rows they share in the same order (fewer
+    // deadlocks; one that happens anyway is a refusal, see `run_group`).
+    let mut order: Vec<usize> = (0..group.len()).collect();
+    order.sort_unstable_by(|&a, &b| group[a].0.serial().cmp(group[b].0.serial()));
     // Where each operation sits in its kind's arrays (ordinals from 1).
-    let mut at = Vec::with_capacity(group.len());
+    let mut at = vec![(0u8, 0usize); group.len()];
     let (mut s_serial, mut s_owner, mut s_now) = (Vec::new(), Vec::new(), Vec::new());
     let mut s_seen: [Vec<Option<i64>>; 8] = Default::default();
     let mut s_new: [Vec<Option<i64>>; 8] = Default::default();
     let (mut f_serial, mut f_owner, mut f_threshold, mut f_until) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for (op, _) in group {
-        match op {
+    for idx in order {
+        match &group[idx].0 {
             Op::Success {
                 serial,
                 owner,
@@ -377,7 +420,7 @@ fn run_statement(
                 for (a, v) in s_new.iter_mut().zip(new) {
                     a.push(*v);
                 }
-                at.push((0, s_serial.len()));
+                at[idx] = (0, s_serial.len());
             }
             Op::Failure {
                 serial,
@@ -389,7 +432,7 @@ fn run_statement(
                 f_owner.push(owner.as_str());
                 f_threshold.push(*threshold);
                 f_until.push(*until);
-                at.push((1, f_serial.len()));
+                at[idx] = (1, f_serial.len());
             }
         }
     }
@@ -402,11 +445,25 @@ fn run_statement(
         &f_threshold,
         &f_until,
     ]);
-    let rows = c.query(SQL_GROUP.as_str(), &params)?;
+    let stmt = match c.stmt(SQL_GROUP.as_str()) {
+        Ok(s) => s,
+        Err(e) => return Ok(Err(e)),
+    };
+    let rows = c.client.query(&stmt, &params)?;
+    Ok(answers(&rows, &at, s_serial.len(), f_serial.len()))
+}
+
+/// Each operation's result from the group statement's rows.
+fn answers(
+    rows: &[postgres::Row],
+    at: &[(u8, usize)],
+    successes: usize,
+    failures: usize,
+) -> Result<Vec<Result<Done, StoreError>>, StoreError> {
     // Rows not returned did not apply.
-    let mut success = vec![false; s_serial.len()];
-    let mut failure: Vec<Option<(i64, Option<i64>)>> = vec![None; f_serial.len()];
-    for r in &rows {
+    let mut success = vec![false; successes];
+    let mut failure: Vec<Option<(i64, Option<i64>)>> = vec![None; failures];
+    for r in rows {
         let kind: i32 = col(r, 0)?;
         let i = usize::try_from(col::<i64>(r, 1)? - 1)
             .map_err(|_| StoreError::Corrupt("group ordinal out of range".into()))?;
@@ -417,12 +474,13 @@ fn run_statement(
         }
     }
     Ok(at
-        .into_iter()
-        .map(|(kind, i)| {
+        .iter()
+        .map(|&(kind, i)| {
+            let j = i.checked_sub(1);
             let done = if kind == 0 {
-                success.get(i - 1).copied().map(Done::Success)
+                j.and_then(|j| success.get(j)).copied().map(Done::Success)
             } else {
-                failure.get(i - 1).copied().map(Done::Failure)
+                j.and_then(|j| failure.get(j)).copied().map(Done::Failure)
             };
             done.ok_or_else(|| StoreError::Corrupt(format!("group ordinal {i} of kind {kind}")))
         })
