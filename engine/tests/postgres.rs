@@ -217,6 +217,83 @@ fn three_stores_on_one_database_accept_a_code_once_and_count_every_failure() {
     }
 }
 
+/// Six tokens on three stores, so that a store's group commits hold
+/// several tokens, accepted codes and failures together, and several
+/// requests for the same token: per round, 8 threads per token send its
+/// valid code to tokens 0–2 (exactly one accepted per token) while 8 per
+/// token send wrong codes to tokens 3–5 (every one counted).
+#[test]
+fn groups_of_many_tokens_accept_each_code_once_and_count_every_failure() {
+    let url = pg_url();
+    let profile = Profile {
+        lockout_threshold: 0,
+        ..Profile::for_tests()
+    };
+    let (first, fobs) = provisioned(&url, 6, profile.clone());
+    let replicas = [
+        first,
+        replica(&url, profile.clone()),
+        replica(&url, profile),
+    ];
+    let users: Vec<Principal> = (0..6).map(|i| Principal::user(&format!("u{i}"))).collect();
+    for (k, (fob, who)) in fobs.iter().zip(&users).enumerate() {
+        replicas[0]
+            .create_user(&format!("u{k}"), testing::USER_PASSWORD)
+            .unwrap();
+        enable(&replicas[0], fob, who);
+    }
+    for round in 1..=10 {
+        let now = at(round);
+        let codes: Vec<String> = fobs
+            .iter()
+            .enumerate()
+            .map(|(k, f)| {
+                if k < 3 {
+                    code(f, step(now))
+                } else {
+                    let near: Vec<String> = (step(now) - 3..=step(now) + 3)
+                        .map(|s| code(f, s))
+                        .collect();
+                    (0..1_000_000)
+                        .map(|n| format!("{n:06}"))
+                        .find(|c| !near.contains(c))
+                        .unwrap()
+                }
+            })
+            .collect();
+        let barrier = Barrier::new(48);
+        let accepted: Vec<usize> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..48)
+                .map(|i| {
+                    let k = i % 6;
+                    let (e, barrier) = (&replicas[i % 3], &barrier);
+                    let (who, serial, c) = (&users[k], fobs[k].serial().as_str(), &codes[k]);
+                    s.spawn(move || {
+                        barrier.wait();
+                        match e.verify_session_mfa(now, who, serial, c) {
+                            Ok(_) => Some(k),
+                            Err(err) => {
+                                assert_eq!(err.kind, ErrorKind::AccessDenied, "{err:?}");
+                                None
+                            }
+                        }
+                    })
+                })
+                .collect();
+            hs.into_iter().filter_map(|h| h.join().unwrap()).collect()
+        });
+        let mut accepted = accepted;
+        accepted.sort_unstable();
+        assert_eq!(accepted, vec![0, 1, 2], "round {round}");
+    }
+    for r in &replicas {
+        for (k, f) in fobs.iter().enumerate().skip(3) {
+            let st = r.token_state(f.serial().as_str()).unwrap();
+            assert_eq!(st.consecutive_failures, 80, "token {k}");
+        }
+    }
+}
+
 /// Two replicas enable a different token each for the same user at once,
 /// with one device allowed: exactly one succeeds.
 #[test]

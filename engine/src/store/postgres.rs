@@ -71,6 +71,8 @@ use postgres::types::ToSql;
 use postgres::{NoTls, Row, Statement};
 use zeroize::Zeroizing;
 
+mod group;
+
 use super::sqlite::{KEY_CHECK_AAD, KEY_CHECK_PLAIN, aad, random_bytes};
 use super::{
     AccountRow, Assign, AssignOutcome, CommitResync, CommitSuccess, FailureOutcome, KeySource,
@@ -168,6 +170,18 @@ const SYNC_COLS: [&str; 8] = [
     "quarantine_last",
 ];
 
+/// `{table}.col IS NOT DISTINCT FROM {prefix}i AND ...` for the [`SyncState`]
+/// columns `i` = 0..8: the compare of a compare-and-swap whose values come
+/// from another relation (the unnested rows of a group commit).
+fn sync_match_on(table: &str, prefix: &str) -> String {
+    SYNC_COLS
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("{table}.{c} IS NOT DISTINCT FROM {prefix}{i}"))
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
 /// `col = $n, ...` setting the [`SyncState`] columns from parameter
 /// `first` on (8 parameters, in [`sync_values`]' order).
 fn sync_set(first: usize) -> String {
@@ -253,6 +267,11 @@ static SQL_COMMIT_RESYNC: LazyLock<String> = LazyLock::new(|| {
         sync_match(3)
     )
 });
+
+/// [`SQL_COMMIT_SUCCESS`] as a `&'static str` (for the statement cache).
+fn sql_commit_success() -> &'static str {
+    SQL_COMMIT_SUCCESS.as_str()
+}
 
 /// Whether `e` says the server cannot be reached or cannot serve now (as
 /// opposed to refusing the statement): the socket failed or closed, or
@@ -367,7 +386,9 @@ fn state_from_row(r: &Row) -> Result<TokenStateRow, StoreError> {
 /// One pooled connection and the statements prepared on it.
 struct PgConn {
     client: postgres::Client,
-    statements: HashMap<&'static str, Statement>,
+    /// By the SQL text's address and length (hashing a pointer, not the
+    /// text of a long statement, on every call).
+    statements: HashMap<(usize, usize), Statement>,
     /// [`Shared::epoch`] when the connection was made.
     epoch: u64,
     /// Seen failing: the pool drops it when it comes back.
@@ -377,11 +398,12 @@ struct PgConn {
 impl PgConn {
     /// The prepared statement for `sql` (prepared on first use).
     fn stmt(&mut self, sql: &'static str) -> Result<Statement, StoreError> {
-        if let Some(s) = self.statements.get(sql) {
+        let key = (sql.as_ptr() as usize, sql.len());
+        if let Some(s) = self.statements.get(&key) {
             return Ok(s.clone());
         }
         let s = self.client.prepare(sql).map_err(store_err)?;
-        self.statements.insert(sql, s.clone());
+        self.statements.insert(key, s.clone());
         Ok(s)
     }
 
@@ -434,8 +456,17 @@ impl r2d2::ManageConnection for Manager {
 
     fn connect(&self) -> Result<PgConn, postgres::Error> {
         let epoch = self.0.epoch.load(Ordering::Acquire);
+        let mut client = self.0.config.connect(NoTls)?;
+        // Plan each prepared statement once per connection (its generic
+        // plan) instead of re-planning it with the parameters' values for
+        // its first executions and whenever the planner guesses a custom
+        // plan is cheaper: every statement here is a lookup by key (the
+        // group commit's joins the unnested parameters to the primary key
+        // by a nested loop either way), and planning the group statement
+        // costs more than running it.
+        client.batch_execute("SET plan_cache_mode = force_generic_plan")?;
         Ok(PgConn {
-            client: self.0.config.connect(NoTls)?,
+            client,
             statements: HashMap::new(),
             epoch,
             broken: false,
@@ -550,6 +581,8 @@ pub struct PgStore {
     shared: std::sync::Arc<Shared>,
     cipher: XChaCha20Poly1305,
     cache: Mutex<HashMap<String, CachedState>>,
+    /// The sign-in path's writes, committed in groups.
+    group: group::Group,
     id: u64,
     target: String,
 }
@@ -641,6 +674,7 @@ impl PgStore {
             shared,
             cipher,
             cache: Mutex::new(HashMap::new()),
+            group: group::Group::new(),
             id: STORE_IDS.fetch_add(1, Ordering::Relaxed),
             target: redact_url(url),
         };
@@ -794,6 +828,27 @@ impl PgStore {
             Err(StoreError::Busy) => self.write(|c, _| f(c)),
             r => r,
         }
+    }
+
+    /// Run a write of the sign-in path: in this thread's batch if one is
+    /// open, else in a group commit ([`group`]) with concurrent ones.
+    fn submit(&self, op: group::Op) -> Result<group::Done, StoreError> {
+        if self.in_batch() {
+            return self.write(|c, _| op.run_alone(c));
+        }
+        off_runtime(|| {
+            self.group.submit(op, &|members| {
+                let mut conn = match self.conn() {
+                    Ok(c) => c,
+                    Err(_) => return members.iter().map(|_| Err(StoreError::Busy)).collect(),
+                };
+                let r = group::run_group(&mut conn, members);
+                if r.iter().any(|r| matches!(r, Err(StoreError::Busy))) {
+                    self.note_failure(&mut conn, &StoreError::Busy);
+                }
+                r
+            })
+        })
     }
 
     fn uncache(&self, serial: &str) {
@@ -1084,15 +1139,20 @@ impl Store for PgStore {
             now,
         } = req;
         let key = owner.storage_key();
-        let now_ms = i64_of(now.as_millis(), "now")?;
-        let seen_v = sync_values(&seen)?;
-        let new_v = sync_values(&sync)?;
-        let r = self.write(|c, _| {
-            let mut params: Vec<&(dyn ToSql + Sync)> = vec![&serial, &key, &now_ms];
-            params.extend(seen_v.iter().map(|v| v as &(dyn ToSql + Sync)));
-            params.extend(new_v.iter().map(|v| v as &(dyn ToSql + Sync)));
-            Ok(c.execute(SQL_COMMIT_SUCCESS.as_str(), &params)? == 1)
-        });
+        let op = group::Op::Success {
+            serial: serial.to_string(),
+            owner: key.to_string(),
+            now: i64_of(now.as_millis(), "now")?,
+            seen: sync_values(&seen)?,
+            new: sync_values(&sync)?,
+        };
+        let r = match self.submit(op) {
+            Ok(group::Done::Success(applied)) => Ok(applied),
+            Ok(group::Done::Failure(_)) => {
+                Err(StoreError::Corrupt("a group answered out of kind".into()))
+            }
+            Err(e) => Err(e),
+        };
         let mut cache = self.cache.lock();
         match (cache.get_mut(serial), &r) {
             (Some(e), Ok(true)) => {
@@ -1136,11 +1196,19 @@ impl Store for PgStore {
         let until = Timestamp::from_millis(now.as_millis().saturating_add(lock_ms));
         let until_i = i64_of(until.as_millis(), "lock expiry")?;
         let threshold_i = i64::from(threshold);
-        let r = self.write(|c, _| {
-            c.query_opt(SQL_RECORD_FAILURE, &[&serial, &key, &threshold_i, &until_i])?
-                .map(|r| Ok((col::<i64>(&r, 0)?, col::<Option<i64>>(&r, 1)?)))
-                .transpose()
-        });
+        let op = group::Op::Failure {
+            serial: serial.to_string(),
+            owner: key.to_string(),
+            threshold: threshold_i,
+            until: until_i,
+        };
+        let r = match self.submit(op) {
+            Ok(group::Done::Failure(r)) => Ok(r),
+            Ok(group::Done::Success(_)) => {
+                Err(StoreError::Corrupt("a group answered out of kind".into()))
+            }
+            Err(e) => Err(e),
+        };
         self.uncache(serial);
         Ok(match r? {
             None => FailureOutcome::NotAssigned,
