@@ -74,8 +74,15 @@ use super::{
 /// Most operations in one group (a few hundred bytes of parameters each).
 const MAX_GROUP: usize = 64;
 
+/// What runs one group: the queued operations with their callers' slots
+/// in, one answer per operation out (in order).
+pub(super) type RunGroup<'a> = dyn Fn(&[(Op, Arc<Slot>)]) -> Vec<Result<Done, StoreError>> + 'a;
+
 /// One queued write of the sign-in path, its values as the single
 /// statements bind them.
+// A success carries two sync states inline: boxing them would allocate
+// once more per request for an entry that lives a few microseconds.
+#[allow(clippy::large_enum_variant)]
 pub(super) enum Op {
     /// `SQL_COMMIT_SUCCESS`: set the sync state if it is still `seen`.
     Success {
@@ -189,11 +196,7 @@ impl Group {
     /// Run `op` in a group; `run` executes one group's statement on a
     /// connection it obtains (see [`run_group`]). Blocks until the group
     /// holding `op` has committed (or failed).
-    pub(super) fn submit(
-        &self,
-        op: Op,
-        run: &dyn Fn(&[(Op, Arc<Slot>)]) -> Vec<Result<Done, StoreError>>,
-    ) -> Result<Done, StoreError> {
+    pub(super) fn submit(&self, op: Op, run: &RunGroup<'_>) -> Result<Done, StoreError> {
         let slot = Arc::new(Slot {
             state: Mutex::new(SlotState::Waiting),
             cv: Condvar::new(),
@@ -218,11 +221,7 @@ impl Group {
 
     /// Lead one group (which holds `mine`), hand the lead on, answer
     /// every member; `mine`'s answer is returned.
-    fn lead(
-        &self,
-        mine: &Arc<Slot>,
-        run: &dyn Fn(&[(Op, Arc<Slot>)]) -> Vec<Result<Done, StoreError>>,
-    ) -> Result<Done, StoreError> {
+    fn lead(&self, mine: &Arc<Slot>, run: &RunGroup<'_>) -> Result<Done, StoreError> {
         let group = self.take();
         /// If the group's run panics: its callers hear `Busy`, the lead
         /// passes on (nobody waits forever).
