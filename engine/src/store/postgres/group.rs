@@ -18,8 +18,9 @@
 //! # Why each row keeps the atomicity of its single statement
 //!
 //! The group statement is an `UPDATE fobsim_tokens ... FROM unnest(...)`
-//! (one for the accepted codes, one for the failures, as two
-//! data-modifying parts of one statement) whose `WHERE` clause, per row of
+//! (one for the accepted codes, one for the failures; a group holding
+//! both kinds runs them as two data-modifying parts of one statement)
+//! whose `WHERE` clause, per row of
 //! the unnested arrays, is exactly the condition of the single statement it
 //! replaces (`SQL_COMMIT_SUCCESS`, `SQL_RECORD_FAILURE` in the parent
 //! module), and whose `SET` is exactly its effect:
@@ -292,14 +293,26 @@ impl Group {
     }
 }
 
-/// The group statement: the accepted codes (parameters 1–19: serials,
-/// owners, `now`, the 8 sync columns read, the 8 to write) and the failures
-/// (20–23: serials, owners, thresholds, lock expiries), each an `UPDATE
+/// The group statements: the accepted codes (parameters 1–19: serials,
+/// owners, `now`, the 8 sync columns read, the 8 to write) and the
+/// failures (serials, owners, thresholds, lock expiries), each an `UPDATE
 /// ... FROM unnest(...) WITH ORDINALITY` whose per-row condition and effect
-/// are those of the single statement (see the module documentation). It
-/// returns `(0, ordinal)` for each accepted code recorded and `(1,
+/// are those of the single statement (see the module documentation). Rows
+/// come back as `(0, ordinal)` for each accepted code recorded and `(1,
 /// ordinal, failures, locked_until)` for each failure counted.
-pub(super) static SQL_GROUP: LazyLock<String> = LazyLock::new(|| {
+///
+/// A group holding one kind only runs the statement of that kind (a
+/// group of accepted codes, the common case, does not plan, open and
+/// run an empty failure update); a mixed group runs both as two
+/// data-modifying parts of one statement (failures are then parameters
+/// 20–23).
+struct GroupSql {
+    successes: String,
+    failures: String,
+    both: String,
+}
+
+static SQL_GROUP: LazyLock<GroupSql> = LazyLock::new(|| {
     let seen_cols: Vec<String> = (0..8).map(|i| format!("s{i}")).collect();
     let new_cols: Vec<String> = (0..8).map(|i| format!("n{i}")).collect();
     let arrays = |from: usize, n: usize| -> String {
@@ -314,29 +327,47 @@ pub(super) static SQL_GROUP: LazyLock<String> = LazyLock::new(|| {
         .map(|(c, n)| format!("{c} = v.{n}"))
         .collect::<Vec<_>>()
         .join(", ");
-    format!(
-        "WITH s AS (UPDATE fobsim_tokens t SET {set}, failures = 0 \
-         FROM unnest($1::TEXT[], $2::TEXT[], $3::BIGINT[], {seen}, {new}) \
-         WITH ORDINALITY AS v(serial, owner, now, {seen_cols}, {new_cols}, i) \
-         WHERE t.serial = v.serial AND t.owner = v.owner AND {matches} \
-         AND (t.locked_until IS NULL OR t.locked_until <= v.now) RETURNING v.i), \
-         f AS (UPDATE fobsim_tokens t SET \
-         failures = CASE WHEN v.threshold > 0 AND t.failures + 1 >= v.threshold THEN 0 \
-         ELSE t.failures + 1 END, \
-         locked_until = CASE WHEN v.threshold > 0 AND t.failures + 1 >= v.threshold \
-         THEN v.until ELSE t.locked_until END \
-         FROM unnest($20::TEXT[], $21::TEXT[], $22::BIGINT[], $23::BIGINT[]) \
-         WITH ORDINALITY AS v(serial, owner, threshold, until, i) \
-         WHERE t.serial = v.serial AND t.owner = v.owner \
-         RETURNING v.i, t.failures, t.locked_until) \
-         SELECT 0::INTEGER, i, NULL::BIGINT, NULL::BIGINT FROM s \
-         UNION ALL SELECT 1::INTEGER, i, failures, locked_until FROM f",
-        seen = arrays(4, 8),
-        new = arrays(12, 8),
-        seen_cols = seen_cols.join(", "),
-        new_cols = new_cols.join(", "),
-        matches = sync_match_on("t", "v.s"),
-    )
+    let success = |returning: &str| {
+        format!(
+            "UPDATE fobsim_tokens t SET {set}, failures = 0 \
+             FROM unnest($1::TEXT[], $2::TEXT[], $3::BIGINT[], {seen}, {new}) \
+             WITH ORDINALITY AS v(serial, owner, now, {seen_cols}, {new_cols}, i) \
+             WHERE t.serial = v.serial AND t.owner = v.owner AND {matches} \
+             AND (t.locked_until IS NULL OR t.locked_until <= v.now) RETURNING {returning}",
+            seen = arrays(4, 8),
+            new = arrays(12, 8),
+            seen_cols = seen_cols.join(", "),
+            new_cols = new_cols.join(", "),
+            matches = sync_match_on("t", "v.s"),
+        )
+    };
+    let failure = |first: usize, returning: &str| {
+        format!(
+            "UPDATE fobsim_tokens t SET \
+             failures = CASE WHEN v.threshold > 0 AND t.failures + 1 >= v.threshold THEN 0 \
+             ELSE t.failures + 1 END, \
+             locked_until = CASE WHEN v.threshold > 0 AND t.failures + 1 >= v.threshold \
+             THEN v.until ELSE t.locked_until END \
+             FROM unnest(${}::TEXT[], ${}::TEXT[], ${}::BIGINT[], ${}::BIGINT[]) \
+             WITH ORDINALITY AS v(serial, owner, threshold, until, i) \
+             WHERE t.serial = v.serial AND t.owner = v.owner RETURNING {returning}",
+            first,
+            first + 1,
+            first + 2,
+            first + 3,
+        )
+    };
+    GroupSql {
+        successes: success("0::INTEGER, v.i, NULL::BIGINT, NULL::BIGINT"),
+        failures: failure(1, "1::INTEGER, v.i, t.failures, t.locked_until"),
+        both: format!(
+            "WITH s AS ({}), f AS ({}) \
+             SELECT 0::INTEGER, i, NULL::BIGINT, NULL::BIGINT FROM s \
+             UNION ALL SELECT 1::INTEGER, i, failures, locked_until FROM f",
+            success("v.i"),
+            failure(20, "v.i, t.failures, t.locked_until"),
+        ),
+    }
 });
 
 /// Run one group on `c`: one statement. If the server refused it (the
@@ -389,6 +420,9 @@ impl StoreError {
 type Answer = Result<Result<Vec<Result<Done, StoreError>>, StoreError>, postgres::Error>;
 
 fn run_statement(c: &mut PgConn, group: &[(Op, Arc<Slot>)]) -> Answer {
+    if group.is_empty() {
+        return Ok(Ok(Vec::new()));
+    }
     // Rows in the order of their serials: concurrent groups of other
     // replicas lock the rows they share in the same order (fewer
     // deadlocks; one that happens anyway is a refusal, see `run_group`).
@@ -435,16 +469,26 @@ fn run_statement(c: &mut PgConn, group: &[(Op, Arc<Slot>)]) -> Answer {
             }
         }
     }
-    let mut params: Vec<&(dyn ToSql + Sync)> = vec![&s_serial, &s_owner, &s_now];
-    params.extend(s_seen.iter().map(|v| v as &(dyn ToSql + Sync)));
-    params.extend(s_new.iter().map(|v| v as &(dyn ToSql + Sync)));
-    params.extend([
-        &f_serial as &(dyn ToSql + Sync),
-        &f_owner,
-        &f_threshold,
-        &f_until,
-    ]);
-    let stmt = match c.stmt(SQL_GROUP.as_str()) {
+    let mut params: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(23);
+    if !s_serial.is_empty() {
+        params.extend([&s_serial as &(dyn ToSql + Sync), &s_owner, &s_now]);
+        params.extend(s_seen.iter().map(|v| v as &(dyn ToSql + Sync)));
+        params.extend(s_new.iter().map(|v| v as &(dyn ToSql + Sync)));
+    }
+    if !f_serial.is_empty() {
+        params.extend([
+            &f_serial as &(dyn ToSql + Sync),
+            &f_owner,
+            &f_threshold,
+            &f_until,
+        ]);
+    }
+    let sql = match (s_serial.is_empty(), f_serial.is_empty()) {
+        (false, true) => &SQL_GROUP.successes,
+        (true, false) => &SQL_GROUP.failures,
+        _ => &SQL_GROUP.both,
+    };
+    let stmt = match c.stmt(sql.as_str()) {
         Ok(s) => s,
         Err(e) => return Ok(Err(e)),
     };
@@ -492,6 +536,7 @@ mod tests {
 
     use std::sync::atomic::{AtomicUsize, Ordering};
 
+    use super::super::{PgOptions, PgStore};
     use super::*;
 
     /// A failure on `serial` whose `threshold` names its caller (the fake
@@ -517,6 +562,147 @@ mod tests {
         while g.queue.lock().pending.len() < n {
             std::thread::yield_now();
         }
+    }
+
+    /// The sync columns of `serial`, as a success's `seen` binds them.
+    fn sync_of(c: &mut PgConn, serial: &str) -> [Option<i64>; 8] {
+        let sql = format!(
+            "SELECT {} FROM fobsim_tokens WHERE serial = $1",
+            SYNC_COLS.join(", ")
+        );
+        let row = c.client.query_one(sql.as_str(), &[&serial]).unwrap();
+        std::array::from_fn(|i| row.get(i))
+    }
+
+    fn success(serial: &str, owner: &str, seen: [Option<i64>; 8], last_step: i64) -> Op {
+        let mut new = seen;
+        new[3] = Some(last_step);
+        Op::Success {
+            serial: serial.into(),
+            owner: owner.into(),
+            now: 1,
+            seen,
+            new,
+        }
+    }
+
+    fn failure(serial: &str, owner: &str) -> Op {
+        Op::Failure {
+            serial: serial.into(),
+            owner: owner.into(),
+            threshold: 3,
+            until: 99,
+        }
+    }
+
+    fn members(ops: Vec<Op>) -> Vec<(Op, Arc<Slot>)> {
+        ops.into_iter()
+            .map(|op| {
+                let slot = Arc::new(Slot {
+                    state: Mutex::new(SlotState::Waiting),
+                    cv: Condvar::new(),
+                });
+                (op, slot)
+            })
+            .collect()
+    }
+
+    /// The three statements (accepted codes only, failures only, both) on
+    /// a real server: each row applies exactly when its single statement
+    /// would (the state read, the owner), failures count and lock at the
+    /// threshold, and every caller hears its own row's answer.
+    #[test]
+    fn each_kind_of_group_statement_applies_exactly_its_rows() {
+        let url = crate::testing::postgres::shared()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .fresh_schema_url()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let store = PgStore::open(
+            &url,
+            &crate::KeySource::Bytes(crate::testing::TEST_KEY),
+            PgOptions::default(),
+        )
+        .unwrap();
+        let mut c = store.conn().unwrap();
+        for (serial, owner) in [("A", "alice"), ("B", "bob"), ("C", "carol")] {
+            c.client
+                .execute(
+                    "INSERT INTO fobsim_tokens (serial, algorithm, digits, period, t0, secret, owner, enable_date) \
+                     VALUES ($1, 'SHA1', 6, 30, 0, '\\x00', $2, 0)",
+                    &[&serial, &owner],
+                )
+                .unwrap();
+        }
+        let a0 = sync_of(&mut c, "A");
+
+        // Accepted codes only: A applies; A's stale twice can't be in the
+        // same group, so B with a state it never had does not, nor C
+        // under another owner.
+        let b0 = sync_of(&mut c, "B");
+        let c0 = sync_of(&mut c, "C");
+        let mut stale = b0;
+        stale[0] = Some(12_345);
+        let r = run_group(
+            &mut c,
+            &members(vec![
+                success("C", "mallory", c0, 7),
+                success("A", "alice", a0, 5),
+                success("B", "bob", stale, 5),
+            ]),
+        );
+        assert_eq!(
+            r.into_iter().map(Result::unwrap).collect::<Vec<_>>(),
+            [
+                Done::Success(false),
+                Done::Success(true),
+                Done::Success(false)
+            ]
+        );
+        assert_eq!(sync_of(&mut c, "A")[3], Some(5));
+        assert_eq!(sync_of(&mut c, "B"), b0);
+
+        // Failures only: counted, at the threshold the counter resets and
+        // the lock is set; another owner's row is not touched.
+        for expect in [(1, None), (2, None), (0, Some(99))] {
+            let r = run_group(
+                &mut c,
+                &members(vec![failure("B", "bob"), failure("C", "mallory")]),
+            );
+            assert_eq!(
+                r.into_iter().map(Result::unwrap).collect::<Vec<_>>(),
+                [Done::Failure(Some(expect)), Done::Failure(None)]
+            );
+        }
+
+        // Both kinds in one statement: A moves on from the state it now
+        // has (the one read before is a replay's and does not apply in a
+        // later group), C counts a failure.
+        let a1 = sync_of(&mut c, "A");
+        let r = run_group(
+            &mut c,
+            &members(vec![failure("C", "carol"), success("A", "alice", a1, 6)]),
+        );
+        assert_eq!(
+            r.into_iter().map(Result::unwrap).collect::<Vec<_>>(),
+            [Done::Failure(Some((1, None))), Done::Success(true)]
+        );
+        let r = run_group(&mut c, &members(vec![success("A", "alice", a0, 9)]));
+        assert_eq!(
+            r.into_iter().map(Result::unwrap).collect::<Vec<_>>(),
+            [Done::Success(false)]
+        );
+        assert_eq!(sync_of(&mut c, "A")[3], Some(6));
+        let (failures, locked): (i64, Option<i64>) = {
+            let row = c
+                .client
+                .query_one(
+                    "SELECT failures, locked_until FROM fobsim_tokens WHERE serial = 'B'",
+                    &[],
+                )
+                .unwrap();
+            (row.get(0), row.get(1))
+        };
+        assert_eq!((failures, locked), (0, Some(99)));
     }
 
     /// 24 callers on 3 serials: the first runs alone and holds its group
