@@ -248,30 +248,52 @@ pub(crate) fn run(opts: &Options, rows: &mut Vec<Row>) -> Result<(), BenchError>
     )?;
     drop(engine);
     let mut cpu_rows = Vec::new();
-    for store in ["sqlite", "memory"] {
-        opts.say(&format!("verify: HTTP GetSessionToken ({store})"));
-        let id = format!("verify.http.{store}");
-        let name = format!("fobsim serve: STS GetSessionToken+MFA over HTTP, {store}");
+    let wide = wide(opts);
+    for (store, o, suffix) in [
+        ("sqlite", opts, ""),
+        ("memory", opts, ""),
+        ("sqlite", &wide, ".wide"),
+    ] {
+        opts.say(&format!(
+            "verify: HTTP GetSessionToken ({store}, {} connections)",
+            o.concurrency
+        ));
+        let id = format!("verify.http.{store}{suffix}");
+        let name = format!(
+            "fobsim serve: STS GetSessionToken+MFA over HTTP, {store}{}",
+            if suffix.is_empty() {
+                String::new()
+            } else {
+                format!(", {} connections", o.concurrency)
+            }
+        );
         let r = (|| {
             let engine = if store == "memory" {
                 Engine::in_memory(Profile::for_tests())
             } else {
                 Engine::sqlite(
-                    dir.path().join(format!("http-{store}.db")),
+                    dir.path().join(format!("http-{store}{suffix}.db")),
                     &fobsim_engine::KeySource::Bytes(testing::TEST_KEY),
                     Profile::for_tests(),
                 )
                 .map_err(|e| setup("sqlite engine", e))?
             };
-            http::bench(opts, engine)
+            http::bench(o, engine)
         })();
         if let Ok(h) = &r
             && let Some(c) = h.cpu_ms
         {
             cpu_rows.push(Row::new(
-                &format!("verify.cpu.http.{store}"),
+                &format!("verify.cpu.http.{store}{suffix}"),
                 Group::Verify,
-                &format!("CPU per GetSessionToken, {store} (server + load generator)"),
+                &format!(
+                    "CPU per GetSessionToken, {store}{} (server + load generator)",
+                    if suffix.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", {} connections", o.concurrency)
+                    }
+                ),
                 c,
                 "CPU ms/request",
             ));
@@ -284,7 +306,7 @@ pub(crate) fn run(opts: &Options, rows: &mut Vec<Row>) -> Result<(), BenchError>
                     h.lat.len(),
                     h.users,
                     h.rounds,
-                    opts.concurrency,
+                    o.concurrency,
                     h.errors,
                     cpu_note(h.cpu_ms)
                 )),
@@ -354,8 +376,19 @@ struct HttpResult {
     cpu_ms: Option<f64>,
     /// The database server's share of `cpu_ms`.
     db_cpu_ms: Option<f64>,
-    /// Database transactions (each a round trip or more) per request.
-    db_xacts: Option<f64>,
+    /// The database's work per request (replicated runs).
+    db: Option<DbPerRequest>,
+}
+
+/// A database server's work per request.
+#[derive(Debug, Clone, Copy)]
+struct DbPerRequest {
+    /// Transactions (each a round trip or more).
+    xacts: f64,
+    /// WAL flushes.
+    wal_syncs: f64,
+    /// How long one WAL flush took on average, µs (none if none ran).
+    wal_sync_us: Option<f64>,
 }
 
 /// GetSessionToken over HTTP on PostgreSQL with 1, 2 and 3 replicas (the
@@ -364,15 +397,34 @@ struct HttpResult {
 fn postgres_rows(opts: &Options, rows: &mut Vec<Row>, cpu_rows: &mut Vec<Row>) {
     use fobsim_engine::testing::postgres::PgServer;
     opts.say("verify: HTTP GetSessionToken (PostgreSQL, 1-3 replicas)");
-    let durable = PgServer::start();
+    // Default settings, plus the timing of WAL flushes (a clock read
+    // around each: what the row's note reports a flush to cost).
+    let timing = ("track_wal_io_timing", "on");
+    let durable = PgServer::start_with(&[timing]);
     for n in 1..=3usize {
         postgres_row(opts, rows, cpu_rows, &durable, n, "");
     }
+    // The same with twice the connections: each group commit then holds
+    // more requests (see docs/PERFORMANCE.md).
+    let wide = wide(opts);
+    opts.say(&format!(
+        "verify: HTTP GetSessionToken (PostgreSQL, 1 replica, {} connections)",
+        wide.concurrency
+    ));
+    postgres_row(&wide, rows, cpu_rows, &durable, 1, ".wide");
     // What the flush of every commit costs: the same with commits
     // acknowledged before their WAL reaches the disk.
     opts.say("verify: HTTP GetSessionToken (PostgreSQL, synchronous_commit=off)");
-    let lazy = PgServer::start_with(&[("synchronous_commit", "off")]);
+    let lazy = PgServer::start_with(&[timing, ("synchronous_commit", "off")]);
     postgres_row(opts, rows, cpu_rows, &lazy, 1, ".async");
+}
+
+/// The options of the `.wide` rows: twice the client connections.
+fn wide(opts: &Options) -> Options {
+    Options {
+        concurrency: opts.concurrency.max(1) * 2,
+        ..opts.clone()
+    }
 }
 
 fn postgres_row(
@@ -387,10 +439,11 @@ fn postgres_row(
     suffix: &str,
 ) {
     use fobsim_engine::{KeySource, PgOptions};
-    let sync = if suffix.is_empty() { "on" } else { "off" };
+    let sync = if suffix == ".async" { "off" } else { "on" };
     let id = format!("verify.http.postgres.r{n}{suffix}");
     let name = format!(
-        "fobsim serve: STS GetSessionToken+MFA over HTTP, PostgreSQL, {n} replica(s), synchronous_commit={sync}"
+        "fobsim serve: STS GetSessionToken+MFA over HTTP, PostgreSQL, {n} replica(s), {} connections, synchronous_commit={sync}",
+        opts.concurrency
     );
     let db_name = format!("bench_r{n}{}", suffix.replace('.', "_"));
     let r = server
@@ -409,19 +462,24 @@ fn postgres_row(
                 )
                 .map_err(|e| setup("PostgreSQL engine", e))
             };
-            let xacts = || {
+            let counters = || {
                 let mut c = server.admin(&db_name).ok()?;
-                c.query_one(
-                    "SELECT (xact_commit + xact_rollback)::bigint FROM pg_stat_database WHERE datname = current_database()",
-                    &[],
-                )
-                .ok()?
-                .try_get::<_, i64>(0)
-                .ok()
+                let r = c
+                    .query_one(
+                        "SELECT (d.xact_commit + d.xact_rollback)::bigint, w.wal_sync, w.wal_sync_time \
+                         FROM pg_stat_database d, pg_stat_wal w WHERE d.datname = current_database()",
+                        &[],
+                    )
+                    .ok()?;
+                Some(http::DbCounters {
+                    xacts: r.try_get(0).ok()?,
+                    wal_syncs: r.try_get(1).ok()?,
+                    wal_sync_ms: r.try_get(2).ok()?,
+                })
             };
             let db = http::Db {
                 pid: server.pid(),
-                xacts: &xacts,
+                counters: &counters,
             };
             http::bench_replicas(opts, open()?, n, &open, Some(db))
         });
@@ -432,7 +490,8 @@ fn postgres_row(
             &format!("verify.cpu.http.postgres.r{n}{suffix}"),
             Group::Verify,
             &format!(
-                "CPU per GetSessionToken, PostgreSQL, {n} replica(s), synchronous_commit={sync} (servers + database + load generator)"
+                "CPU per GetSessionToken, PostgreSQL, {n} replica(s), {} connections, synchronous_commit={sync} (servers + database + load generator)",
+                opts.concurrency
             ),
             c,
             "CPU ms/request",
@@ -442,7 +501,7 @@ fn postgres_row(
         Ok(h) => Row::new(&id, Group::Verify, &name, h.rate, "requests/s")
             .lat(&mut h.lat.clone())
             .note(format!(
-                "{} requests ({} users × {} steps), {} keep-alive connections spread over {n} replica(s) of 2 server threads each, database and client on the same cores; {} non-200; CPU {} per request (servers + PostgreSQL + load generator), of it PostgreSQL {}; {} database transactions per request",
+                "{} requests ({} users × {} steps), {} keep-alive connections spread over {n} replica(s) of 2 server threads each, database and client on the same cores; {} non-200; CPU {} per request (servers + PostgreSQL + load generator), of it PostgreSQL {}; {} database transactions and {} WAL flushes per request, {} per flush",
                 h.lat.len(),
                 h.users,
                 h.rounds,
@@ -450,7 +509,11 @@ fn postgres_row(
                 h.errors,
                 cpu_note(h.cpu_ms),
                 cpu_note(h.db_cpu_ms),
-                h.db_xacts.map_or_else(|| "?".to_string(), |x| format!("{x:.2}"))
+                h.db.map_or_else(|| "?".to_string(), |d| format!("{:.2}", d.xacts)),
+                h.db.map_or_else(|| "?".to_string(), |d| format!("{:.2}", d.wal_syncs)),
+                h.db
+                    .and_then(|d| d.wal_sync_us)
+                    .map_or_else(|| "?".to_string(), |us| format!("{us:.0} µs")),
             )),
         Err(e) => Row::missing(&id, Group::Verify, &name, "requests/s", e.to_string()),
     });

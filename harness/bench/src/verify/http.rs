@@ -33,7 +33,7 @@ use fobsim_engine::api::server;
 use fobsim_engine::{Engine, testing};
 use http_body_util::{BodyExt as _, Full};
 
-use super::HttpResult;
+use super::{DbPerRequest, HttpResult};
 use crate::measure::{cpu_seconds, cpu_seconds_of_tree};
 use crate::{BenchError, Options, setup};
 
@@ -135,13 +135,23 @@ fn unreachable_replica() -> Result<Engine, BenchError> {
 }
 
 /// The database server of a replicated run: its postmaster's PID (its
-/// processes' CPU counts too) and its transaction counter.
+/// processes' CPU counts too) and its counters.
 pub(super) struct Db<'a> {
     /// The postmaster (its backends are its children).
     pub(super) pid: Option<u32>,
-    /// Transactions committed or rolled back in the database so far
-    /// (PostgreSQL publishes the counters within a second).
-    pub(super) xacts: &'a dyn Fn() -> Option<i64>,
+    /// The counters so far (PostgreSQL publishes them within a second).
+    pub(super) counters: &'a dyn Fn() -> Option<DbCounters>,
+}
+
+/// What a database server has done so far.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct DbCounters {
+    /// Transactions committed or rolled back in the benchmark's database.
+    pub(super) xacts: i64,
+    /// WAL flushes (`fdatasync` of the WAL), whole server.
+    pub(super) wal_syncs: i64,
+    /// Time spent in them, ms (`track_wal_io_timing`).
+    pub(super) wal_sync_ms: f64,
 }
 
 /// [`bench`] over `replicas` servers, each on its own 2-thread runtime
@@ -197,13 +207,13 @@ pub(super) fn bench_replicas(
         (None, _) => None,
     };
     // The counters PostgreSQL publishes lag by up to a second.
-    let xacts = || {
+    let counters = || {
         db.as_ref().and_then(|d| {
             std::thread::sleep(Duration::from_millis(1_200));
-            (d.xacts)()
+            (d.counters)()
         })
     };
-    let xacts0 = xacts();
+    let counters0 = counters();
     let mut lat = Vec::with_capacity(users * rounds);
     let mut errors = 0;
     let mut busy = Duration::ZERO;
@@ -265,7 +275,7 @@ pub(super) fn bench_replicas(
         }
         Ok::<(), BenchError>(())
     })();
-    let xacts1 = if result.is_ok() { xacts() } else { None };
+    let counters1 = if result.is_ok() { counters() } else { None };
     for (rt, stop_tx) in servers {
         let _ = stop_tx.send(());
         rt.shutdown_timeout(Duration::from_secs(2));
@@ -280,8 +290,17 @@ pub(super) fn bench_replicas(
         server: "fobsim".into(),
         cpu_ms: cpu.map(|c| c * 1e3 / (users * rounds).max(1) as f64),
         db_cpu_ms: db_cpu.map(|c| c * 1e3 / (users * rounds).max(1) as f64),
-        db_xacts: match (xacts0, xacts1) {
-            (Some(a), Some(b)) => Some((b - a) as f64 / (users * rounds).max(1) as f64),
+        db: match (counters0, counters1) {
+            (Some(a), Some(b)) => {
+                let requests = (users * rounds).max(1) as f64;
+                let syncs = b.wal_syncs - a.wal_syncs;
+                Some(DbPerRequest {
+                    xacts: (b.xacts - a.xacts) as f64 / requests,
+                    wal_syncs: syncs as f64 / requests,
+                    wal_sync_us: (syncs > 0)
+                        .then(|| (b.wal_sync_ms - a.wal_sync_ms) * 1e3 / syncs as f64),
+                })
+            }
             _ => None,
         },
     })

@@ -175,6 +175,6 @@ pub(super) fn bench(opts: &Options) -> Result<HttpResult, BenchError> {
         server,
         cpu_ms: cpu.map(|c| c * 1e3 / total as f64),
         db_cpu_ms: None,
-        db_xacts: None,
+        db: None,
     })
 }
