@@ -466,8 +466,8 @@ fn postgres_row(
                 let mut c = server.admin(&db_name).ok()?;
                 let r = c
                     .query_one(
-                        "SELECT (d.xact_commit + d.xact_rollback)::bigint, w.wal_sync, w.wal_sync_time \
-                         FROM pg_stat_database d, pg_stat_wal w WHERE d.datname = current_database()",
+                        "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint, wal_sync, wal_sync_time \
+                         FROM pg_stat_wal",
                         &[],
                     )
                     .ok()?;

@@ -139,14 +139,15 @@ fn unreachable_replica() -> Result<Engine, BenchError> {
 pub(super) struct Db<'a> {
     /// The postmaster (its backends are its children).
     pub(super) pid: Option<u32>,
-    /// The counters so far (PostgreSQL publishes them within a second).
+    /// The counters so far (statistics published within a second or two).
     pub(super) counters: &'a dyn Fn() -> Option<DbCounters>,
 }
 
 /// What a database server has done so far.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct DbCounters {
-    /// Transactions committed or rolled back in the benchmark's database.
+    /// Write transactions (the next transaction ID: exact and current, no
+    /// statistics delay; the server runs only this benchmark's database).
     pub(super) xacts: i64,
     /// WAL flushes (`fdatasync` of the WAL), whole server.
     pub(super) wal_syncs: i64,
@@ -206,7 +207,8 @@ pub(super) fn bench_replicas(
         (Some(c), Some(_)) => db_cpu_now().map(|d| c + d),
         (None, _) => None,
     };
-    // The counters PostgreSQL publishes lag by up to a second.
+    // The statistics PostgreSQL publishes (WAL flushes) lag: a backend
+    // publishes its own at most once a second, and when it exits.
     let counters = || {
         db.as_ref().and_then(|d| {
             std::thread::sleep(Duration::from_millis(1_200));
@@ -275,11 +277,13 @@ pub(super) fn bench_replicas(
         }
         Ok::<(), BenchError>(())
     })();
-    let counters1 = if result.is_ok() { counters() } else { None };
     for (rt, stop_tx) in servers {
         let _ = stop_tx.send(());
         rt.shutdown_timeout(Duration::from_secs(2));
     }
+    // After the servers (and their engines and connection pools) are gone:
+    // a backend publishes its statistics when it exits.
+    let counters1 = if result.is_ok() { counters() } else { None };
     result?;
     Ok(HttpResult {
         rate: lat.len() as f64 / busy.as_secs_f64(),
