@@ -138,14 +138,20 @@ fn cli_quick_verify_measures_postgres_replicas() {
         "verify.http.postgres.r1",
         "verify.http.postgres.r2",
         "verify.http.postgres.r3",
+        "verify.http.postgres.r1.wide",
         "verify.http.postgres.r1.async",
     ] {
         let r = row(id);
         assert!(r["value"].as_f64().is_some_and(|x| x > 0.0), "{r}");
         let note = r["note"].as_str().unwrap();
         assert!(note.contains("; 0 non-200;"), "{id}: {note}");
-        assert!(note.contains("database transactions per request"), "{note}");
+        assert!(
+            note.contains(" database transactions and ")
+                && note.contains(" WAL flushes per request, "),
+            "{note}"
+        );
         assert!(!note.contains("? database transactions"), "{note}");
+        assert!(!note.contains("? WAL flushes"), "{note}");
         let cpu = row(&id.replace("verify.http.", "verify.cpu.http."));
         assert!(cpu["value"].as_f64().is_some_and(|x| x > 0.0), "{cpu}");
     }

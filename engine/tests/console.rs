@@ -594,11 +594,25 @@ fn malformed_forms_get_400_and_change_nothing() {
         let r = b.raw("POST", "/console/mfa/assign", ct, body);
         assert_eq!(r.status, 400, "{body:?}");
         assert!(r.body.contains("data-code=\"MalformedForm\""));
+        // docs/console.md: the error page, not the form it came from.
+        assert!(r.body.contains("<body data-page=\"error\""), "{}", r.body);
     }
     let r = b.raw("PUT", "/console/home", None, b"");
     assert_eq!(r.status, 405);
+    assert!(r.body.contains("<body data-page=\"error\""), "{}", r.body);
+    assert!(
+        r.body.contains("data-code=\"MethodNotAllowed\""),
+        "{}",
+        r.body
+    );
     let p = b.get("/console/nope");
     assert_eq!((p.status, p.error().as_deref()), (404, Some("NotFound")));
+    assert_eq!(p.page(), "error");
+    assert!(
+        p.body.contains("id=\"message-link\" href=\"/console/\""),
+        "{}",
+        p.body
+    );
     assert_eq!(b.get("/console/home").page(), "home");
 }
 

@@ -43,6 +43,18 @@ fn quick_verify_measures_our_server_and_privacyidea() {
         );
         assert!(r.note.contains("; 0 non-200;"), "{}", r.note);
     }
+    // The same SQLite server with twice the connections (what the
+    // PostgreSQL `.wide` row is compared with).
+    let wide = row(&report, "verify.http.sqlite.wide");
+    measured(wide);
+    assert!(
+        wide.note
+            .starts_with("400 requests (200 users × 2 steps), 8 keep-alive connections"),
+        "{}",
+        wide.note
+    );
+    assert!(wide.note.contains("; 0 non-200;"), "{}", wide.note);
+    measured(row(&report, "verify.cpu.http.sqlite.wide"));
     let pi = row(&report, "verify.privacyidea");
     measured(pi);
     assert!(
