@@ -12,10 +12,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops loudly
 
-use std::io::{BufRead as _, BufReader, Read as _};
+#[path = "support/ready.rs"]
+mod ready;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::Locator;
@@ -23,6 +25,7 @@ use fantoccini::cookies::Cookie;
 use fantoccini::wd::WindowHandle;
 use fobsim_emulator::http::client::PanelClient;
 use fobsim_engines::webdriver::Browser;
+use ready::Ready;
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_fobsim");
@@ -46,23 +49,15 @@ fn password(user: &str) -> String {
 /// A running `fobsim up` on a manual clock (frozen at 2026-01-01), its
 /// temp directory (TMPDIR) and its ready line.
 struct Up {
-    child: Child,
-    ready: Value,
+    up: Ready,
     _tmp: tempfile::TempDir,
-}
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Up {
     fn start() -> Up {
         let tmp = tempfile::tempdir().unwrap();
-        let mut child = Command::new(BIN)
-            .args(["up", "--listen", "127.0.0.1:0", "--panel", "127.0.0.1:0"])
+        let mut cmd = Command::new(BIN);
+        cmd.args(["up", "--listen", "127.0.0.1:0", "--panel", "127.0.0.1:0"])
             .args([
                 "--json",
                 "--clock",
@@ -72,32 +67,15 @@ impl Up {
             ])
             .env("TMPDIR", tmp.path())
             .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let ready: Value = serde_json::from_str(&line).unwrap_or_else(|e| {
-            let mut err = String::new();
-            let _ = child.stderr.take().unwrap().read_to_string(&mut err);
-            panic!("fobsim up did not start: {e}: {line:?}\n{err}")
-        });
+            .stderr(Stdio::piped());
         Up {
-            child,
-            ready,
+            up: Ready::start(cmd, "fobsim up"),
             _tmp: tmp,
         }
     }
 
     fn url(&self, key: &str) -> String {
-        self.ready[key]
-            .as_str()
-            .unwrap_or_else(|| panic!("no {key} in {}", self.ready))
-            .trim_end_matches('/')
-            .to_string()
+        self.up.str(key).trim_end_matches('/').to_string()
     }
 
     /// `http://ADDR/console`.

@@ -5,8 +5,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops loudly
 
-use std::io::{BufRead as _, BufReader};
+#[path = "support/ready.rs"]
+mod ready;
+
 use std::process::{Command, Output, Stdio};
+
+use ready::Ready;
 
 const BIN: &str = env!("CARGO_BIN_EXE_fobsim");
 /// RFC 6238's SHA1 test key (hex of "12345678901234567890").
@@ -191,25 +195,19 @@ fn emulate_start_and_clock_set_take_the_same_time_forms() {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("clock.sock");
     let sock_s = sock.to_str().unwrap();
-    let mut child = Command::new(BIN)
-        .args([
-            "emulate",
-            "--clock",
-            "manual",
-            "--start",
-            "1700000000",
-            "--control",
-            sock_s,
-            "--json",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.args([
+        "emulate",
+        "--clock",
+        "manual",
+        "--start",
+        "1700000000",
+        "--control",
+        sock_s,
+        "--json",
+    ])
+    .stderr(Stdio::inherit());
+    let emu = Ready::start(cmd, "fobsim emulate");
     let get = || {
         let o = fobsim(&["clock", "--control", sock_s, "get"]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -251,8 +249,7 @@ fn emulate_start_and_clock_set_take_the_same_time_forms() {
         }
         Ok(())
     })();
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(emu);
     checks.unwrap();
 }
 
@@ -310,19 +307,12 @@ fn one_seed_default_for_run_fob_and_emulate() {
     for extra in [vec![], vec!["--fleet", fleet.to_str().unwrap()]] {
         let csv = dir.path().join("seeds.csv");
         let _ = std::fs::remove_file(&csv);
-        let mut child = Command::new(BIN)
-            .arg("emulate")
+        let mut cmd = Command::new(BIN);
+        cmd.arg("emulate")
             .args(&extra)
-            .args(["--export-seeds", csv.to_str().unwrap(), "--json"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let _ = child.kill();
-        let _ = child.wait();
+            .args(["--export-seeds", csv.to_str().unwrap(), "--json"]);
+        // Up (its ready line printed): the seeds are written.
+        drop(Ready::start(cmd, "fobsim emulate"));
         let recs = fobsim_core::seedfile::parse(&std::fs::read_to_string(&csv).unwrap()).unwrap();
         assert_eq!(recs[0].serial.as_str(), "GAHT00000001");
         assert_eq!(recs[0].secret.expose(), want.expose(), "{extra:?}");

@@ -4,36 +4,31 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops loudly
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, Stdio};
+#[path = "support/ready.rs"]
+mod ready;
+
+use std::process::{Command, Stdio};
 
 use fobsim_aws::Service;
 use fobsim_aws::client::Client;
 use fobsim_aws::sigv4::Credentials;
 use fobsim_core::Timestamp;
+use ready::Ready;
 
 const BIN: &str = env!("CARGO_BIN_EXE_fobsim");
 /// The manual clock's start: 2001-09-09, far from the real time.
 const START: u64 = 1_000_000_000;
 
 struct Serve {
-    child: Child,
+    serve: Ready,
     endpoint: String,
-    stderr: Option<std::process::ChildStderr>,
     _dir: tempfile::TempDir,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn serve(extra: &[&str]) -> Serve {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(BIN)
-        .args(["serve", "--db"])
+    let mut cmd = Command::new(BIN);
+    cmd.args(["serve", "--db"])
         .arg(dir.path().join("iam.db"))
         .args([
             "--bootstrap",
@@ -45,27 +40,19 @@ fn serve(extra: &[&str]) -> Serve {
         .arg(dir.path().join("clock.sock"))
         .args(extra)
         .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let ready: serde_json::Value =
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+        .stderr(Stdio::piped());
+    let serve = Ready::start(cmd, "fobsim serve");
     assert!(
-        ready["now"]
+        serve.json["now"]
             .as_str()
             .unwrap()
             .starts_with("2001-09-09T01:46:40"),
-        "{ready}"
+        "{}",
+        serve.json
     );
     Serve {
-        endpoint: ready["endpoint"].as_str().unwrap().to_string(),
-        stderr: child.stderr.take(),
-        child,
+        endpoint: serve.str("endpoint"),
+        serve,
         _dir: dir,
     }
 }
@@ -106,10 +93,10 @@ fn by_default_requests_are_signed_at_the_engines_clock_and_serve_says_so() {
     assert_eq!(get_user(&s, Timestamp::from_secs(START)), None);
     let refused = get_user(&s, real_now());
     assert_eq!(refused.as_deref(), Some("SignatureDoesNotMatch"));
-    let _ = s.child.kill();
-    let _ = s.child.wait();
+    let _ = s.serve.child.kill();
+    let _ = s.serve.child.wait();
     let mut err = String::new();
-    std::io::Read::read_to_string(&mut s.stderr.take().unwrap(), &mut err).unwrap();
+    std::io::Read::read_to_string(&mut s.serve.child.stderr.take().unwrap(), &mut err).unwrap();
     assert!(
         err.contains("clients that sign with the real time (the AWS CLI, boto3, the SDKs) need --signing-time system"),
         "{err}"
@@ -177,24 +164,18 @@ fn one_clock_command_moves_the_emulator_and_the_server() {
     let server_sock = s._dir.path().join("clock.sock");
     let dir = tempfile::tempdir().unwrap();
     let emu_sock = dir.path().join("emu.sock");
-    let mut emu = Command::new(BIN)
-        .args([
-            "emulate",
-            "--clock",
-            "manual",
-            "--start",
-            &START.to_string(),
-            "--control",
-        ])
-        .arg(&emu_sock)
-        .arg("--json")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(emu.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.args([
+        "emulate",
+        "--clock",
+        "manual",
+        "--start",
+        &START.to_string(),
+        "--control",
+    ])
+    .arg(&emu_sock)
+    .arg("--json");
+    let emu = Ready::start(cmd, "fobsim emulate");
     let clock = |args: &[&str]| {
         let out = Command::new(BIN)
             .arg("clock")
@@ -250,7 +231,6 @@ fn one_clock_command_moves_the_emulator_and_the_server() {
         }
         Ok(())
     })();
-    let _ = emu.kill();
-    let _ = emu.wait();
+    drop(emu);
     checks.unwrap();
 }

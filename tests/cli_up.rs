@@ -4,9 +4,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test stops loudly
 
+#[path = "support/ready.rs"]
+mod ready;
+
 use std::io::{BufRead as _, BufReader, Read as _};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use fobsim_aws::Service;
@@ -14,22 +17,15 @@ use fobsim_aws::client::{Client, HttpResponse};
 use fobsim_aws::sigv4::Credentials;
 use fobsim_core::Timestamp;
 use fobsim_emulator::http::client::PanelClient;
+use ready::Ready;
 
 const BIN: &str = env!("CARGO_BIN_EXE_fobsim");
 
 /// A running `fobsim up`, its temp directory (TMPDIR) and its ready line.
 struct Up {
-    child: Child,
-    ready: serde_json::Value,
+    up: Ready,
     /// Its TMPDIR: handed back by [`Up::stop`], to look at after exit.
     tmp: Option<tempfile::TempDir>,
-}
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Up {
@@ -37,37 +33,26 @@ impl Up {
     /// TMPDIR a fresh temp directory.
     fn start(extra: &[&str]) -> Up {
         let tmp = tempfile::tempdir().unwrap();
-        let mut child = Command::new(BIN)
-            .args(["up", "--listen", "127.0.0.1:0", "--panel", "127.0.0.1:0"])
+        let mut cmd = Command::new(BIN);
+        cmd.args(["up", "--listen", "127.0.0.1:0", "--panel", "127.0.0.1:0"])
             .args(["--json"])
             .args(extra)
             .env("TMPDIR", tmp.path())
             .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let ready: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| {
-            let mut err = String::new();
-            let _ = child.stderr.take().unwrap().read_to_string(&mut err);
-            panic!("{e}: {line:?}\n{err}")
-        });
+            .stderr(Stdio::piped());
         Up {
-            child,
-            ready,
+            up: Ready::start(cmd, "fobsim up"),
             tmp: Some(tmp),
         }
     }
 
+    /// The ready line.
+    fn ready(&self) -> &serde_json::Value {
+        &self.up.json
+    }
+
     fn str(&self, key: &str) -> String {
-        self.ready[key]
-            .as_str()
-            .unwrap_or_else(|| panic!("no {key} in {}", self.ready))
-            .to_string()
+        self.up.str(key)
     }
 
     fn panel_addr(&self) -> SocketAddr {
@@ -108,7 +93,7 @@ impl Up {
 
     /// The printed credentials of the example user.
     fn creds(&self) -> Credentials {
-        let env = &self.ready["aws_env"];
+        let env = &self.ready()["aws_env"];
         Credentials {
             access_key_id: env["AWS_ACCESS_KEY_ID"].as_str().unwrap().into(),
             secret_access_key: env["AWS_SECRET_ACCESS_KEY"].as_str().unwrap().into(),
@@ -123,7 +108,9 @@ impl Up {
 
     /// An IAM call signed with `creds` at the real time.
     fn iam_as(&self, creds: &Credentials, params: &[(&str, &str)]) -> HttpResponse {
-        let endpoint = self.ready["aws_env"]["AWS_ENDPOINT_URL"].as_str().unwrap();
+        let endpoint = self.ready()["aws_env"]["AWS_ENDPOINT_URL"]
+            .as_str()
+            .unwrap();
         assert_eq!(endpoint, self.str("endpoint"));
         let mut all = params.to_vec();
         all.push(("Version", "2010-05-08"));
@@ -136,13 +123,13 @@ impl Up {
     /// SIGTERM; its exit status and stderr, and its TMPDIR.
     fn stop(mut self) -> (std::process::ExitStatus, String, tempfile::TempDir) {
         nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap()),
+            nix::unistd::Pid::from_raw(i32::try_from(self.up.child.id()).unwrap()),
             nix::sys::signal::Signal::SIGTERM,
         )
         .unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
+            if let Some(s) = self.up.child.try_wait().unwrap() {
                 break s;
             }
             assert!(
@@ -152,7 +139,8 @@ impl Up {
             std::thread::sleep(Duration::from_millis(50));
         };
         let mut err = String::new();
-        self.child
+        self.up
+            .child
             .stderr
             .take()
             .unwrap()
@@ -178,20 +166,20 @@ fn the_sandbox_answers_on_every_door_and_stops_cleanly() {
     assert!(
         dir.starts_with(up.tmp.as_ref().unwrap().path()),
         "{}",
-        up.ready
+        up.ready()
     );
     assert!(dir.join("iam.db").is_file());
     assert_eq!(up.str("db"), dir.join("iam.db").display().to_string());
     assert_eq!(up.str("clock"), "system");
-    let console = up.ready["console"].as_str().unwrap();
-    assert!(console.ends_with("/console/"), "{}", up.ready);
+    let console = up.ready()["console"].as_str().unwrap();
+    assert!(console.ends_with("/console/"), "{}", up.ready());
     // Three fobs, the first two for the example's users, all known.
-    let fobs = up.ready["fobs"].as_array().unwrap();
+    let fobs = up.ready()["fobs"].as_array().unwrap();
     let users: Vec<_> = fobs.iter().map(|f| f["user"].as_str()).collect();
     assert_eq!(users, [Some("alice"), Some("bob"), None]);
     assert_eq!(fobs[0]["serial"], "GAHT00000001");
-    assert_eq!(up.ready["tokens_imported"], 3);
-    assert_eq!(up.ready["aws_user"], "alice");
+    assert_eq!(up.ready()["tokens_imported"], 3);
+    assert_eq!(up.ready()["aws_user"], "alice");
 
     // The panel page.
     let page = up.panel().request("GET", "/", None).unwrap();
@@ -310,8 +298,8 @@ fn a_given_database_and_bootstrap_are_used_and_kept() {
         "--bootstrap",
         boot.to_str().unwrap(),
     ]);
-    assert!(again.ready["dir"].is_null(), "{}", again.ready);
-    assert_eq!(again.ready["tokens_imported"], 0);
+    assert!(again.ready()["dir"].is_null(), "{}", again.ready());
+    assert_eq!(again.ready()["tokens_imported"], 0);
     assert_eq!(again.str("db"), db.display().to_string());
     let me = again.iam(&[("Action", "GetUser")]);
     assert_eq!(me.status, 200, "{}", me.body);
