@@ -38,6 +38,7 @@ use fobsim_engine::console::{Console, ConsoleConfig, Routes};
 use fobsim_engine::{Engine, PasswordCost, Profile, testing};
 use http_body_util::{BodyExt as _, Full};
 
+use crate::keepalive;
 use crate::measure::cpu_seconds;
 use crate::report::Row;
 use crate::{BenchError, Group, Options, setup};
@@ -77,7 +78,7 @@ struct Answer {
 }
 
 async fn request(
-    sender: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    sender: &mut keepalive::Sender,
     method: &str,
     path: &str,
     cookie: Option<&str>,
@@ -139,7 +140,7 @@ fn enc(s: &str) -> String {
 
 /// One whole sign-in; `Err` says which step went wrong.
 async fn sign_in(
-    sender: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    sender: &mut keepalive::Sender,
     account: &str,
     job: &Job,
 ) -> Result<Result<SignIn, String>, BenchError> {
@@ -206,40 +207,19 @@ type ConnResult = (Vec<SignIn>, u64, Option<String>);
 
 /// One keep-alive connection's sign-ins, one after the other.
 fn connection(addr: SocketAddr, account: &str, jobs: &[Job]) -> Result<ConnResult, BenchError> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(async {
-        tokio::time::timeout(CONNECTION_DEADLINE, async {
-            let io = tokio::net::TcpStream::connect(addr).await?;
-            io.set_nodelay(true)?;
-            let (mut sender, conn) =
-                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
-                    .await
-                    .map_err(|e| setup("HTTP client", e))?;
-            let conn = tokio::spawn(conn);
-            let mut done = Vec::with_capacity(jobs.len());
-            let (mut failed, mut first) = (0, None);
-            for job in jobs {
-                match sign_in(&mut sender, account, job).await? {
-                    Ok(s) => done.push(s),
-                    Err(why) => {
-                        failed += 1;
-                        first.get_or_insert(why);
-                    }
+    keepalive::on_connection(addr, CONNECTION_DEADLINE, "the sign-ins", async |sender| {
+        let mut done = Vec::with_capacity(jobs.len());
+        let (mut failed, mut first) = (0, None);
+        for job in jobs {
+            match sign_in(sender, account, job).await? {
+                Ok(s) => done.push(s),
+                Err(why) => {
+                    failed += 1;
+                    first.get_or_insert(why);
                 }
             }
-            drop(sender);
-            let _ = conn.await;
-            Ok((done, failed, first))
-        })
-        .await
-        .map_err(|_| {
-            setup(
-                "HTTP client",
-                format!("the sign-ins took over {CONNECTION_DEADLINE:?}"),
-            )
-        })?
+        }
+        Ok((done, failed, first))
     })
 }
 

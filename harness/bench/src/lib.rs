@@ -30,6 +30,7 @@ pub mod simulation;
 mod console;
 mod emulator;
 mod harness;
+mod keepalive;
 pub mod measure;
 mod otp;
 mod report;

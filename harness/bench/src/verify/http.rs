@@ -34,6 +34,7 @@ use fobsim_engine::{Engine, testing};
 use http_body_util::{BodyExt as _, Full};
 
 use super::{DbPerRequest, HttpResult};
+use crate::keepalive;
 use crate::measure::{cpu_seconds, cpu_seconds_of_tree};
 use crate::{BenchError, Options, setup};
 
@@ -86,20 +87,11 @@ fn signed(
 /// answers.
 fn connection(addr: SocketAddr, reqs: Vec<Request>) -> Result<(Vec<Duration>, u64), BenchError> {
     let client = |e: hyper::Error| setup("HTTP client", e);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    // One deadline for the whole connection (a timer per request would
-    // cost the client more than the rest of its work).
-    rt.block_on(async {
-        tokio::time::timeout(CONNECTION_DEADLINE, async {
-            let io = tokio::net::TcpStream::connect(addr).await?;
-            io.set_nodelay(true)?;
-            let (mut sender, conn) =
-                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
-                    .await
-                    .map_err(client)?;
-            let conn = tokio::spawn(conn);
+    keepalive::on_connection(
+        addr,
+        CONNECTION_DEADLINE,
+        "the requests",
+        async move |sender| {
             let mut lat = Vec::with_capacity(reqs.len());
             let mut errors = 0;
             for req in reqs {
@@ -112,18 +104,9 @@ fn connection(addr: SocketAddr, reqs: Vec<Request>) -> Result<(Vec<Duration>, u6
                     errors += 1;
                 }
             }
-            drop(sender);
-            let _ = conn.await;
             Ok((lat, errors))
-        })
-        .await
-        .map_err(|_| {
-            setup(
-                "HTTP client",
-                format!("the requests took over {CONNECTION_DEADLINE:?}"),
-            )
-        })?
-    })
+        },
+    )
 }
 
 pub(super) fn bench(opts: &Options, engine: Engine) -> Result<HttpResult, BenchError> {
