@@ -259,14 +259,13 @@ pub(crate) fn run(opts: &Options, rows: &mut Vec<Row>) -> Result<(), BenchError>
             o.concurrency
         ));
         let id = format!("verify.http.{store}{suffix}");
-        let name = format!(
-            "fobsim serve: STS GetSessionToken+MFA over HTTP, {store}{}",
-            if suffix.is_empty() {
-                String::new()
-            } else {
-                format!(", {} connections", o.concurrency)
-            }
-        );
+        // The default rows keep their names; the others say their connections.
+        let conns = if suffix.is_empty() {
+            String::new()
+        } else {
+            format!(", {} connections", o.concurrency)
+        };
+        let name = format!("fobsim serve: STS GetSessionToken+MFA over HTTP, {store}{conns}");
         let r = (|| {
             let engine = if store == "memory" {
                 Engine::in_memory(Profile::for_tests())
@@ -286,14 +285,7 @@ pub(crate) fn run(opts: &Options, rows: &mut Vec<Row>) -> Result<(), BenchError>
             cpu_rows.push(Row::new(
                 &format!("verify.cpu.http.{store}{suffix}"),
                 Group::Verify,
-                &format!(
-                    "CPU per GetSessionToken, {store}{} (server + load generator)",
-                    if suffix.is_empty() {
-                        String::new()
-                    } else {
-                        format!(", {} connections", o.concurrency)
-                    }
-                ),
+                &format!("CPU per GetSessionToken, {store}{conns} (server + load generator)"),
                 c,
                 "CPU ms/request",
             ));
